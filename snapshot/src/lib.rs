@@ -1,0 +1,2 @@
+#![deny(clippy::unwrap_used)]
+//! placeholder
