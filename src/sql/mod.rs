@@ -1,0 +1,1 @@
+//! Statement parsing and result formatting.
