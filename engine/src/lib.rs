@@ -1,2 +1,35 @@
 #![deny(clippy::unwrap_used)]
-//! placeholder
+//! tabletsnap-engine: a tablet storage engine. Tablets hold versioned rowsets
+//! of immutable, checksummed segment files; loads publish versions, compaction
+//! merges them, GC frees replaced files, recovery cleans up after crashes, and
+//! capture/install give the snapshot layer a consistent view in and out.
+
+pub mod capture;
+pub mod compaction;
+pub mod engine;
+pub mod error;
+pub mod file;
+pub mod idgen;
+pub mod install;
+pub mod load;
+pub mod read;
+pub mod recovery;
+pub mod rowset;
+pub mod schema;
+pub mod segment;
+pub mod tablet;
+pub mod tablet_meta;
+pub mod workload;
+
+pub use capture::Capture;
+pub use compaction::GcStats;
+pub use engine::{CreateTabletRequest, Engine, EngineOptions, Store};
+pub use error::{Error, Result};
+pub use install::{InstallOutcome, InstallRequest, Verify};
+pub use load::{Durability, LoadBatch};
+pub use read::TabletChecksum;
+pub use recovery::RecoveryReport;
+pub use rowset::{RowsetId, RowsetMeta, SegmentMeta};
+pub use schema::{Column, ColumnType, Row, Schema, Value};
+pub use tablet_meta::{StaleRowset, TabletMeta};
+pub use workload::WorkloadSpec;

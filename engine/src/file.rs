@@ -1,0 +1,164 @@
+//! The one place that makes things durable: atomic writes, directory fsyncs and
+//! filesystem-wide barriers. Everything that persists meta goes through here.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+
+/// Suffix of temporary files; recovery removes any file carrying it.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// The temp name used while `path` is being written.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(TMP_SUFFIX);
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to `path` atomically and durably: temp file in the same
+/// directory, write, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_tmp(path, bytes, true)?;
+    let tmp = tmp_path(path);
+    fs::rename(&tmp, path).at(path)?;
+    fsync_dir(parent_of(path))
+}
+
+/// Writes `bytes` to the temp name of `path` without making it visible.
+/// With `sync` false the caller owes a barrier ([`syncfs`]) before [`commit_tmp`].
+pub fn write_tmp(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
+    let tmp = tmp_path(path);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .at(&tmp)?;
+    f.write_all(bytes).at(&tmp)?;
+    if sync {
+        f.sync_all().at(&tmp)?;
+    }
+    Ok(())
+}
+
+/// Renames the temp file written by [`write_tmp`] over `path`. Durable only
+/// after the directory is fsynced or a barrier runs.
+pub fn commit_tmp(path: &Path) -> Result<()> {
+    fs::rename(tmp_path(path), path).at(path)
+}
+
+/// Writes a new file (not atomically) without fsync; for data files whose
+/// visibility is controlled by a meta written later.
+pub fn write_new(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at(path)?;
+    f.write_all(bytes).at(path)?;
+    if sync {
+        f.sync_all().at(path)?;
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory so that entries created, renamed or removed in it persist.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// One barrier for everything written on the filesystem holding `path`
+/// (`syncfs(2)`): far cheaper than an fsync per file for large batches.
+pub fn syncfs(path: &Path) -> Result<()> {
+    let f = File::open(path).at(path)?;
+    nix::unistd::syncfs(&f).map_err(|e| crate::Error::io(path, std::io::Error::from(e)))
+}
+
+/// Creates `dir` and its missing parents, then fsyncs each directory whose
+/// entries changed, so the new path survives a crash.
+pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.exists() {
+        missing.push(cur.to_path_buf());
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).at(dir)?;
+    for d in missing.iter().rev() {
+        fsync_dir(parent_of(d))?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its parents without fsync (the caller runs a barrier).
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).at(dir)
+}
+
+/// Reads a whole file.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).at(path)
+}
+
+/// Removes a directory tree if it exists.
+pub fn remove_dir_all_if_exists(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::Error::io(dir, e)),
+    }
+}
+
+/// Removes a file if it exists.
+pub fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::Error::io(path, e)),
+    }
+}
+
+/// The parent directory, or `.` for a bare name.
+pub fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let p = dir.path().join("meta");
+        write_atomic(&p, b"one")?;
+        write_atomic(&p, b"two")?;
+        assert_eq!(read(&p)?, b"two");
+        assert!(!tmp_path(&p).exists());
+        Ok(())
+    }
+
+    #[test]
+    fn durable_dir_creation_makes_all_parents() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let d = dir.path().join("a/b/c");
+        create_dir_all_durable(&d)?;
+        assert!(d.is_dir());
+        syncfs(&d)?;
+        Ok(())
+    }
+}

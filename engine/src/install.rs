@@ -1,0 +1,339 @@
+//! Install for restore: register tablets from directories of segment files and
+//! their (source) metas under new ids, atomically. The meta rename is the
+//! commit point: before it the old tablet (or none) is intact, after it the new
+//! one is complete; the replaced rowsets are garbage only after it is durable.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::engine::{now_ms, Engine};
+use crate::error::{Error, Result};
+use crate::file;
+use crate::rowset::RowsetMeta;
+use crate::tablet::{Tablet, WriterPermit};
+use crate::tablet_meta::{StaleRowset, TabletMeta, META_FILE_NAME};
+
+/// How much of each source file to check before install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Read every file and compare size and crc32 with the meta.
+    Full,
+    /// Compare sizes only: for a caller that verified these very crc32s while
+    /// writing the files (the download path does).
+    SizeOnly,
+}
+
+/// One tablet to install.
+#[derive(Debug, Clone)]
+pub struct InstallRequest {
+    /// Directory holding the source segment files, named by the source rowset ids.
+    pub src_dir: PathBuf,
+    /// The source tablet's meta (source ids; versions are kept).
+    pub source: TabletMeta,
+    /// New table id.
+    pub table_id: u64,
+    /// New partition id.
+    pub partition_id: u64,
+    /// New tablet id.
+    pub tablet_id: u64,
+    /// Schema hash of the target.
+    pub schema_hash: u32,
+    /// Replace an existing tablet with the same id and schema.
+    pub overwrite: bool,
+}
+
+/// What an install did for one tablet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallOutcome {
+    /// The tablet now holds the source data.
+    Installed {
+        /// Segment files linked in.
+        files: usize,
+    },
+    /// The tablet already held exactly this data (a re-run after a crash).
+    AlreadyInstalled,
+}
+
+/// The same versions made of the same bytes, whatever the ids.
+fn same_content(a: &[RowsetMeta], b: &[RowsetMeta]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.start_version == y.start_version
+                && x.end_version == y.end_version
+                && x.num_rows == y.num_rows
+                && x.segments == y.segments
+        })
+}
+
+struct Staged {
+    req_index: usize,
+    store: usize,
+    dir: PathBuf,
+    meta: TabletMeta,
+    existing: Option<WriterPermit>,
+    linked: Vec<PathBuf>,
+}
+
+fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
+    match std::fs::hard_link(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => std::fs::copy(src, dst)
+            .map(|_| ())
+            .map_err(|e| Error::io(dst, e)),
+        Err(e) => Err(Error::io(dst, e)),
+    }
+}
+
+fn verify_sources(req: &InstallRequest, verify: Verify) -> Result<usize> {
+    req.source
+        .validate()
+        .map_err(|e| Error::corrupt(req.src_dir.join(META_FILE_NAME), e))?;
+    let mut n = 0;
+    for rs in &req.source.rowsets {
+        for (name, seg) in rs.files() {
+            let path = req.src_dir.join(&name);
+            n += 1;
+            if verify == Verify::SizeOnly {
+                let len = std::fs::metadata(&path)
+                    .map_err(|e| Error::io(&path, e))?
+                    .len();
+                if len != seg.size {
+                    return Err(Error::corrupt(
+                        &path,
+                        format!("file is {len} bytes, meta says {}", seg.size),
+                    ));
+                }
+                continue;
+            }
+            let buf = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            if buf.len() as u64 != seg.size {
+                return Err(Error::corrupt(
+                    &path,
+                    format!("file is {} bytes, meta says {}", buf.len(), seg.size),
+                ));
+            }
+            let actual = crc32fast::hash(&buf);
+            if actual != seg.crc32 {
+                return Err(Error::ChecksumMismatch {
+                    what: format!(
+                        "snapshot file {} of tablet {}",
+                        path.display(),
+                        req.tablet_id
+                    ),
+                    expected: seg.crc32,
+                    actual,
+                });
+            }
+        }
+    }
+    Ok(n)
+}
+
+impl Engine {
+    /// Installs tablets from snapshot directories, verified and atomic, with
+    /// one durability barrier for the whole batch. Re-running after a crash
+    /// completes the install or reports `AlreadyInstalled`.
+    pub fn install_tablets(
+        &self,
+        reqs: &[InstallRequest],
+        verify: Verify,
+    ) -> Result<Vec<InstallOutcome>> {
+        let mut seen = HashSet::new();
+        for r in reqs {
+            if !seen.insert(r.tablet_id) {
+                return Err(Error::InvalidArgument(format!(
+                    "tablet {} is listed twice",
+                    r.tablet_id
+                )));
+            }
+        }
+        let counts: Vec<usize> = reqs
+            .par_iter()
+            .map(|r| verify_sources(r, verify))
+            .collect::<Result<_>>()?;
+        // Decide per tablet, taking writer locks of existing tablets in id order.
+        let mut order: Vec<usize> = (0..reqs.len()).collect();
+        order.sort_by_key(|i| reqs[*i].tablet_id);
+        let mut outcomes = vec![InstallOutcome::AlreadyInstalled; reqs.len()];
+        let mut staged = Vec::new();
+        for i in order {
+            let r = &reqs[i];
+            let existing = self.tablet(r.tablet_id).ok();
+            let permit = existing.as_ref().map(|t| t.lock_writer());
+            let now = now_ms();
+            let mut meta = TabletMeta {
+                table_id: r.table_id,
+                partition_id: r.partition_id,
+                tablet_id: r.tablet_id,
+                schema_hash: r.schema_hash,
+                schema: r.source.schema.clone(),
+                rowsets: Vec::new(),
+                stale_rowsets: Vec::new(),
+                creation_time_ms: now,
+            };
+            let (store, dir) = match &existing {
+                Some(t) => {
+                    let cur = t.meta();
+                    if same_content(&cur.rowsets, &r.source.rowsets)
+                        && cur.schema == r.source.schema
+                    {
+                        continue;
+                    }
+                    if !r.overwrite {
+                        return Err(Error::TabletExists(r.tablet_id));
+                    }
+                    if cur.schema != r.source.schema || cur.schema_hash != r.schema_hash {
+                        return Err(Error::SchemaMismatch {
+                            tablet_id: r.tablet_id,
+                            detail: "column list or schema hash differs".into(),
+                        });
+                    }
+                    meta.creation_time_ms = cur.creation_time_ms;
+                    meta.stale_rowsets = cur.stale_rowsets;
+                    // stale_since 0: due for GC as soon as the new meta is durable.
+                    meta.stale_rowsets
+                        .extend(cur.rowsets.into_iter().map(|rowset| StaleRowset {
+                            rowset,
+                            stale_since_ms: 0,
+                        }));
+                    (t.store, t.dir().to_path_buf())
+                }
+                None => {
+                    let store = self.pick_store(Some(&r.src_dir));
+                    let dir = self.stores[store].tablet_dir(r.tablet_id, r.schema_hash);
+                    if dir.join(META_FILE_NAME).exists() {
+                        return Err(Error::TabletExists(r.tablet_id));
+                    }
+                    // Leftovers of an install that died before its commit point.
+                    file::remove_dir_all_if_exists(&dir)?;
+                    file::create_dir_all(&dir)?;
+                    (store, dir)
+                }
+            };
+            for rs in &r.source.rowsets {
+                let mut n = rs.clone();
+                n.rowset_id = self.alloc_rowset_id()?;
+                meta.rowsets.push(n);
+            }
+            outcomes[i] = InstallOutcome::Installed { files: counts[i] };
+            staged.push(Staged {
+                req_index: i,
+                store,
+                dir,
+                meta,
+                existing: permit,
+                linked: Vec::new(),
+            });
+        }
+        if let Err(e) = self.link_stage(reqs, &mut staged) {
+            for s in &staged {
+                for p in &s.linked {
+                    let _ = file::remove_file_if_exists(p);
+                }
+                if s.existing.is_none() && !s.dir.join(META_FILE_NAME).exists() {
+                    let _ = file::remove_dir_all_if_exists(&s.dir);
+                }
+            }
+            return Err(e);
+        }
+        if let Err(e) = self.commit_stage(&staged) {
+            // Some metas may have swapped: trust the disk, as a restart would.
+            self.reload_from_disk(staged);
+            return Err(e);
+        }
+        // Publish in memory, then free the replaced rowsets.
+        let mut replaced = Vec::new();
+        {
+            let mut map = self.tablets.write();
+            for s in staged {
+                match s.existing {
+                    Some(permit) => {
+                        permit.tablet().set_meta(s.meta);
+                        replaced.push(Arc::clone(permit.tablet()));
+                    }
+                    None => {
+                        self.stores[s.store].tablets.fetch_add(1, Ordering::Relaxed);
+                        map.insert(
+                            s.meta.tablet_id,
+                            Arc::new(Tablet::new(s.meta, s.dir, s.store)),
+                        );
+                    }
+                }
+            }
+        }
+        fail::fail_point!("engine::install::before_gc", |_| Err(Error::FailPoint(
+            "engine::install::before_gc".into()
+        )));
+        for t in replaced {
+            self.gc_tablet(&t, 0)?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Links every file and writes temp metas; nothing is visible yet.
+    fn link_stage(&self, reqs: &[InstallRequest], staged: &mut [Staged]) -> Result<()> {
+        fail::fail_point!("engine::install::before_link", |_| Err(Error::FailPoint(
+            "engine::install::before_link".into()
+        )));
+        staged.par_iter_mut().try_for_each(|s| {
+            let req = &reqs[s.req_index];
+            for (src_rs, dst_rs) in req.source.rowsets.iter().zip(&s.meta.rowsets) {
+                for i in 0..src_rs.segments.len() {
+                    let src = req.src_dir.join(src_rs.segment_file_name(i));
+                    let dst = s.dir.join(dst_rs.segment_file_name(i));
+                    link_or_copy(&src, &dst)?;
+                    s.linked.push(dst);
+                }
+            }
+            file::write_tmp(&s.dir.join(META_FILE_NAME), &s.meta.encode(), false)
+        })?;
+        fail::fail_point!("engine::install::after_link", |_| Err(Error::FailPoint(
+            "engine::install::after_link".into()
+        )));
+        Ok(())
+    }
+
+    /// The commit point: barrier, meta renames, barrier.
+    fn commit_stage(&self, staged: &[Staged]) -> Result<()> {
+        let mut stores: Vec<usize> = staged.iter().map(|s| s.store).collect();
+        stores.sort_unstable();
+        stores.dedup();
+        // Links, their target dirs and the temp metas are durable before any meta swaps in.
+        self.barrier(&stores)?;
+        fail::fail_point!("engine::install::before_meta_swap", |_| Err(
+            Error::FailPoint("engine::install::before_meta_swap".into())
+        ));
+        staged
+            .par_iter()
+            .try_for_each(|s| file::commit_tmp(&s.dir.join(META_FILE_NAME)))?;
+        self.barrier(&stores)?;
+        fail::fail_point!("engine::install::after_meta_swap", |_| Err(
+            Error::FailPoint("engine::install::after_meta_swap".into())
+        ));
+        Ok(())
+    }
+
+    fn reload_from_disk(&self, staged: Vec<Staged>) {
+        let mut map = self.tablets.write();
+        for s in staged {
+            let path = s.dir.join(META_FILE_NAME);
+            let Ok(meta) = std::fs::read(&path)
+                .map_err(|e| Error::io(&path, e))
+                .and_then(|b| TabletMeta::decode(&path, &b))
+            else {
+                continue;
+            };
+            match s.existing {
+                Some(permit) => permit.tablet().set_meta(meta),
+                None => {
+                    self.stores[s.store].tablets.fetch_add(1, Ordering::Relaxed);
+                    map.insert(meta.tablet_id, Arc::new(Tablet::new(meta, s.dir, s.store)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Tablet meta: identity, schema and rowsets, stored as one file per tablet
+//! (`<tablet dir>/tablet.meta`) with a magic, a format version and a crc32 trailer.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rowset::RowsetMeta;
+use crate::schema::Schema;
+
+/// File name of a tablet's meta inside its directory.
+pub const META_FILE_NAME: &str = "tablet.meta";
+/// Leading magic of a meta file.
+pub const META_MAGIC: &[u8; 4] = b"TSMT";
+/// Newest meta format this build writes and reads.
+pub const META_FORMAT_VERSION: u32 = 1;
+
+/// A rowset replaced by compaction or overwrite, kept until GC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleRowset {
+    /// The replaced rowset.
+    pub rowset: RowsetMeta,
+    /// When it became stale, milliseconds since the epoch.
+    pub stale_since_ms: u64,
+}
+
+/// Everything that describes a tablet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabletMeta {
+    /// Owning table.
+    pub table_id: u64,
+    /// Owning partition.
+    pub partition_id: u64,
+    /// This tablet.
+    pub tablet_id: u64,
+    /// Schema hash (part of the directory path).
+    pub schema_hash: u32,
+    /// Column schema.
+    pub schema: Schema,
+    /// Visible rowsets, sorted by version, contiguous from version 0.
+    pub rowsets: Vec<RowsetMeta>,
+    /// Replaced rowsets awaiting garbage collection.
+    pub stale_rowsets: Vec<StaleRowset>,
+    /// Creation time, milliseconds since the epoch.
+    pub creation_time_ms: u64,
+}
+
+impl TabletMeta {
+    /// The newest published version (the end of the last rowset).
+    pub fn max_version(&self) -> u64 {
+        self.rowsets.last().map_or(0, |r| r.end_version)
+    }
+
+    /// Total rows visible at the max version.
+    pub fn num_rows(&self) -> u64 {
+        self.rowsets.iter().map(|r| r.num_rows).sum()
+    }
+
+    /// Total bytes of visible segment files.
+    pub fn data_size(&self) -> u64 {
+        self.rowsets.iter().map(|r| r.data_size).sum()
+    }
+
+    /// The rowsets that exactly cover [0, version], or why not.
+    pub fn rowsets_for(&self, version: u64) -> Result<&[RowsetMeta]> {
+        let max = self.max_version();
+        if version > max {
+            return Err(Error::VersionNotFound {
+                tablet_id: self.tablet_id,
+                version,
+                max_version: max,
+            });
+        }
+        for (i, r) in self.rowsets.iter().enumerate() {
+            if r.end_version == version {
+                return Ok(&self.rowsets[..=i]);
+            }
+            if r.start_version <= version && version < r.end_version {
+                return Err(Error::VersionAlreadyMerged {
+                    tablet_id: self.tablet_id,
+                    version,
+                    start: r.start_version,
+                    end: r.end_version,
+                });
+            }
+        }
+        Err(Error::VersionNotFound {
+            tablet_id: self.tablet_id,
+            version,
+            max_version: max,
+        })
+    }
+
+    /// A copy holding only the rowsets covering [0, version] and no stale ones.
+    pub fn restricted_to(&self, version: u64) -> Result<TabletMeta> {
+        let rowsets = self.rowsets_for(version)?.to_vec();
+        Ok(TabletMeta {
+            rowsets,
+            stale_rowsets: Vec::new(),
+            ..self.clone()
+        })
+    }
+
+    /// Checks the invariants: rowsets contiguous from 0, segment sums consistent.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let mut next = 0u64;
+        for r in &self.rowsets {
+            if r.start_version != next || r.end_version < r.start_version {
+                return Err(format!(
+                    "rowset {} covers {} but version {next} was expected next",
+                    r.rowset_id,
+                    r.version_label()
+                ));
+            }
+            next = r.end_version + 1;
+            let rows: u64 = r.segments.iter().map(|s| s.num_rows).sum();
+            let size: u64 = r.segments.iter().map(|s| s.size).sum();
+            if rows != r.num_rows || size != r.data_size {
+                return Err(format!(
+                    "rowset {} row count or size disagrees with its segments",
+                    r.rowset_id
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Serializes with magic, version and crc trailer.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.rowsets.len() * 96);
+        out.extend_from_slice(META_MAGIC);
+        out.extend_from_slice(&META_FORMAT_VERSION.to_le_bytes());
+        // bincode 1's default options encode integers little-endian, fixed width.
+        #[expect(
+            clippy::expect_used,
+            reason = "serializing plain structs to a Vec cannot fail"
+        )]
+        bincode::serialize_into(&mut out, self).expect("serialize tablet meta");
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses and verifies a meta image read from `path`.
+    pub fn decode(path: &Path, buf: &[u8]) -> Result<TabletMeta> {
+        if buf.len() < 12 {
+            return Err(Error::corrupt(path, "meta file is truncated"));
+        }
+        if &buf[..4] != META_MAGIC {
+            return Err(Error::corrupt(path, "bad meta magic"));
+        }
+        let (body, trailer) = buf.split_at(buf.len() - 4);
+        let expected = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let actual = crc32fast::hash(body);
+        if expected != actual {
+            return Err(Error::ChecksumMismatch {
+                what: format!("tablet meta {}", path.display()),
+                expected,
+                actual,
+            });
+        }
+        let version = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        if version != META_FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: META_FORMAT_VERSION,
+            });
+        }
+        let meta: TabletMeta = bincode::deserialize(&body[8..])
+            .map_err(|e| Error::corrupt(path, format!("meta does not decode: {e}")))?;
+        meta.validate().map_err(|e| Error::corrupt(path, e))?;
+        Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rowset::{RowsetId, SegmentMeta};
+    use crate::schema::{Column, ColumnType};
+
+    pub(crate) fn sample() -> TabletMeta {
+        let rs = |id: u128, s: u64, e: u64| RowsetMeta {
+            rowset_id: RowsetId(id),
+            start_version: s,
+            end_version: e,
+            segments: vec![SegmentMeta {
+                size: 10,
+                crc32: 7,
+                num_rows: 2,
+            }],
+            num_rows: 2,
+            data_size: 10,
+            creation_time_ms: 1,
+        };
+        TabletMeta {
+            table_id: 1,
+            partition_id: 2,
+            tablet_id: 3,
+            schema_hash: 4,
+            schema: Schema::new(vec![Column::new("k", ColumnType::Int).key()]),
+            rowsets: vec![rs(1, 0, 1), rs(2, 2, 4), rs(3, 5, 5)],
+            stale_rowsets: vec![],
+            creation_time_ms: 9,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_every_flip_detected() -> Result<()> {
+        let m = sample();
+        let img = m.encode();
+        assert_eq!(TabletMeta::decode(Path::new("m"), &img)?, m);
+        for i in 0..img.len() {
+            let mut bad = img.clone();
+            bad[i] ^= 0x10;
+            assert!(
+                TabletMeta::decode(Path::new("m"), &bad).is_err(),
+                "flip at {i}"
+            );
+        }
+        for n in 0..img.len() {
+            assert!(
+                TabletMeta::decode(Path::new("m"), &img[..n]).is_err(),
+                "cut at {n}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn capture_ranges() -> Result<()> {
+        let m = sample();
+        assert_eq!(m.rowsets_for(4)?.len(), 2);
+        assert_eq!(m.rowsets_for(5)?.len(), 3);
+        assert!(matches!(
+            m.rowsets_for(3),
+            Err(Error::VersionAlreadyMerged {
+                start: 2,
+                end: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            m.rowsets_for(6),
+            Err(Error::VersionNotFound { .. })
+        ));
+        assert_eq!(m.restricted_to(1)?.rowsets.len(), 1);
+        Ok(())
+    }
+}
