@@ -1,6 +1,12 @@
 //! Statement parsing and result formatting.
+//!
+//! [`parse_statements`] turns text into typed [`ast::Statement`]s (syntax only).
 
+pub mod ast;
 pub mod error;
 pub mod lexer;
+pub mod parser;
 
+pub use ast::Statement;
 pub use error::{ParseError, ParseErrorKind, Pos};
+pub use parser::{parse_statement, parse_statements};
