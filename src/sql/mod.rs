@@ -1,12 +1,15 @@
 //! Statement parsing and result formatting.
 //!
-//! [`parse_statements`] turns text into typed [`ast::Statement`]s (syntax only).
+//! [`parse_statements`] turns text into typed [`ast::Statement`]s (syntax only);
+//! [`props`] validates job properties for the job layer.
 
 pub mod ast;
 pub mod error;
 pub mod lexer;
 pub mod parser;
+pub mod props;
 
 pub use ast::Statement;
 pub use error::{ParseError, ParseErrorKind, Pos};
 pub use parser::{parse_statement, parse_statements};
+pub use props::{BackupProps, PropertyError, RestoreProps};
