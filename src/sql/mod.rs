@@ -1,7 +1,7 @@
 //! Statement parsing and result formatting.
 //!
 //! [`parse_statements`] turns text into typed [`ast::Statement`]s (syntax only);
-//! [`props`] validates job properties for the job layer; [`format`] renders
+//! [`props`] validates job properties for the job layer; [`format`](mod@format) renders
 //! result tables like the mysql client.
 
 pub mod ast;

@@ -247,6 +247,12 @@ impl<'a> Parser<'a> {
     /// A name: an unreserved word or a backquoted identifier. `what` names it in errors.
     pub(super) fn ident(&mut self, what: &str) -> Result<String, ParseError> {
         if !self.is_ident() {
+            if let TokenKind::Word(w) = &self.peek().kind {
+                let upper = w.to_ascii_uppercase();
+                return Err(self.error(format!(
+                    "{what} ({upper} is reserved: write `{w}` to use it as a name)"
+                )));
+            }
             return Err(self.error(what));
         }
         match self.advance().kind {

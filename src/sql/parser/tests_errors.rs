@@ -63,7 +63,8 @@ fn end_of_input_and_names() {
     );
     assert_eq!(
         error("CREATE DATABASE from"),
-        "syntax error at line 1, column 17: expected IF or database name, found \"from\""
+        "syntax error at line 1, column 17: expected IF or database name \
+         (FROM is reserved: write `from` to use it as a name), found \"from\""
     );
     assert_eq!(
         error("create"),
