@@ -1,0 +1,219 @@
+//! Parser tests for SHOW, users, repositories, BACKUP, RESTORE and CANCEL.
+
+use super::tests::{names, parse, props, s};
+use crate::sql::ast::*;
+
+#[test]
+fn shows() {
+    assert_eq!(parse("SHOW DATABASES"), Statement::ShowDatabases);
+    assert_eq!(parse("show tables"), Statement::ShowTables { db: None });
+    assert_eq!(
+        parse("SHOW PARTITIONS FROM d.t"),
+        Statement::ShowPartitions {
+            table: QualifiedName::qualified("d", "t")
+        }
+    );
+    let tablets = Statement::ShowTablets {
+        table: QualifiedName::bare("t"),
+    };
+    assert_eq!(parse("SHOW TABLET FROM t"), tablets);
+    assert_eq!(parse("show tablets from t"), tablets);
+    assert_eq!(parse("SHOW REPOSITORIES"), Statement::ShowRepositories);
+    assert_eq!(parse("SHOW BACKUP"), Statement::ShowBackup { db: None });
+    assert_eq!(
+        parse("SHOW BACKUP FROM d"),
+        Statement::ShowBackup { db: Some(s("d")) }
+    );
+    assert_eq!(parse("SHOW RESTORE"), Statement::ShowRestore { db: None });
+    assert_eq!(
+        parse("show restore from `d`"),
+        Statement::ShowRestore { db: Some(s("d")) }
+    );
+}
+
+#[test]
+fn show_snapshot() {
+    assert_eq!(
+        parse("SHOW SNAPSHOT ON repo"),
+        Statement::ShowSnapshot {
+            repo: s("repo"),
+            filter: None
+        }
+    );
+    assert_eq!(
+        parse(r#"SHOW SNAPSHOT ON repo WHERE SNAPSHOT = "nightly""#),
+        Statement::ShowSnapshot {
+            repo: s("repo"),
+            filter: Some(SnapshotFilter {
+                snapshot: s("nightly"),
+                timestamp: None
+            })
+        }
+    );
+    assert_eq!(
+        parse("show snapshot on repo where snapshot = 'n' and timestamp = '2024-01-02-03-04-05'"),
+        Statement::ShowSnapshot {
+            repo: s("repo"),
+            filter: Some(SnapshotFilter {
+                snapshot: s("n"),
+                timestamp: Some(s("2024-01-02-03-04-05"))
+            })
+        }
+    );
+}
+
+#[test]
+fn users() {
+    assert_eq!(
+        parse("CREATE USER alice"),
+        Statement::CreateUser { name: s("alice") }
+    );
+    assert_eq!(
+        parse("create user 'bob smith'"),
+        Statement::CreateUser {
+            name: s("bob smith")
+        }
+    );
+    assert_eq!(
+        parse("create user `carol`"),
+        Statement::CreateUser { name: s("carol") }
+    );
+}
+
+#[test]
+fn repositories() {
+    let repo = |broker, properties| {
+        Statement::CreateRepository(CreateRepository {
+            name: s("oss"),
+            broker,
+            location: s("file:///data/repo"),
+            properties,
+        })
+    };
+    assert_eq!(
+        parse(r#"CREATE REPOSITORY oss ON LOCATION "file:///data/repo""#),
+        repo(None, vec![])
+    );
+    assert_eq!(
+        parse(r#"CREATE REPOSITORY oss WITH BROKER ON LOCATION 'file:///data/repo'"#),
+        repo(Some(Broker { name: None }), vec![])
+    );
+    assert_eq!(
+        parse(
+            r#"create repository `oss` with broker hdfs_broker on location "file:///data/repo"
+               properties ("username" = "u", "password" = "")"#
+        ),
+        repo(
+            Some(Broker {
+                name: Some(s("hdfs_broker"))
+            }),
+            props(&[("username", "u"), ("password", "")])
+        )
+    );
+    assert_eq!(
+        parse("DROP REPOSITORY oss"),
+        Statement::DropRepository { name: s("oss") }
+    );
+}
+
+#[test]
+fn backup() {
+    assert_eq!(
+        parse("BACKUP SNAPSHOT snap1 TO repo"),
+        Statement::Backup(Backup {
+            label: QualifiedName::bare("snap1"),
+            repo: s("repo"),
+            tables: vec![],
+            properties: vec![],
+        })
+    );
+    assert_eq!(
+        parse(
+            r#"backup snapshot d.snap1 to repo
+               on (t1 partition (p1, p2), `t2`)
+               properties ("type" = "full", "timeout" = 3600)"#
+        ),
+        Statement::Backup(Backup {
+            label: QualifiedName::qualified("d", "snap1"),
+            repo: s("repo"),
+            tables: vec![
+                TableRef {
+                    name: s("t1"),
+                    partitions: names(&["p1", "p2"]),
+                    alias: None
+                },
+                TableRef {
+                    name: s("t2"),
+                    partitions: vec![],
+                    alias: None
+                },
+            ],
+            properties: props(&[("type", "full"), ("timeout", "3600")]),
+        })
+    );
+}
+
+#[test]
+fn restore() {
+    assert_eq!(
+        parse(
+            r#"RESTORE SNAPSHOT d.snap1 FROM repo
+               ON (t1 PARTITION (p1) AS t1_copy, t2 AS t2b, t3)
+               PROPERTIES ("backup_timestamp" = "2024-01-02-03-04-05", "replication_num" = "3",
+                           "allow_load" = "false", "timeout" = "600")"#
+        ),
+        Statement::Restore(Restore {
+            label: QualifiedName::qualified("d", "snap1"),
+            repo: s("repo"),
+            tables: vec![
+                TableRef {
+                    name: s("t1"),
+                    partitions: names(&["p1"]),
+                    alias: Some(s("t1_copy"))
+                },
+                TableRef {
+                    name: s("t2"),
+                    partitions: vec![],
+                    alias: Some(s("t2b"))
+                },
+                TableRef {
+                    name: s("t3"),
+                    partitions: vec![],
+                    alias: None
+                },
+            ],
+            properties: props(&[
+                ("backup_timestamp", "2024-01-02-03-04-05"),
+                ("replication_num", "3"),
+                ("allow_load", "false"),
+                ("timeout", "600"),
+            ]),
+        })
+    );
+    assert_eq!(
+        parse("restore snapshot snap1 from repo"),
+        Statement::Restore(Restore {
+            label: QualifiedName::bare("snap1"),
+            repo: s("repo"),
+            tables: vec![],
+            properties: vec![],
+        })
+    );
+}
+
+#[test]
+fn cancel() {
+    assert_eq!(parse("CANCEL BACKUP"), Statement::CancelBackup { db: None });
+    assert_eq!(
+        parse("cancel backup from d"),
+        Statement::CancelBackup { db: Some(s("d")) }
+    );
+    assert_eq!(
+        parse("CANCEL RESTORE"),
+        Statement::CancelRestore { db: None }
+    );
+    assert_eq!(
+        parse("Cancel Restore From d"),
+        Statement::CancelRestore { db: Some(s("d")) }
+    );
+}
