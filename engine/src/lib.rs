@@ -33,3 +33,16 @@ pub use rowset::{RowsetId, RowsetMeta, SegmentMeta};
 pub use schema::{Column, ColumnType, Row, Schema, Value};
 pub use tablet_meta::{StaleRowset, TabletMeta};
 pub use workload::WorkloadSpec;
+
+/// Every fail point the engine defines (active with the `failpoints` feature).
+pub const FAIL_POINTS: &[&str] = &[
+    "engine::before_meta_rename",
+    "engine::load::before_segment_write",
+    "engine::load::before_meta_commit",
+    "engine::gc::before_meta",
+    "engine::install::before_link",
+    "engine::install::after_link",
+    "engine::install::before_meta_swap",
+    "engine::install::after_meta_swap",
+    "engine::install::before_gc",
+];
