@@ -230,8 +230,10 @@ impl Engine {
         self.ids.next()
     }
 
-    /// The store with the fewest tablets, preferring the one holding `near` if given.
-    pub(crate) fn pick_store(&self, near: Option<&Path>) -> usize {
+    /// The store a new tablet goes to: the one holding `near` if given (so
+    /// hard links from there work), else the one with the fewest tablets.
+    /// Public so that the snapshot layer puts restore dirs where install will link from.
+    pub fn pick_store(&self, near: Option<&Path>) -> usize {
         if let Some(p) = near {
             if let Some(i) = self.stores.iter().position(|s| p.starts_with(&s.root)) {
                 return i;

@@ -1,2 +1,30 @@
 #![deny(clippy::unwrap_used)]
-//! placeholder
+//! tabletsnap-snapshot: hard-link snapshots of tablets (make, release,
+//! expire) on the backup side, and verified, atomic install of downloaded
+//! snapshot dirs on the restore side. The on-disk layout and the crash-safety
+//! argument are in `docs/design-snapshot.md`.
+
+pub mod error;
+mod failpoint;
+mod link;
+pub mod make;
+pub mod name;
+pub mod release;
+pub mod restore;
+pub mod sweep;
+
+pub use error::{Error, Result};
+pub use make::{make_snapshots, SnapshotFile, SnapshotInfo, SnapshotRequest};
+pub use name::{DirKind, DirName};
+pub use release::release_snapshot;
+pub use restore::{
+    load_snapshot, load_snapshots, prepare_restore_dir, prepare_restore_dirs, read_snapshot_meta,
+    LoadSnapshotRequest, RESTORE_DIR_TIMEOUT,
+};
+pub use sweep::{sweep_expired, SweepStats};
+pub use tabletsnap_engine::{InstallOutcome, Verify};
+
+/// Every fail point of this crate, for crash tests that walk them all.
+/// `snapshot::make::tablet` takes an optional tablet id argument
+/// (`return(10003)`) to fail only that tablet.
+pub const FAIL_POINTS: &[&str] = &["snapshot::make::tablet", "snapshot::make::before_barrier"];

@@ -1,0 +1,94 @@
+//! Releasing a snapshot: delete a dir only if it really is inside a store's
+//! snapshot root, judged after canonicalization, so that no argument (`..`,
+//! a symlink, the root itself, a tablet's data dir) can delete anything else.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use tabletsnap_engine::{file, Engine};
+
+use crate::error::{Error, Result};
+use crate::name::{top_component, DirName};
+
+/// Deepest accepted path below a snapshot root: `<top>/<tablet_id>/<schema_hash>`.
+const MAX_DEPTH: usize = 3;
+
+fn refuse(path: &Path, reason: impl Into<String>) -> Error {
+    Error::PathRefused {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Deletes a snapshot or restore dir (a top dir, or a tablet's dir inside
+/// one) and then its parents that became empty, up to and including the top
+/// dir. Refuses anything that is not a directory strictly inside some store's
+/// `snapshot/` dir under a name this crate made. Not fsynced: a deletion lost
+/// in a crash is redone by the expiry sweeper.
+pub fn release_snapshot(engine: &Engine, path: &Path) -> Result<()> {
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(refuse(path, "the path contains '..'"));
+    }
+    let canon = match fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound(path.to_path_buf()))
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut roots = Vec::with_capacity(engine.stores().len());
+    for store in engine.stores() {
+        let root = store.snapshot_dir();
+        roots.push(fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?);
+    }
+    let Some((root, rel)) = roots
+        .iter()
+        .find_map(|r| canon.strip_prefix(r).ok().map(|rel| (r, rel)))
+    else {
+        let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        return Err(refuse(
+            path,
+            format!(
+                "it resolves to {}, which is not inside a snapshot dir ({})",
+                canon.display(),
+                list.join(", ")
+            ),
+        ));
+    };
+    let depth = rel.components().count();
+    if depth == 0 {
+        return Err(refuse(path, "it is the snapshot root itself"));
+    }
+    if depth > MAX_DEPTH {
+        return Err(refuse(path, "it is deeper than a tablet's snapshot dir"));
+    }
+    let top = top_component(rel).unwrap_or_default();
+    if DirName::parse(top).is_none() {
+        return Err(refuse(
+            path,
+            format!("'{top}' is not a snapshot dir name (YYYYmmddHHMMSS.seq.timeout)"),
+        ));
+    }
+    let meta = fs::symlink_metadata(&canon).map_err(|e| Error::io(&canon, e))?;
+    if !meta.is_dir() {
+        return Err(refuse(path, "it is not a directory"));
+    }
+    file::remove_dir_all_if_exists(&canon)?;
+    remove_empty_parents(root, &canon);
+    Ok(())
+}
+
+/// Removes the now-empty parents of `dir` below `root`; stops at the first
+/// one still holding something (another tablet of the same batch).
+fn remove_empty_parents(root: &Path, dir: &Path) {
+    let mut cur: PathBuf = dir.to_path_buf();
+    while let Some(parent) = cur.parent() {
+        if parent == root || !parent.starts_with(root) {
+            break;
+        }
+        if fs::remove_dir(parent).is_err() {
+            break;
+        }
+        cur = parent.to_path_buf();
+    }
+}

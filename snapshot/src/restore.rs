@@ -1,0 +1,173 @@
+//! The restore side: empty dirs for downloads, then verified, atomic install
+//! of what was downloaded. The atomicity lives in `Engine::install_tablets`
+//! (the meta rename is the commit point); this module finds and reads the
+//! snapshot metas and names the dir in every error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rayon::prelude::*;
+use tabletsnap_engine::tablet_meta::META_FILE_NAME;
+use tabletsnap_engine::{file, Engine, InstallOutcome, InstallRequest, TabletMeta, Verify};
+
+use crate::error::{Error, Result};
+use crate::name::{create_top_dirs, DirKind};
+
+/// How long a restore dir lives before the sweeper may delete it: long
+/// enough for a slow download of a large tablet plus its install.
+pub const RESTORE_DIR_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Where to install one downloaded snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadSnapshotRequest {
+    /// Target tablet id.
+    pub tablet_id: u64,
+    /// Target schema hash.
+    pub schema_hash: u32,
+    /// Target table id.
+    pub table_id: u64,
+    /// Target partition id.
+    pub partition_id: u64,
+    /// Replace the existing tablet with this id (same schema required).
+    pub overwrite: bool,
+}
+
+/// An empty, durable dir for the download of one tablet's snapshot:
+/// `<store>/snapshot/restore.<YYYYmmddHHMMSS>.<seq>.<timeout_s>/<tablet_id>/<schema_hash>/`.
+pub fn prepare_restore_dir(engine: &Engine, tablet_id: u64, schema_hash: u32) -> Result<PathBuf> {
+    let mut dirs = prepare(engine, &[(tablet_id, schema_hash)], false)?;
+    dirs.pop()
+        .ok_or_else(|| Error::InvalidArgument("no restore dir was made".into()))
+}
+
+/// Empty, durable download dirs for many tablets (one barrier per store).
+/// Each is on the store holding the target tablet if it exists (so install
+/// links rather than copies), else spread over the stores starting with the
+/// least loaded.
+pub fn prepare_restore_dirs(engine: &Engine, targets: &[(u64, u32)]) -> Result<Vec<PathBuf>> {
+    prepare(engine, targets, true)
+}
+
+fn prepare(engine: &Engine, targets: &[(u64, u32)], batch: bool) -> Result<Vec<PathBuf>> {
+    let stores = engine.stores();
+    let first = engine.pick_store(None);
+    let store_of: Vec<usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| {
+            engine
+                .tablet(*id)
+                .map_or((first + i) % stores.len(), |t| t.store)
+        })
+        .collect();
+    let roots: Vec<PathBuf> = stores.iter().map(|s| s.snapshot_dir()).collect();
+    let (_, tops) = create_top_dirs(&roots, DirKind::Restore, RESTORE_DIR_TIMEOUT)?;
+    let made = targets
+        .iter()
+        .zip(&store_of)
+        .map(|((id, hash), s)| {
+            let dir = tops[*s].join(id.to_string()).join(hash.to_string());
+            if batch {
+                file::create_dir_all(&dir)?;
+            } else {
+                file::create_dir_all_durable(&dir)?;
+            }
+            Ok(dir)
+        })
+        .collect::<Result<Vec<PathBuf>>>()
+        .and_then(|dirs| {
+            let mut used: Vec<usize> = store_of.clone();
+            used.sort_unstable();
+            used.dedup();
+            for (i, top) in tops.iter().enumerate() {
+                if used.binary_search(&i).is_err() {
+                    let _ = std::fs::remove_dir(top);
+                } else if batch {
+                    file::syncfs(&roots[i])?;
+                } else {
+                    // The top dir's own entry in the snapshot root.
+                    file::fsync_dir(&roots[i])?;
+                }
+            }
+            Ok(dirs)
+        });
+    if made.is_err() {
+        for top in &tops {
+            let _ = file::remove_dir_all_if_exists(top);
+        }
+    }
+    made
+}
+
+/// Reads and verifies the tablet meta of a snapshot dir.
+pub fn read_snapshot_meta(dir: &Path) -> Result<TabletMeta> {
+    let path = dir.join(META_FILE_NAME);
+    let buf = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::MetaMissing {
+                dir: dir.to_path_buf(),
+                file: META_FILE_NAME,
+            })
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    TabletMeta::decode(&path, &buf).map_err(|e| Error::MetaCorrupt {
+        dir: dir.to_path_buf(),
+        source: Box::new(e),
+    })
+}
+
+/// Installs one downloaded snapshot dir as tablet `req.tablet_id`, verifying
+/// every file's size and crc32 first. Atomic and idempotent: see
+/// [`load_snapshots`]. The dir is left in place; release it once the job is done.
+pub fn load_snapshot(
+    engine: &Engine,
+    dir: &Path,
+    req: &LoadSnapshotRequest,
+) -> Result<InstallOutcome> {
+    let mut out = load_snapshots(engine, &[(dir.to_path_buf(), *req)], Verify::Full)?;
+    out.pop()
+        .ok_or_else(|| Error::InvalidArgument("install returned no outcome".into()))
+}
+
+/// Installs many downloaded snapshot dirs with one durability barrier.
+/// Nothing becomes visible unless every file of every dir verifies. A crash at
+/// any point leaves each target either absent (or, when overwriting, the old
+/// tablet intact) or complete; re-running completes the install or reports
+/// `AlreadyInstalled`.
+pub fn load_snapshots(
+    engine: &Engine,
+    loads: &[(PathBuf, LoadSnapshotRequest)],
+    verify: Verify,
+) -> Result<Vec<InstallOutcome>> {
+    let installs: Vec<InstallRequest> = loads
+        .par_iter()
+        .map(|(dir, r)| {
+            Ok(InstallRequest {
+                src_dir: dir.clone(),
+                source: read_snapshot_meta(dir)?,
+                table_id: r.table_id,
+                partition_id: r.partition_id,
+                tablet_id: r.tablet_id,
+                schema_hash: r.schema_hash,
+                overwrite: r.overwrite,
+            })
+        })
+        .collect::<Result<_>>()?;
+    engine.install_tablets(&installs, verify).map_err(|e| {
+        if let tabletsnap_engine::Error::SchemaMismatch { tablet_id, detail } = &e {
+            let dir = loads
+                .iter()
+                .find(|(_, r)| r.tablet_id == *tablet_id)
+                .map(|(d, _)| d.clone())
+                .unwrap_or_default();
+            return Error::SchemaMismatch {
+                tablet_id: *tablet_id,
+                dir,
+                detail: detail.clone(),
+            };
+        }
+        Error::from(e)
+    })
+}
