@@ -26,7 +26,7 @@ pub struct FaultConfig {
     pub delete_error_rate: f64,
     /// Injected random errors are permanent (not retryable) instead of transient.
     pub permanent: bool,
-    /// After this many successful puts, every put fails permanently (a crash stand-in).
+    /// After this many puts, every further put fails permanently (a crash stand-in).
     pub fail_after_puts: Option<u64>,
     /// After this many operations of any kind, every operation fails permanently.
     pub fail_after_ops: Option<u64>,
@@ -114,12 +114,12 @@ impl<B: Backend> Faulty<B> {
         if cfg.fail_after_ops.is_some_and(|limit| n >= limit) {
             return Err(fail(false, "injected: operation limit reached"));
         }
-        if op == "put"
-            && cfg
-                .fail_after_puts
-                .is_some_and(|l| self.puts.load(Ordering::SeqCst) >= l)
-        {
-            return Err(fail(false, "injected: put limit reached"));
+        // Puts are counted when admitted, so concurrent puts cannot overshoot the limit.
+        if op == "put" {
+            let admitted = self.puts.fetch_add(1, Ordering::SeqCst);
+            if cfg.fail_after_puts.is_some_and(|l| admitted >= l) {
+                return Err(fail(false, "injected: put limit reached"));
+            }
         }
         let rate = match op {
             "put" => cfg.put_error_rate,
@@ -165,9 +165,7 @@ impl<B: Backend> Backend for Faulty<B> {
                 message: "injected: torn put".to_string(),
             });
         }
-        self.inner.put(key, data)?;
-        self.puts.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+        self.inner.put(key, data)
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {

@@ -57,6 +57,35 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// A shared backend is a backend, so wrappers can stack over an `Arc` the
+/// caller keeps a handle on (e.g. to read a [`Counting`] wrapper's counts).
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        (**self).put(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        (**self).get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        (**self).get_range(key, offset, len)
+    }
+    fn head(&self, key: &str) -> Result<Option<u64>> {
+        (**self).head(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        (**self).delete(key)
+    }
+    fn barrier(&self) -> Result<()> {
+        (**self).barrier()
+    }
+    fn put_torn(&self, key: &str, partial: &[u8]) -> Result<()> {
+        (**self).put_torn(key, partial)
+    }
+}
+
 /// Checks that `key` is a relative `/`-separated key that cannot escape a root:
 /// no empty, `.` or `..` components, no leading `/`, no backslash or NUL, no
 /// component starting with `.` (reserved for backends' temp files).
