@@ -1,2 +1,57 @@
 #![deny(clippy::unwrap_used)]
-//! placeholder
+#![warn(missing_docs)]
+//! Repository backends, the backup repository format, and packed, chunked,
+//! parallel, checksummed upload and download of tablet files.
+//!
+//! The job layer calls, in order:
+//! [`Repository::open_or_create`], [`Repository::begin_backup`],
+//! [`BackupWriter::upload`], [`BackupWriter::commit`]; and to restore,
+//! [`Repository::list_snapshots`], [`Repository::read_meta`],
+//! [`Repository::download`]. See `docs/design-transfer.md` for the formats.
+
+pub mod backend;
+mod cancel;
+mod codec;
+pub mod conformance;
+mod download;
+mod error;
+mod fsutil;
+mod info;
+pub mod manifest;
+pub mod names;
+mod options;
+mod pack;
+mod progress;
+mod rate;
+mod repository;
+mod retry;
+mod rng;
+mod source;
+mod upload;
+pub mod workload;
+
+pub use backend::{Backend, Counting, Durability, FaultConfig, Faulty, LocalFs, Memory, Throttled};
+pub use cancel::CancelToken;
+pub use download::{download, DownloadOptions, DownloadReport, TargetDirs};
+pub use error::{Error, Result};
+pub use fsutil::TEMP_PREFIX;
+pub use info::{SnapshotId, SnapshotInfo, REPO_FORMAT_VERSION};
+pub use manifest::{FileEntry, Manifest, Piece, TabletEntry, MANIFEST_VERSION};
+pub use options::TransferOptions;
+pub use progress::{Progress, ProgressFn};
+pub use rate::RateLimiter;
+pub use repository::Repository;
+pub use retry::RetryPolicy;
+pub use rng::SplitMix64;
+pub use source::{SourceFile, UploadSource};
+pub use upload::{
+    BackupWriter, UploadOptions, UploadReport, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE,
+};
+
+/// Every fail point of this crate (active only with the `failpoints` feature).
+pub const FAIL_POINTS: &[&str] = &[
+    "upload::before_pack_put",
+    "upload::before_manifest",
+    "upload::before_info",
+    "download::before_rename",
+];

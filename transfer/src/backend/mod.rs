@@ -1,0 +1,177 @@
+//! Object-store backends: the [`Backend`] trait and its implementations.
+
+mod counting;
+mod faulty;
+mod local_fs;
+mod memory;
+mod throttled;
+
+pub use counting::{Counting, OpCounts};
+pub use faulty::{FaultConfig, Faulty};
+pub use local_fs::{Durability, LocalFs};
+pub use memory::Memory;
+pub use throttled::Throttled;
+
+use crate::error::{Error, Result};
+
+/// A minimal object store: whole-object atomic puts, reads, ranged reads,
+/// size lookups, prefix listing and deletes. No rename, as object stores have none.
+///
+/// Keys are relative, `/`-separated strings (see [`validate_key`]).
+/// Implementations are synchronous and shared between worker threads.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Stores `data` under `key`, replacing any previous object: readers see the
+    /// old object or the whole new one, never a part.
+    fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+
+    /// Reads a whole object; [`Error::NotFound`] when absent.
+    fn get(&self, key: &str) -> Result<Vec<u8>>;
+
+    /// Reads `len` bytes at `offset`; a range past the end is an error
+    /// ([`Error::Corrupt`]), absent objects give [`Error::NotFound`].
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+
+    /// The size of an object, or `None` when it does not exist.
+    fn head(&self, key: &str) -> Result<Option<u64>>;
+
+    /// All keys starting with `prefix` (a plain string prefix), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Removes an object; removing an absent object succeeds.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// Makes every put that returned before this call durable.
+    ///
+    /// Backends whose puts are durable on return do nothing. A batched
+    /// [`LocalFs`] flushes the whole filesystem once here instead of once per put.
+    fn barrier(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Simulates a crash in the middle of a `put`: leaves behind whatever such a
+    /// crash leaves (nothing, by default; a temp file for [`LocalFs`]). Readers
+    /// must never see it as `key`. Used by [`Faulty`] for torn puts.
+    fn put_torn(&self, key: &str, partial: &[u8]) -> Result<()> {
+        let _ = (key, partial);
+        Ok(())
+    }
+}
+
+/// A shared backend is a backend, so wrappers can stack over an `Arc` the
+/// caller keeps a handle on (e.g. to read a [`Counting`] wrapper's counts).
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        (**self).put(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        (**self).get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        (**self).get_range(key, offset, len)
+    }
+    fn head(&self, key: &str) -> Result<Option<u64>> {
+        (**self).head(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        (**self).delete(key)
+    }
+    fn barrier(&self) -> Result<()> {
+        (**self).barrier()
+    }
+    fn put_torn(&self, key: &str, partial: &[u8]) -> Result<()> {
+        (**self).put_torn(key, partial)
+    }
+}
+
+/// Checks that `key` is a relative `/`-separated key that cannot escape a root:
+/// no empty, `.` or `..` components, no leading `/`, no backslash or NUL, no
+/// component starting with `.` (reserved for backends' temp files).
+pub fn validate_key(key: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidKey {
+            key: crate::error::printable(key),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return bad("empty key");
+    }
+    if key.starts_with('/') {
+        return bad("absolute keys are not allowed");
+    }
+    if key.contains('\\') || key.contains('\0') {
+        return bad("backslash and NUL are not allowed");
+    }
+    for part in key.split('/') {
+        if part.is_empty() {
+            return bad("empty path component");
+        }
+        if part == "." || part == ".." {
+            return bad("'.' and '..' components are not allowed");
+        }
+        if part.starts_with('.') {
+            return bad("components starting with '.' are reserved");
+        }
+    }
+    Ok(())
+}
+
+/// Validates a list prefix: like a key, but it may be empty or end with `/`.
+pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
+    let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
+    if trimmed.is_empty() {
+        if prefix.is_empty() {
+            return Ok(());
+        }
+        return Err(Error::InvalidKey {
+            key: prefix.to_string(),
+            reason: "absolute prefixes are not allowed",
+        });
+    }
+    // A partial last component such as "__ss_" is fine: validate the parts as keys.
+    validate_key(trimmed)
+}
+
+/// Cuts `len` bytes at `offset` out of `data`, or reports the range as invalid.
+pub(crate) fn slice_range(key: &str, data: &[u8], offset: u64, len: u64) -> Result<Vec<u8>> {
+    let end = offset.checked_add(len);
+    match end {
+        Some(end) if end <= data.len() as u64 => Ok(data[offset as usize..end as usize].to_vec()),
+        _ => Err(Error::Corrupt {
+            what: format!("object '{key}'"),
+            reason: format!(
+                "range {offset}+{len} is past the end of the {}-byte object",
+                data.len()
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_escape_are_refused() {
+        for k in [
+            "", "/etc/x", "a//b", "../x", "a/../b", "a/./b", ".hidden", "a\\b", "a/",
+        ] {
+            assert!(validate_key(k).is_err(), "{k:?} accepted");
+        }
+        for k in ["a", "a/b", "__ss_x/2026-01-01-00-00-00/packs/p1"] {
+            assert!(validate_key(k).is_ok(), "{k:?} refused");
+        }
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(validate_prefix("").is_ok());
+        assert!(validate_prefix("a/").is_ok());
+        assert!(validate_prefix("a/__ss_").is_ok());
+        assert!(validate_prefix("/").is_err());
+        assert!(validate_prefix("../").is_err());
+    }
+}

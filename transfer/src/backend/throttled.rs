@@ -1,0 +1,82 @@
+//! A wrapper adding per-operation latency and a bandwidth cap, like a remote store.
+
+use std::time::Duration;
+
+use super::Backend;
+use crate::error::Result;
+
+/// Sleeps `latency` per operation plus `bytes / bandwidth` per transferred payload.
+#[derive(Debug)]
+pub struct Throttled<B> {
+    inner: B,
+    latency: Duration,
+    bytes_per_sec: Option<u64>,
+}
+
+impl<B: Backend> Throttled<B> {
+    /// Wraps `inner`; `bytes_per_sec = None` means no bandwidth cap.
+    pub fn new(inner: B, latency: Duration, bytes_per_sec: Option<u64>) -> Self {
+        Self {
+            inner,
+            latency,
+            bytes_per_sec,
+        }
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    fn wait(&self, bytes: u64) {
+        let mut d = self.latency;
+        if let Some(bw) = self.bytes_per_sec.filter(|b| *b > 0) {
+            d += Duration::from_secs_f64(bytes as f64 / bw as f64);
+        }
+        if !d.is_zero() {
+            std::thread::sleep(d);
+        }
+    }
+}
+
+impl<B: Backend> Backend for Throttled<B> {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.wait(data.len() as u64);
+        self.inner.put(key, data)
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let data = self.inner.get(key)?;
+        self.wait(data.len() as u64);
+        Ok(data)
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let data = self.inner.get_range(key, offset, len)?;
+        self.wait(data.len() as u64);
+        Ok(data)
+    }
+
+    fn head(&self, key: &str) -> Result<Option<u64>> {
+        self.wait(0);
+        self.inner.head(key)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.wait(0);
+        self.inner.list(prefix)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.wait(0);
+        self.inner.delete(key)
+    }
+
+    fn barrier(&self) -> Result<()> {
+        self.inner.barrier()
+    }
+
+    fn put_torn(&self, key: &str, partial: &[u8]) -> Result<()> {
+        self.inner.put_torn(key, partial)
+    }
+}

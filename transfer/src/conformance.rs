@@ -1,0 +1,172 @@
+//! The conformance suite every [`Backend`] must pass; tests call [`run_all`].
+//!
+//! Each check panics with a message naming the property on failure, like a test.
+
+use crate::backend::Backend;
+use crate::error::Error;
+
+/// Runs every conformance check against `b`, which must start empty.
+pub fn run_all(b: &dyn Backend) {
+    put_get_round_trip(b);
+    put_replaces(b);
+    missing_objects(b);
+    ranges(b);
+    listing(b);
+    deletes(b);
+    bad_keys(b);
+    torn_put_is_invisible(b);
+    empty_object(b);
+    concurrent_puts(b);
+}
+
+#[track_caller]
+fn ok<T>(r: crate::Result<T>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+fn put_get_round_trip(b: &dyn Backend) {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    ok(b.put("c/rt/a", &data), "put");
+    assert_eq!(
+        ok(b.get("c/rt/a"), "get"),
+        data,
+        "get returns what put stored"
+    );
+    assert_eq!(
+        ok(b.head("c/rt/a"), "head"),
+        Some(data.len() as u64),
+        "head gives the size"
+    );
+}
+
+fn put_replaces(b: &dyn Backend) {
+    ok(b.put("c/rep/x", b"first"), "put");
+    ok(b.put("c/rep/x", b"second!"), "put again");
+    assert_eq!(
+        ok(b.get("c/rep/x"), "get"),
+        b"second!",
+        "a put replaces the object"
+    );
+    assert_eq!(ok(b.head("c/rep/x"), "head"), Some(7));
+}
+
+fn missing_objects(b: &dyn Backend) {
+    assert_eq!(
+        ok(b.head("c/missing/x"), "head"),
+        None,
+        "head of a missing object is None"
+    );
+    assert!(
+        matches!(b.get("c/missing/x"), Err(Error::NotFound { .. })),
+        "get of a missing object is NotFound"
+    );
+    assert!(
+        matches!(
+            b.get_range("c/missing/x", 0, 1),
+            Err(Error::NotFound { .. })
+        ),
+        "get_range of a missing object is NotFound"
+    );
+}
+
+fn ranges(b: &dyn Backend) {
+    ok(b.put("c/range/x", b"0123456789"), "put");
+    assert_eq!(ok(b.get_range("c/range/x", 2, 3), "range"), b"234");
+    assert_eq!(ok(b.get_range("c/range/x", 0, 10), "range"), b"0123456789");
+    assert_eq!(ok(b.get_range("c/range/x", 10, 0), "range"), b"");
+    assert!(
+        b.get_range("c/range/x", 8, 3).is_err(),
+        "a range past the end is an error"
+    );
+}
+
+fn listing(b: &dyn Backend) {
+    for k in ["c/list/a/1", "c/list/a/2", "c/list/b/1", "c/list/ab"] {
+        ok(b.put(k, k.as_bytes()), "put");
+    }
+    assert_eq!(
+        ok(b.list("c/list/a/"), "list"),
+        vec!["c/list/a/1", "c/list/a/2"],
+        "list by directory prefix, sorted"
+    );
+    assert_eq!(
+        ok(b.list("c/list/a"), "list"),
+        vec!["c/list/a/1", "c/list/a/2", "c/list/ab"],
+        "list by partial-name prefix"
+    );
+    assert!(
+        ok(b.list("c/list/zzz/"), "list").is_empty(),
+        "empty listing"
+    );
+    assert!(ok(b.list(""), "list all").contains(&"c/list/ab".to_string()));
+}
+
+fn deletes(b: &dyn Backend) {
+    ok(b.put("c/del/x", b"x"), "put");
+    ok(b.delete("c/del/x"), "delete");
+    assert_eq!(
+        ok(b.head("c/del/x"), "head"),
+        None,
+        "deleted object is gone"
+    );
+    ok(b.delete("c/del/x"), "deleting a missing object succeeds");
+    assert!(ok(b.list("c/del/"), "list").is_empty());
+}
+
+fn bad_keys(b: &dyn Backend) {
+    for k in ["", "/abs", "../x", "c/../../x", "c//x", "c/./x", "c/.tmp"] {
+        assert!(
+            matches!(b.put(k, b"x"), Err(Error::InvalidKey { .. })),
+            "put refuses key {k:?}"
+        );
+        assert!(b.get(k).is_err(), "get refuses key {k:?}");
+        assert!(b.head(k).is_err(), "head refuses key {k:?}");
+        assert!(b.delete(k).is_err(), "delete refuses key {k:?}");
+    }
+    assert!(b.list("../").is_err(), "list refuses an escaping prefix");
+}
+
+fn torn_put_is_invisible(b: &dyn Backend) {
+    ok(b.put_torn("c/torn/x", b"garbage"), "torn put");
+    assert_eq!(
+        ok(b.head("c/torn/x"), "head"),
+        None,
+        "a torn put is not visible"
+    );
+    assert!(
+        ok(b.list("c/torn/"), "list").is_empty(),
+        "a torn put is not listed"
+    );
+    ok(b.put("c/torn/x", b"whole"), "put after torn put");
+    assert_eq!(ok(b.get("c/torn/x"), "get"), b"whole");
+    assert_eq!(ok(b.list("c/torn/"), "list"), vec!["c/torn/x"]);
+}
+
+fn empty_object(b: &dyn Backend) {
+    ok(b.put("c/empty", b""), "put empty");
+    assert_eq!(ok(b.head("c/empty"), "head"), Some(0));
+    assert!(ok(b.get("c/empty"), "get").is_empty());
+    ok(b.barrier(), "barrier");
+}
+
+fn concurrent_puts(b: &dyn Backend) {
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            s.spawn(move || {
+                for i in 0..20u8 {
+                    ok(b.put(&format!("c/conc/{t}/{i}"), &[t, i]), "concurrent put");
+                    ok(b.put("c/conc/shared", &[t; 64]), "concurrent put, same key");
+                }
+            });
+        }
+    });
+    assert_eq!(ok(b.list("c/conc/"), "list").len(), 81);
+    let shared = ok(b.get("c/conc/shared"), "get");
+    assert!(
+        shared.len() == 64 && shared.iter().all(|x| *x == shared[0]),
+        "concurrent puts to one key never interleave"
+    );
+}

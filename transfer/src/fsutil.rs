@@ -1,0 +1,86 @@
+//! Durable local writes: the one place that fsyncs, renames and syncs filesystems.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Prefix of every temp file this crate creates; such names are never keys or
+/// manifest paths, so a reader can always tell them apart.
+pub const TEMP_PREFIX: &str = ".tstmp-";
+
+/// A unique temp path next to `path` (same directory, so rename is atomic).
+pub fn temp_path_for(path: &Path) -> PathBuf {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{TEMP_PREFIX}{name}-{}-{n}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory, write,
+/// optionally `sync_all`, rename over `path`, optionally fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    let tmp = temp_path_for(path);
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        if durable {
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        }
+        drop(f);
+        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return result;
+    }
+    if durable {
+        if let Some(dir) = path.parent() {
+            fsync_dir(dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory so entries created or renamed in it survive a crash.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Flushes the whole filesystem holding `path` (one `syncfs(2)`): the batch
+/// durability barrier, far cheaper than an fsync per file.
+pub fn syncfs(path: &Path) -> Result<()> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    nix::unistd::syncfs(&f).map_err(|e| Error::io(path, std::io::Error::from(e)))
+}
+
+/// Creates `dir` and its missing parents; with `durable`, fsyncs each parent
+/// whose entry list changed.
+pub fn create_dir_all(dir: &Path, durable: bool) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_all(parent, durable)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            if durable {
+                if let Some(parent) = dir.parent() {
+                    fsync_dir(parent)?;
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}

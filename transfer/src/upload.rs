@@ -1,0 +1,417 @@
+//! Upload: pack tablet files into pack objects, put them in parallel, then
+//! commit manifest, meta and info.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::info::{SnapshotId, SnapshotInfo};
+use crate::manifest::{FileEntry, Manifest, Piece, TabletEntry};
+use crate::options::{pool, TransferOptions};
+use crate::pack::{self, PackPlan};
+use crate::progress::ProgressTracker;
+use crate::rate::RateLimiter;
+use crate::repository::Repository;
+use crate::retry::RetryPolicy;
+use crate::source::{normalize, UploadSource};
+use crate::CancelToken;
+
+/// Default target size of a pack object: 64 MiB.
+pub const DEFAULT_PACK_SIZE: u64 = 64 << 20;
+/// Default largest piece: files above 16 MiB are split into 16 MiB chunks.
+pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
+
+/// How to upload.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UploadOptions {
+    /// Target pack object size in bytes.
+    pub pack_size: u64,
+    /// Largest piece in bytes; bigger files are chunked.
+    pub chunk_size: u64,
+    /// Reuse packs an interrupted run of the same backup already stored.
+    pub resume: bool,
+    /// Threads, retries, cancellation, rate limit, progress.
+    pub transfer: TransferOptions,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            pack_size: DEFAULT_PACK_SIZE,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            resume: true,
+            transfer: TransferOptions::default(),
+        }
+    }
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Files in the backup.
+    pub files: u64,
+    /// Bytes of all files.
+    pub bytes: u64,
+    /// Pack objects the backup consists of.
+    pub packs: u64,
+    /// Packs put by this run.
+    pub packs_put: u64,
+    /// Packs found already stored and verified (resume).
+    pub packs_reused: u64,
+}
+
+/// An uncommitted backup: [`upload`](Self::upload) data, then
+/// [`commit`](Self::commit) with the job layer's meta.
+#[derive(Debug)]
+pub struct BackupWriter {
+    repo: Repository,
+    id: SnapshotId,
+    manifest: Option<Manifest>,
+    retry: RetryPolicy,
+    cancel: CancelToken,
+}
+
+struct Ctx<'a> {
+    backend: &'a dyn Backend,
+    repo: &'a Repository,
+    sources: &'a [UploadSource],
+    opts: &'a UploadOptions,
+    existing: HashSet<String>,
+    limiter: Option<RateLimiter>,
+    progress: ProgressTracker,
+}
+
+thread_local! {
+    // One pack buffer per worker, reused: no page-fault storm per pack.
+    static PACK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl BackupWriter {
+    pub(crate) fn new(repo: Repository, id: SnapshotId) -> Self {
+        Self {
+            repo,
+            id,
+            manifest: None,
+            retry: RetryPolicy::default(),
+            cancel: CancelToken::new(),
+        }
+    }
+
+    /// The snapshot being written.
+    pub fn id(&self) -> &SnapshotId {
+        &self.id
+    }
+
+    /// The manifest built by the last successful upload.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
+
+    /// Packs and puts every file of `sources`, verifying each file's crc32
+    /// against the expected one in the same read pass. Packs already stored by
+    /// an interrupted run with the same plan are verified and skipped.
+    pub fn upload(
+        &mut self,
+        sources: &[UploadSource],
+        opts: &UploadOptions,
+    ) -> Result<UploadReport> {
+        let t = &opts.transfer;
+        self.retry = t.retry.clone();
+        self.cancel = t.cancel.clone();
+        let sources = normalize(sources)?;
+        let plans = pack::plan(&sources, opts.pack_size.max(1), opts.chunk_size.max(1));
+        let backend = self.repo.backend().as_ref();
+        let snap_dir = Repository::snapshot_dir(&self.id);
+        let existing = if opts.resume {
+            let prefix = self.repo.key(&format!("{snap_dir}packs/"));
+            t.retry
+                .run(&prefix, &t.cancel, || backend.list(&prefix))?
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let files_total: u64 = sources.iter().map(|s| s.files.len() as u64).sum();
+        let bytes_total: u64 = sources.iter().map(UploadSource::total_bytes).sum();
+        let ctx = Ctx {
+            backend,
+            repo: &self.repo,
+            sources: &sources,
+            opts,
+            existing,
+            limiter: t.rate_limit.map(RateLimiter::new),
+            progress: ProgressTracker::new(files_total, bytes_total, t.progress.clone()),
+        };
+        let keys: Vec<String> = plans
+            .iter()
+            .map(|p| format!("{snap_dir}packs/{:08}.pack", p.seq))
+            .collect();
+        let results: Vec<(Vec<(u64, u32)>, bool)> = pool(t.threads)?.install(|| {
+            plans
+                .par_iter()
+                .zip(keys.par_iter())
+                .map(|(p, k)| upload_pack(&ctx, p, k))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let zero_files = sources
+            .iter()
+            .flat_map(|s| &s.files)
+            .filter(|f| f.size == 0)
+            .count() as u64;
+        ctx.progress.add(zero_files, 0);
+        let manifest = build_manifest(&sources, &plans, keys, &results)?;
+        let reused = results.iter().filter(|r| r.1).count() as u64;
+        self.manifest = Some(manifest);
+        Ok(UploadReport {
+            files: files_total,
+            bytes: bytes_total,
+            packs: plans.len() as u64,
+            packs_put: plans.len() as u64 - reused,
+            packs_reused: reused,
+        })
+    }
+
+    /// Commits the backup: barrier (packs durable), manifest, meta, barrier,
+    /// then `info`, the commit point, and a final barrier.
+    pub fn commit(self, meta: &[u8]) -> Result<SnapshotInfo> {
+        let manifest = self.manifest.as_ref().ok_or_else(|| {
+            Error::InvalidInput("commit called before a successful upload".into())
+        })?;
+        let backend = self.repo.backend();
+        let dir = Repository::snapshot_dir(&self.id);
+        let put = |name: &str, data: &[u8]| {
+            let key = self.repo.key(&format!("{dir}{name}"));
+            self.retry
+                .run(&key, &self.cancel, || backend.put(&key, data))
+        };
+        let mbytes = manifest.encode();
+        backend.barrier()?;
+        fail::fail_point!("upload::before_manifest", |_| Err(Error::FailPoint(
+            "upload::before_manifest".into()
+        )));
+        put("manifest", &mbytes)?;
+        put("meta", meta)?;
+        backend.barrier()?;
+        fail::fail_point!("upload::before_info", |_| Err(Error::FailPoint(
+            "upload::before_info".into()
+        )));
+        let info = SnapshotInfo {
+            id: self.id.clone(),
+            manifest_len: mbytes.len() as u64,
+            manifest_crc: crc32fast::hash(&mbytes),
+            meta_len: meta.len() as u64,
+            meta_crc: crc32fast::hash(meta),
+            file_count: manifest.file_count(),
+            total_bytes: manifest.total_bytes(),
+            pack_count: manifest.packs.len() as u64,
+        };
+        self.cancel.check()?;
+        put("info", &info.encode())?;
+        backend.barrier()?;
+        Ok(info)
+    }
+}
+
+/// Returns the (len, crc) of each piece and whether the pack was reused.
+fn upload_pack(ctx: &Ctx<'_>, plan: &PackPlan, rel_key: &str) -> Result<(Vec<(u64, u32)>, bool)> {
+    let t = &ctx.opts.transfer;
+    t.cancel.check()?;
+    let key = ctx.repo.key(rel_key);
+    let fp = plan.fingerprint(ctx.sources);
+    let files_done = plan
+        .pieces
+        .iter()
+        .filter(|p| {
+            p.file_offset + p.len == ctx.sources[p.src as usize].files[p.file as usize].size
+        })
+        .count() as u64;
+    if ctx.existing.contains(&key) {
+        if let Some(crcs) = verify_stored(ctx, plan, &key, fp)? {
+            ctx.progress.add(files_done, plan.data_len);
+            return Ok((crcs, true));
+        }
+    }
+    PACK_BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.clear();
+        buf.reserve(plan.object_len() as usize);
+        let mut crcs = Vec::with_capacity(plan.pieces.len());
+        let mut data_crc = crc32fast::Hasher::new();
+        for p in &plan.pieces {
+            t.cancel.check()?;
+            let s = &ctx.sources[p.src as usize];
+            let f = &s.files[p.file as usize];
+            let path = s.dir.join(&f.name);
+            let crc = read_piece(&mut buf, &path, f.size, p.file_offset, p.len)?;
+            if p.len == f.size && crc != f.crc32 {
+                return Err(Error::ChecksumMismatch {
+                    what: format!(
+                        "tablet {} file '{}' ({})",
+                        s.tablet_id,
+                        f.name,
+                        path.display()
+                    ),
+                    expected: f.crc32,
+                    actual: crc,
+                });
+            }
+            data_crc.combine(&crc32fast::Hasher::new_with_initial_len(crc, p.len));
+            crcs.push((p.len, crc));
+        }
+        pack::finish(&mut buf, &crcs, data_crc.finalize(), fp);
+        fail::fail_point!("upload::before_pack_put", |_| Err(Error::FailPoint(
+            "upload::before_pack_put".into()
+        )));
+        if let Some(l) = &ctx.limiter {
+            l.acquire(buf.len() as u64, &t.cancel)?;
+        }
+        t.retry
+            .run(&key, &t.cancel, || ctx.backend.put(&key, &buf))?;
+        ctx.progress.add(files_done, plan.data_len);
+        Ok((crcs, false))
+    })
+}
+
+/// Checks a stored pack by size and its index/footer: same plan fingerprint,
+/// same piece lengths. Returns its piece crcs, or `None` to re-put it.
+fn verify_stored(
+    ctx: &Ctx<'_>,
+    plan: &PackPlan,
+    key: &str,
+    fp: u32,
+) -> Result<Option<Vec<(u64, u32)>>> {
+    let t = &ctx.opts.transfer;
+    let size = t.retry.run(key, &t.cancel, || ctx.backend.head(key))?;
+    if size != Some(plan.object_len()) {
+        return Ok(None);
+    }
+    let tail = t.retry.run(key, &t.cancel, || {
+        ctx.backend.get_range(key, plan.data_len, plan.tail_len())
+    })?;
+    let Ok(stored) = pack::decode_tail(&tail, key) else {
+        return Ok(None);
+    };
+    let same = stored.plan_fp == fp
+        && stored.data_len == plan.data_len
+        && stored.pieces.len() == plan.pieces.len()
+        && stored
+            .pieces
+            .iter()
+            .zip(&plan.pieces)
+            .all(|((len, crc), p)| {
+                let f = &ctx.sources[p.src as usize].files[p.file as usize];
+                *len == p.len && (p.len != f.size || *crc == f.crc32)
+            });
+    Ok(same.then_some(stored.pieces))
+}
+
+/// Appends `len` bytes of `path` at `offset` to `buf` with one read pass and
+/// returns their crc32. The piece ending the file also checks the file ends there.
+fn read_piece(buf: &mut Vec<u8>, path: &Path, size: u64, offset: u64, len: u64) -> Result<u32> {
+    let io = |e| Error::io(path, e);
+    let mut f = File::open(path).map_err(io)?;
+    if offset > 0 {
+        f.seek(SeekFrom::Start(offset)).map_err(io)?;
+    }
+    let start = buf.len();
+    let n = (&mut f).take(len).read_to_end(buf).map_err(io)? as u64;
+    if n != len {
+        buf.truncate(start);
+        return Err(Error::SizeMismatch {
+            what: format!("{} (shorter than its metadata says)", path.display()),
+            expected: size,
+            actual: offset + n,
+        });
+    }
+    if offset + len == size {
+        let mut probe = [0u8; 1];
+        if f.read(&mut probe).map_err(io)? != 0 {
+            let actual = f.metadata().map(|m| m.len()).unwrap_or(size + 1);
+            return Err(Error::SizeMismatch {
+                what: format!("{} (longer than its metadata says)", path.display()),
+                expected: size,
+                actual,
+            });
+        }
+    }
+    Ok(crc32fast::hash(&buf[start..]))
+}
+
+fn build_manifest(
+    sources: &[UploadSource],
+    plans: &[PackPlan],
+    keys: Vec<String>,
+    results: &[(Vec<(u64, u32)>, bool)],
+) -> Result<Manifest> {
+    let mut pieces: Vec<Vec<Vec<Piece>>> = sources
+        .iter()
+        .map(|s| vec![Vec::new(); s.files.len()])
+        .collect();
+    for (plan, (crcs, _)) in plans.iter().zip(results) {
+        let mut offset = 0;
+        for (p, (len, crc)) in plan.pieces.iter().zip(crcs) {
+            pieces[p.src as usize][p.file as usize].push(Piece {
+                pack: plan.seq,
+                offset,
+                len: *len,
+                crc32: *crc,
+            });
+            offset += len;
+        }
+    }
+    let mut tablets = Vec::with_capacity(sources.len());
+    for (s, file_pieces) in sources.iter().zip(pieces) {
+        let mut dirs: BTreeSet<String> = s.dirs.iter().cloned().collect();
+        let mut files = Vec::with_capacity(s.files.len());
+        for (f, ps) in s.files.iter().zip(file_pieces) {
+            if let Some((parent, _)) = f.name.split_once('/') {
+                dirs.insert(parent.to_string());
+            }
+            if ps.len() != 1 {
+                // Chunks were read in separate passes (and empty files not at
+                // all): check the whole file now, before anything commits it.
+                let mut h = crc32fast::Hasher::new();
+                for p in &ps {
+                    h.combine(&crc32fast::Hasher::new_with_initial_len(p.crc32, p.len));
+                }
+                let actual = h.finalize();
+                if actual != f.crc32 {
+                    return Err(Error::ChecksumMismatch {
+                        what: format!(
+                            "tablet {} file '{}' ({})",
+                            s.tablet_id,
+                            f.name,
+                            s.dir.join(&f.name).display()
+                        ),
+                        expected: f.crc32,
+                        actual,
+                    });
+                }
+            }
+            files.push(FileEntry {
+                path: f.name.clone(),
+                size: f.size,
+                crc32: f.crc32,
+                pieces: ps,
+            });
+        }
+        tablets.push(TabletEntry {
+            tablet_id: s.tablet_id,
+            dirs: dirs.into_iter().collect(),
+            files,
+        });
+    }
+    let m = Manifest {
+        packs: keys,
+        tablets,
+    };
+    m.validate()?;
+    Ok(m)
+}
