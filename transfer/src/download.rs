@@ -347,6 +347,8 @@ fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u6
         }
     };
     let (mut files, mut bytes) = (0, 0);
+    // Consecutive pieces mostly share a directory: open it once.
+    let mut dir: Option<(u32, String, PathBuf, File)> = None;
     for &r in refs {
         t.cancel.check()?;
         let f = ctx.file(r);
@@ -356,7 +358,16 @@ fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u6
         let path = ctx.final_path(r.tablet, f);
         bytes += p.len;
         if f.pieces.len() == 1 {
-            write_new_file(&path, slice)?;
+            let (parent, name) = f.path.rsplit_once('/').unwrap_or(("", &f.path));
+            let reuse = matches!(&dir, Some((tab, par, _, _)) if *tab == r.tablet && par == parent);
+            if !reuse {
+                let dir_path = ctx.dirs[r.tablet as usize].join(parent);
+                let handle = fsutil::open_dir(&dir_path)?;
+                dir = Some((r.tablet, parent.to_string(), dir_path, handle));
+            }
+            if let Some((_, _, dir_path, handle)) = &dir {
+                write_new_file_at(handle, dir_path, name, slice)?;
+            }
             files += 1;
             continue;
         }
@@ -381,6 +392,31 @@ fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u6
     }
     ctx.progress.add(files, bytes);
     Ok((files, bytes))
+}
+
+/// Writes `data` to a temp name in `dir` and renames it to `name`.
+fn write_new_file_at(dir: &File, dir_path: &Path, name: &str, data: &[u8]) -> Result<()> {
+    use nix::fcntl::OFlag;
+    let tmp = fsutil::temp_name(name);
+    let r = (|| {
+        let mut f = fsutil::open_at(
+            dir,
+            dir_path,
+            &tmp,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        )?;
+        f.write_all(data)
+            .map_err(|e| Error::io(dir_path.join(&tmp), e))?;
+        drop(f);
+        fail::fail_point!("download::before_rename", |_| Err(Error::FailPoint(
+            "download::before_rename".into()
+        )));
+        fsutil::rename_at(dir, dir_path, &tmp, name)
+    })();
+    if r.is_err() {
+        let _ = fs::remove_file(dir_path.join(&tmp));
+    }
+    r
 }
 
 /// Writes `data` to a temp name next to `path` and renames it into place.

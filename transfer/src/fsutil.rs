@@ -13,6 +13,41 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// manifest paths, so a reader can always tell them apart.
 pub const TEMP_PREFIX: &str = ".tstmp-";
 
+/// A unique temp file name for `name` (in the same directory, so rename is atomic).
+pub fn temp_name(name: &str) -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{TEMP_PREFIX}{name}-{}-{n}", std::process::id())
+}
+
+/// Opens a directory handle for `*at` calls: per-file opens and renames then
+/// walk one path component instead of the whole path.
+pub fn open_dir(dir: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Opens `name` inside the directory `dir` (a handle from [`open_dir`]) with `flags`.
+pub fn open_at(dir: &File, dir_path: &Path, name: &str, flags: nix::fcntl::OFlag) -> Result<File> {
+    nix::fcntl::openat(
+        dir,
+        name,
+        flags | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .map(File::from)
+    .map_err(|e| Error::io(dir_path.join(name), std::io::Error::from(e)))
+}
+
+/// Renames `from` to `to`, both inside the directory handle `dir`.
+pub fn rename_at(dir: &File, dir_path: &Path, from: &str, to: &str) -> Result<()> {
+    nix::fcntl::renameat(dir, from, dir, to)
+        .map_err(|e| Error::io(dir_path.join(to), std::io::Error::from(e)))
+}
+
 /// A unique temp path next to `path` (same directory, so rename is atomic).
 pub fn temp_path_for(path: &Path) -> PathBuf {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);

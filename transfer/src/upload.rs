@@ -7,10 +7,12 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use nix::fcntl::OFlag;
 use rayon::prelude::*;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::fsutil;
 use crate::info::{SnapshotId, SnapshotInfo};
 use crate::manifest::{FileEntry, Manifest, Piece, TabletEntry};
 use crate::options::{pool, TransferOptions};
@@ -244,12 +246,22 @@ fn upload_pack(ctx: &Ctx<'_>, plan: &PackPlan, rel_key: &str) -> Result<(Vec<(u6
         buf.reserve(plan.object_len() as usize);
         let mut crcs = Vec::with_capacity(plan.pieces.len());
         let mut data_crc = crc32fast::Hasher::new();
+        // Pieces of one tablet are adjacent: open its directory once and each
+        // file relative to it, so the kernel walks one component per file.
+        let mut dir: Option<(u32, File)> = None;
         for p in &plan.pieces {
             t.cancel.check()?;
             let s = &ctx.sources[p.src as usize];
             let f = &s.files[p.file as usize];
             let path = s.dir.join(&f.name);
-            let crc = read_piece(&mut buf, &path, f.size, p.file_offset, p.len)?;
+            if !matches!(&dir, Some((src, _)) if *src == p.src) {
+                dir = Some((p.src, fsutil::open_dir(&s.dir)?));
+            }
+            let file = match &dir {
+                Some((_, d)) => fsutil::open_at(d, &s.dir, &f.name, OFlag::O_RDONLY)?,
+                None => File::open(&path).map_err(|e| Error::io(&path, e))?,
+            };
+            let crc = read_piece(&mut buf, file, &path, f.size, p.file_offset, p.len)?;
             if p.len == f.size && crc != f.crc32 {
                 return Err(Error::ChecksumMismatch {
                     what: format!(
@@ -314,9 +326,15 @@ fn verify_stored(
 
 /// Appends `len` bytes of `path` at `offset` to `buf` with one read pass and
 /// returns their crc32. The piece ending the file also checks the file ends there.
-fn read_piece(buf: &mut Vec<u8>, path: &Path, size: u64, offset: u64, len: u64) -> Result<u32> {
+fn read_piece(
+    buf: &mut Vec<u8>,
+    mut f: File,
+    path: &Path,
+    size: u64,
+    offset: u64,
+    len: u64,
+) -> Result<u32> {
     let io = |e| Error::io(path, e);
-    let mut f = File::open(path).map_err(io)?;
     if offset > 0 {
         f.seek(SeekFrom::Start(offset)).map_err(io)?;
     }
