@@ -38,7 +38,9 @@ fn load_throughput(c: &mut Criterion) {
     g.throughput(Throughput::Elements((rows.len() * tablets.len()) as u64));
     g.bench_function("batch_64_tablets_x_4096_rows_rows", |b| {
         b.iter(|| {
-            let batch = engine.begin_load(&tablets, Durability::Barrier).expect("begin");
+            let batch = engine
+                .begin_load(&tablets, Durability::Barrier)
+                .expect("begin");
             for t in &tablets {
                 batch.add(*t, &[&rows]).expect("add");
             }
@@ -48,7 +50,9 @@ fn load_throughput(c: &mut Criterion) {
     g.throughput(Throughput::Bytes((bytes * tablets.len()) as u64));
     g.bench_function("batch_64_tablets_x_4096_rows_bytes", |b| {
         b.iter(|| {
-            let batch = engine.begin_load(&tablets, Durability::Barrier).expect("begin");
+            let batch = engine
+                .begin_load(&tablets, Durability::Barrier)
+                .expect("begin");
             for t in &tablets {
                 batch.add(*t, &[&rows]).expect("add");
             }

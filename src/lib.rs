@@ -1,4 +1,12 @@
 #![deny(clippy::unwrap_used)]
-//! tabletsnap job layer: simulated cluster, catalog, repositories, backup/restore jobs, statements.
+//! tabletsnap job layer: a cluster of simulated backends, its catalog,
+//! repositories, backup/restore jobs and the statements that drive them.
 
+pub mod backend;
+pub mod catalog;
+pub mod cluster;
+pub mod demo;
+pub mod exec;
+pub mod job;
+pub mod repo;
 pub mod sql;

@@ -22,10 +22,16 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// The baseline: the same tree of files, created and written, nothing else.
 fn plain_write(root: &Path, spec: &WorkloadSpec, file_size: usize) -> std::io::Result<u64> {
     let buf = vec![0x5au8; file_size];
-    let ids: Vec<u64> = (0..spec.tablets).map(|i| spec.first_tablet_id + i).collect();
+    let ids: Vec<u64> = (0..spec.tablets)
+        .map(|i| spec.first_tablet_id + i)
+        .collect();
     ids.par_iter()
         .map(|id| {
-            let dir = root.join("data").join((id % 100).to_string()).join(id.to_string()).join("12345");
+            let dir = root
+                .join("data")
+                .join((id % 100).to_string())
+                .join(id.to_string())
+                .join("12345");
             std::fs::create_dir_all(&dir)?;
             let mut n = 0;
             for v in 0..spec.versions {
@@ -45,7 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let scale: f64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(1.0);
     let rounds: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2);
-    let base: PathBuf = args.get(3).map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("tabletsnap-w1-engine"));
+    let base: PathBuf = args
+        .get(3)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("tabletsnap-w1-engine"));
     let trash = base.join("trash");
     std::fs::create_dir_all(&trash)?;
     let spec = WorkloadSpec::w1().scaled(scale);
@@ -80,7 +89,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         plain_write(&p, &spec, avg)?;
         plain.push(t.elapsed());
         std::fs::rename(&p, trash.join(format!("p{round}")))?;
-        println!("round {round}: engine {:.2?}  plain {:.2?}", ours[round], plain[round]);
+        println!(
+            "round {round}: engine {:.2?}  plain {:.2?}",
+            ours[round], plain[round]
+        );
     }
     let (o, p) = (median(ours), median(plain));
     println!(
@@ -97,7 +109,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             opens.push(t.elapsed());
             assert_eq!(e.tablet_ids().len() as u64, spec.tablets);
         }
-        println!("open with {} tablets: median {:.2?}", spec.tablets, median(opens));
+        println!(
+            "open with {} tablets: median {:.2?}",
+            spec.tablets,
+            median(opens)
+        );
         std::fs::rename(&store, trash.join("last"))?;
     }
     std::fs::remove_dir_all(&trash)?;

@@ -88,6 +88,50 @@ impl Manifest {
             .sum()
     }
 
+    /// Merges the manifests of a backup's parts (one per writer) into one:
+    /// pack lists are concatenated (a key shared by parts appears once) and
+    /// piece indices renumbered. A tablet in two parts is an error.
+    pub fn merge(parts: Vec<Manifest>) -> Result<Manifest> {
+        let mut out = Manifest::default();
+        let mut index: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for part in parts {
+            let remap: Vec<u32> = part
+                .packs
+                .iter()
+                .map(|k| {
+                    *index.entry(k.clone()).or_insert_with(|| {
+                        out.packs.push(k.clone());
+                        (out.packs.len() - 1) as u32
+                    })
+                })
+                .collect();
+            for mut t in part.tablets {
+                if !seen.insert(t.tablet_id) {
+                    return Err(Error::InvalidInput(format!(
+                        "tablet {} appears in two parts of one backup",
+                        t.tablet_id
+                    )));
+                }
+                for f in &mut t.files {
+                    for p in &mut f.pieces {
+                        p.pack = *remap.get(p.pack as usize).ok_or_else(|| {
+                            Error::InvalidInput(format!(
+                                "piece of tablet {} names pack {} of {}",
+                                t.tablet_id,
+                                p.pack,
+                                remap.len()
+                            ))
+                        })?;
+                    }
+                }
+                out.tablets.push(t);
+            }
+        }
+        out.validate()?;
+        Ok(out)
+    }
+
     /// The key of the pack a piece lives in.
     pub fn pack_key(&self, piece: &Piece) -> &str {
         self.packs

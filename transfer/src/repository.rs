@@ -210,7 +210,63 @@ impl Repository {
                 timestamp: id.timestamp,
             });
         }
-        Ok(BackupWriter::new(self.clone(), id))
+        Ok(BackupWriter::new(self.clone(), id, None))
+    }
+
+    /// Starts one writer's part of a backup written by several writers (one
+    /// per backend): its packs go under `packs/<part>/`, its manifest comes
+    /// from [`BackupWriter::into_manifest`], and the caller merges the parts
+    /// ([`Manifest::merge`]) and commits them with [`Repository::commit_backup`].
+    pub fn begin_backup_part(
+        &self,
+        label: &str,
+        timestamp: &str,
+        part: &str,
+    ) -> Result<BackupWriter> {
+        crate::names::validate_component("backup part", part)?;
+        let id = SnapshotId::new(label, timestamp)?;
+        if self.backend.head(&self.object_key(&id, "info"))?.is_some() {
+            return Err(Error::SnapshotExists {
+                repo: self.name.clone(),
+                label: id.label,
+                timestamp: id.timestamp,
+            });
+        }
+        Ok(BackupWriter::new(self.clone(), id, Some(part.to_string())))
+    }
+
+    /// Commits a backup whose data was uploaded by part writers: checks the
+    /// manifest, checks every pack it names is stored, then writes manifest,
+    /// meta and `info` (the commit point) with barriers between.
+    pub fn commit_backup(
+        &self,
+        id: &SnapshotId,
+        manifest: &Manifest,
+        meta: &[u8],
+    ) -> Result<SnapshotInfo> {
+        manifest.validate()?;
+        if self.backend.head(&self.object_key(id, "info"))?.is_some() {
+            return Err(Error::SnapshotExists {
+                repo: self.name.clone(),
+                label: id.label.clone(),
+                timestamp: id.timestamp.clone(),
+            });
+        }
+        let retry = crate::RetryPolicy::default();
+        let cancel = crate::CancelToken::new();
+        for pack in &manifest.packs {
+            let key = self.key(pack);
+            if retry
+                .run(&key, &cancel, || self.backend.head(&key))?
+                .is_none()
+            {
+                return Err(Error::Corrupt {
+                    what: key,
+                    reason: "the manifest names a pack that is not stored".into(),
+                });
+            }
+        }
+        crate::upload::commit_snapshot(self, id, manifest, meta, &retry, &cancel)
     }
 
     /// Uploads `sources` and commits them with `meta` in one call.

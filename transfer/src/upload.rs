@@ -75,6 +75,7 @@ pub struct UploadReport {
 pub struct BackupWriter {
     repo: Repository,
     id: SnapshotId,
+    part: Option<String>,
     manifest: Option<Manifest>,
     retry: RetryPolicy,
     cancel: CancelToken,
@@ -96,10 +97,11 @@ thread_local! {
 }
 
 impl BackupWriter {
-    pub(crate) fn new(repo: Repository, id: SnapshotId) -> Self {
+    pub(crate) fn new(repo: Repository, id: SnapshotId, part: Option<String>) -> Self {
         Self {
             repo,
             id,
+            part,
             manifest: None,
             retry: RetryPolicy::default(),
             cancel: CancelToken::new(),
@@ -131,8 +133,12 @@ impl BackupWriter {
         let plans = pack::plan(&sources, opts.pack_size.max(1), opts.chunk_size.max(1));
         let backend = self.repo.backend().as_ref();
         let snap_dir = Repository::snapshot_dir(&self.id);
+        let packs_dir = match &self.part {
+            Some(part) => format!("{snap_dir}packs/{part}/"),
+            None => format!("{snap_dir}packs/"),
+        };
         let existing = if opts.resume {
-            let prefix = self.repo.key(&format!("{snap_dir}packs/"));
+            let prefix = self.repo.key(&packs_dir);
             t.retry
                 .run(&prefix, &t.cancel, || backend.list(&prefix))?
                 .into_iter()
@@ -153,7 +159,7 @@ impl BackupWriter {
         };
         let keys: Vec<String> = plans
             .iter()
-            .map(|p| format!("{snap_dir}packs/{:08}.pack", p.seq))
+            .map(|p| format!("{packs_dir}{:08}.pack", p.seq))
             .collect();
         let results: Vec<(Vec<(u64, u32)>, bool)> = pool(t.threads)?.install(|| {
             plans
@@ -180,45 +186,74 @@ impl BackupWriter {
         })
     }
 
+    /// The manifest of what was uploaded: for a part of a multi-writer
+    /// backup, merged by the caller and committed with
+    /// [`Repository::commit_backup`].
+    pub fn into_manifest(self) -> Result<Manifest> {
+        self.manifest.ok_or_else(|| {
+            Error::InvalidInput("into_manifest called before a successful upload".into())
+        })
+    }
+
     /// Commits the backup: barrier (packs durable), manifest, meta, barrier,
     /// then `info`, the commit point, and a final barrier.
     pub fn commit(self, meta: &[u8]) -> Result<SnapshotInfo> {
         let manifest = self.manifest.as_ref().ok_or_else(|| {
             Error::InvalidInput("commit called before a successful upload".into())
         })?;
-        let backend = self.repo.backend();
-        let dir = Repository::snapshot_dir(&self.id);
-        let put = |name: &str, data: &[u8]| {
-            let key = self.repo.key(&format!("{dir}{name}"));
-            self.retry
-                .run(&key, &self.cancel, || backend.put(&key, data))
-        };
-        let mbytes = manifest.encode();
-        backend.barrier()?;
-        fail::fail_point!("upload::before_manifest", |_| Err(Error::FailPoint(
-            "upload::before_manifest".into()
-        )));
-        put("manifest", &mbytes)?;
-        put("meta", meta)?;
-        backend.barrier()?;
-        fail::fail_point!("upload::before_info", |_| Err(Error::FailPoint(
-            "upload::before_info".into()
-        )));
-        let info = SnapshotInfo {
-            id: self.id.clone(),
-            manifest_len: mbytes.len() as u64,
-            manifest_crc: crc32fast::hash(&mbytes),
-            meta_len: meta.len() as u64,
-            meta_crc: crc32fast::hash(meta),
-            file_count: manifest.file_count(),
-            total_bytes: manifest.total_bytes(),
-            pack_count: manifest.packs.len() as u64,
-        };
-        self.cancel.check()?;
-        put("info", &info.encode())?;
-        backend.barrier()?;
-        Ok(info)
+        commit_snapshot(
+            &self.repo,
+            &self.id,
+            manifest,
+            meta,
+            &self.retry,
+            &self.cancel,
+        )
     }
+}
+
+/// Writes manifest, meta and (last, the commit point) info of snapshot `id`,
+/// with barriers so every pack is durable before the manifest and everything
+/// before the info.
+pub(crate) fn commit_snapshot(
+    repo: &Repository,
+    id: &SnapshotId,
+    manifest: &Manifest,
+    meta: &[u8],
+    retry: &RetryPolicy,
+    cancel: &CancelToken,
+) -> Result<SnapshotInfo> {
+    let backend = repo.backend();
+    let dir = Repository::snapshot_dir(id);
+    let put = |name: &str, data: &[u8]| {
+        let key = repo.key(&format!("{dir}{name}"));
+        retry.run(&key, cancel, || backend.put(&key, data))
+    };
+    let mbytes = manifest.encode();
+    backend.barrier()?;
+    fail::fail_point!("upload::before_manifest", |_| Err(Error::FailPoint(
+        "upload::before_manifest".into()
+    )));
+    put("manifest", &mbytes)?;
+    put("meta", meta)?;
+    backend.barrier()?;
+    fail::fail_point!("upload::before_info", |_| Err(Error::FailPoint(
+        "upload::before_info".into()
+    )));
+    let info = SnapshotInfo {
+        id: id.clone(),
+        manifest_len: mbytes.len() as u64,
+        manifest_crc: crc32fast::hash(&mbytes),
+        meta_len: meta.len() as u64,
+        meta_crc: crc32fast::hash(meta),
+        file_count: manifest.file_count(),
+        total_bytes: manifest.total_bytes(),
+        pack_count: manifest.packs.len() as u64,
+    };
+    cancel.check()?;
+    put("info", &info.encode())?;
+    backend.barrier()?;
+    Ok(info)
 }
 
 /// Returns the (len, crc) of each piece and whether the pack was reused.

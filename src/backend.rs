@@ -1,0 +1,430 @@
+//! A simulated backend node: an engine on its own store dirs, a worker pool,
+//! and the task interface the job layer uses (make snapshot, upload,
+//! download, commit, release). Jobs reach backends only through
+//! [`BackendTasks`], so a node can later be a separate process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use tabletsnap_engine::{
+    CreateTabletRequest, Durability, Engine, EngineOptions, InstallOutcome, Row, TabletChecksum,
+    Verify,
+};
+use tabletsnap_snapshot::{LoadSnapshotRequest, SnapshotRequest};
+use tabletsnap_transfer::{
+    CancelToken, DownloadOptions, Manifest, ProgressFn, SourceFile, TransferOptions, UploadOptions,
+    UploadSource,
+};
+
+/// A tablet to snapshot at a version.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotTarget {
+    /// Tablet id.
+    pub tablet_id: u64,
+    /// Version to capture.
+    pub version: u64,
+}
+
+/// A snapshot a backend made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotMade {
+    /// Tablet id.
+    pub tablet_id: u64,
+    /// Captured version.
+    pub version: u64,
+    /// The snapshot dir on the backend.
+    pub path: PathBuf,
+    /// Files: (name, size, crc32); includes the meta file.
+    pub files: Vec<(String, u64, u32)>,
+}
+
+/// Where a repository is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RepoRef {
+    /// Repository name.
+    pub name: String,
+    /// Its location.
+    pub location: String,
+}
+
+/// Options every transfer task carries.
+#[derive(Clone, Default)]
+pub struct TaskControl {
+    /// Cancels the task between pieces.
+    pub cancel: CancelToken,
+    /// Progress events.
+    pub progress: Option<ProgressFn>,
+    /// Bytes/s cap shared by the task's threads.
+    pub rate_limit: Option<u64>,
+}
+
+impl std::fmt::Debug for TaskControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskControl")
+            .field("cancelled", &self.cancel.is_cancelled())
+            .finish()
+    }
+}
+
+/// A restored tablet replica to download and later commit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoreTarget {
+    /// The tablet id in the backup.
+    pub source_tablet_id: u64,
+    /// The new tablet id.
+    pub tablet_id: u64,
+    /// Its schema hash.
+    pub schema_hash: u32,
+    /// New table id.
+    pub table_id: u64,
+    /// New partition id.
+    pub partition_id: u64,
+    /// Replace an existing tablet.
+    pub overwrite: bool,
+    /// The download dir, once prepared.
+    pub dir: Option<PathBuf>,
+}
+
+/// The tasks a job sends to a backend.
+pub trait BackendTasks: Send + Sync {
+    /// Backend id.
+    fn id(&self) -> u32;
+    /// Hard-link snapshots of tablets at versions; all or an error naming the tablet.
+    fn make_snapshots(
+        &self,
+        targets: &[SnapshotTarget],
+        timeout: Duration,
+    ) -> Result<Vec<SnapshotMade>>;
+    /// Uploads snapshots as this backend's part of backup `label/timestamp`; returns the part's manifest.
+    fn upload(
+        &self,
+        repo: &RepoRef,
+        label: &str,
+        timestamp: &str,
+        snaps: &[SnapshotMade],
+        ctl: &TaskControl,
+    ) -> Result<Manifest>;
+    /// Prepares empty download dirs for restore targets (fills `dir`).
+    fn prepare_restore(&self, targets: &mut [RestoreTarget]) -> Result<()>;
+    /// Downloads the targets' source tablets from backup `label/timestamp`, verified.
+    fn download(
+        &self,
+        repo: &RepoRef,
+        label: &str,
+        timestamp: &str,
+        targets: &[RestoreTarget],
+        ctl: &TaskControl,
+    ) -> Result<u64>;
+    /// Installs downloaded dirs as tablets (atomic, idempotent).
+    fn commit(&self, targets: &[RestoreTarget]) -> Result<Vec<InstallOutcome>>;
+    /// Removes snapshot or download dirs.
+    fn release(&self, paths: &[PathBuf]) -> Result<()>;
+}
+
+/// One in-process backend node.
+pub struct BackendNode {
+    id: u32,
+    engine: Engine,
+    pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for BackendNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendNode").field("id", &self.id).finish()
+    }
+}
+
+impl BackendNode {
+    /// Opens backend `id` with its stores under `dir`; sweeps expired snapshots once.
+    pub fn open(id: u32, dir: &Path, threads: usize) -> Result<Arc<BackendNode>> {
+        let opts = EngineOptions::new(vec![dir.join("store0")]);
+        let engine = Engine::open(opts)
+            .with_context(|| format!("opening backend {id} at {}", dir.display()))?;
+        tabletsnap_snapshot::sweep_expired(&engine, SystemTime::now())
+            .with_context(|| format!("sweeping expired snapshots on backend {id}"))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(move |i| format!("be{id}-worker{i}"))
+            .build()
+            .context("starting a backend worker pool")?;
+        Ok(Arc::new(BackendNode { id, engine, pool }))
+    }
+
+    /// The node's engine (data statements and tests use it directly).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Creates tablets (one barrier).
+    pub fn create_tablets(&self, reqs: Vec<CreateTabletRequest>) -> Result<()> {
+        self.pool
+            .install(|| self.engine.create_tablets(reqs))
+            .with_context(|| format!("creating tablets on backend {}", self.id))
+    }
+
+    /// Publishes one version on each listed tablet (rows may be empty), one barrier for all.
+    pub fn load(&self, items: &[(u64, Vec<Row>)]) -> Result<()> {
+        self.pool
+            .install(|| -> Result<()> {
+                let ids: Vec<u64> = items.iter().map(|(t, _)| *t).collect();
+                let batch = self.engine.begin_load(&ids, Durability::Barrier)?;
+                use rayon::prelude::*;
+                items.par_iter().try_for_each(|(t, rows)| {
+                    let segs: Vec<&[Row]> = if rows.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![rows.as_slice()]
+                    };
+                    batch.add(*t, &segs).map(|_| ())
+                })?;
+                batch.commit()?;
+                Ok(())
+            })
+            .with_context(|| format!("loading on backend {}", self.id))
+    }
+
+    /// Rows of a tablet at a version.
+    pub fn scan(&self, tablet: u64, version: u64) -> Result<Vec<Row>> {
+        Ok(self.engine.scan(tablet, Some(version))?)
+    }
+
+    /// Checksum of a tablet at a version.
+    pub fn checksum(&self, tablet: u64, version: u64) -> Result<TabletChecksum> {
+        Ok(self.engine.checksum(tablet, Some(version))?)
+    }
+
+    /// Drops tablets that exist here; missing ones are fine (idempotent cleanup).
+    pub fn drop_tablets(&self, ids: &[u64]) -> Result<()> {
+        for id in ids {
+            match self.engine.drop_tablet(*id) {
+                Ok(()) | Err(tabletsnap_engine::Error::TabletNotFound(_)) => {}
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("dropping tablet {id} on backend {}", self.id))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn transfer_options(&self, ctl: &TaskControl) -> TransferOptions {
+        let mut t = TransferOptions::default();
+        t.cancel = ctl.cancel.clone();
+        t.progress = ctl.progress.clone();
+        t.rate_limit = ctl.rate_limit;
+        t
+    }
+}
+
+impl BackendTasks for BackendNode {
+    fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn make_snapshots(
+        &self,
+        targets: &[SnapshotTarget],
+        timeout: Duration,
+    ) -> Result<Vec<SnapshotMade>> {
+        let reqs: Vec<SnapshotRequest> = targets
+            .iter()
+            .map(|t| SnapshotRequest {
+                tablet_id: t.tablet_id,
+                version: Some(t.version),
+            })
+            .collect();
+        let outcomes = self
+            .pool
+            .install(|| tabletsnap_snapshot::make_snapshots(&self.engine, &reqs, timeout))
+            .with_context(|| format!("making snapshots on backend {}", self.id))?;
+        let mut made = Vec::with_capacity(outcomes.len());
+        let mut first_err = None;
+        for (t, o) in targets.iter().zip(outcomes) {
+            match o {
+                Ok(info) => {
+                    let mut files: Vec<(String, u64, u32)> = info
+                        .files
+                        .iter()
+                        .map(|f| (f.name.clone(), f.size, f.crc32))
+                        .collect();
+                    let meta_bytes = info.meta.encode();
+                    files.push((
+                        info.meta_file.to_string(),
+                        meta_bytes.len() as u64,
+                        crc32fast::hash(&meta_bytes),
+                    ));
+                    made.push(SnapshotMade {
+                        tablet_id: t.tablet_id,
+                        version: info.version,
+                        path: info.path,
+                        files,
+                    });
+                }
+                Err(e) if first_err.is_none() => {
+                    first_err = Some(anyhow!(e).context(format!(
+                        "snapshot of tablet {} at version {} on backend {}",
+                        t.tablet_id, t.version, self.id
+                    )))
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(e) = first_err {
+            // All or nothing for the task: release what was made.
+            let paths: Vec<PathBuf> = made.iter().map(|m| m.path.clone()).collect();
+            let _ = self.release(&paths);
+            return Err(e);
+        }
+        Ok(made)
+    }
+
+    fn upload(
+        &self,
+        repo: &RepoRef,
+        label: &str,
+        timestamp: &str,
+        snaps: &[SnapshotMade],
+        ctl: &TaskControl,
+    ) -> Result<Manifest> {
+        let repository = crate::repo::open_repository(&repo.name, &repo.location)?;
+        let sources: Vec<UploadSource> = snaps
+            .iter()
+            .map(|s| {
+                UploadSource::new(
+                    s.tablet_id,
+                    s.path.clone(),
+                    s.files
+                        .iter()
+                        .map(|(n, size, crc)| SourceFile {
+                            name: n.clone(),
+                            size: *size,
+                            crc32: *crc,
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let mut opts = UploadOptions::default();
+        opts.transfer = self.transfer_options(ctl);
+        let part = format!("be{}", self.id);
+        self.pool
+            .install(|| -> Result<Manifest> {
+                let mut writer = repository.begin_backup_part(label, timestamp, &part)?;
+                writer.upload(&sources, &opts)?;
+                Ok(writer.into_manifest()?)
+            })
+            .with_context(|| {
+                format!(
+                    "uploading {} snapshots from backend {} to repository '{}'",
+                    snaps.len(),
+                    self.id,
+                    repo.name
+                )
+            })
+    }
+
+    fn prepare_restore(&self, targets: &mut [RestoreTarget]) -> Result<()> {
+        let pairs: Vec<(u64, u32)> = targets
+            .iter()
+            .map(|t| (t.tablet_id, t.schema_hash))
+            .collect();
+        let dirs = tabletsnap_snapshot::prepare_restore_dirs(&self.engine, &pairs)
+            .with_context(|| format!("preparing restore dirs on backend {}", self.id))?;
+        for (t, d) in targets.iter_mut().zip(dirs) {
+            t.dir = Some(d);
+        }
+        Ok(())
+    }
+
+    fn download(
+        &self,
+        repo: &RepoRef,
+        label: &str,
+        timestamp: &str,
+        targets: &[RestoreTarget],
+        ctl: &TaskControl,
+    ) -> Result<u64> {
+        let repository = crate::repo::open_repository(&repo.name, &repo.location)?;
+        let id = tabletsnap_transfer::SnapshotId::new(label, timestamp)?;
+        let map: std::collections::HashMap<u64, PathBuf> = targets
+            .iter()
+            .map(|t| {
+                t.dir
+                    .clone()
+                    .map(|d| (t.source_tablet_id, d))
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "tablet {} has no restore dir on backend {}",
+                            t.tablet_id,
+                            self.id
+                        )
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let mut opts = DownloadOptions::default();
+        opts.transfer = self.transfer_options(ctl);
+        let report = self
+            .pool
+            .install(|| repository.download(&id, &map, &opts))
+            .with_context(|| {
+                format!(
+                    "downloading snapshot {label}/{timestamp} to backend {}",
+                    self.id
+                )
+            })?;
+        Ok(report.files_written + report.files_skipped)
+    }
+
+    fn commit(&self, targets: &[RestoreTarget]) -> Result<Vec<InstallOutcome>> {
+        let loads: Vec<(PathBuf, LoadSnapshotRequest)> = targets
+            .iter()
+            .map(|t| {
+                let dir = t
+                    .dir
+                    .clone()
+                    .ok_or_else(|| anyhow!("tablet {} was never downloaded", t.tablet_id))?;
+                Ok((
+                    dir,
+                    LoadSnapshotRequest {
+                        tablet_id: t.tablet_id,
+                        schema_hash: t.schema_hash,
+                        table_id: t.table_id,
+                        partition_id: t.partition_id,
+                        overwrite: t.overwrite,
+                    },
+                ))
+            })
+            .collect::<Result<_>>()?;
+        // Full verification re-reads what the download just verified: cheap
+        // insurance that what becomes visible is exactly what the meta says.
+        self.pool
+            .install(|| tabletsnap_snapshot::load_snapshots(&self.engine, &loads, Verify::Full))
+            .with_context(|| {
+                format!(
+                    "committing {} restored tablets on backend {}",
+                    targets.len(),
+                    self.id
+                )
+            })
+    }
+
+    fn release(&self, paths: &[PathBuf]) -> Result<()> {
+        for p in paths {
+            match tabletsnap_snapshot::release_snapshot(&self.engine, p) {
+                Ok(()) => {}
+                Err(e) if !p.exists() => drop(e),
+                Err(e) => {
+                    return Err(anyhow!(e).context(format!(
+                        "releasing {} on backend {}",
+                        p.display(),
+                        self.id
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}

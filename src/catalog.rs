@@ -1,0 +1,254 @@
+//! The cluster catalog: databases, tables, partitions, tablets and their
+//! replicas, users and repositories, persisted as one JSON document written
+//! atomically (`<home>/catalog.json`). Ids are unique within a cluster and
+//! never reused: the next id is persisted with every change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tabletsnap_engine::{file, Schema, Value};
+
+/// File name of the catalog inside a home.
+pub const CATALOG_FILE: &str = "catalog.json";
+
+/// A user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    /// May run BACKUP, RESTORE, CANCEL and REPOSITORY statements.
+    pub admin: bool,
+}
+
+/// A repository mapping: a name for a location. Dropping it never touches the data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RepoDef {
+    /// Repository name.
+    pub name: String,
+    /// `file:///abs/path` or `mem://name`.
+    pub location: String,
+    /// Broker name, kept for SHOW REPOSITORIES.
+    pub broker: Option<String>,
+    /// PROPERTIES as given.
+    pub properties: Vec<(String, String)>,
+    /// Creation time (ms).
+    pub create_time_ms: u64,
+}
+
+/// One tablet of a partition and the backends holding its replicas.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TabletInfo {
+    /// Tablet id (the same on every replica).
+    pub id: u64,
+    /// Backend ids holding a replica.
+    pub replicas: Vec<u32>,
+}
+
+/// A range partition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Partition {
+    /// Partition id.
+    pub id: u64,
+    /// Partition name.
+    pub name: String,
+    /// Exclusive upper bound; `None` is MAXVALUE.
+    pub upper: Option<Value>,
+    /// The newest version readers may see.
+    pub visible_version: u64,
+    /// Tablets, one per bucket.
+    pub tablets: Vec<TabletInfo>,
+    /// Set while a restore job fills this partition: not readable.
+    pub restoring_job: Option<u64>,
+}
+
+/// A table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Table {
+    /// Table id.
+    pub id: u64,
+    /// Table name.
+    pub name: String,
+    /// Columns (key flags from DUPLICATE KEY).
+    pub schema: Schema,
+    /// The RANGE partition column, if partitioned.
+    pub partition_column: Option<String>,
+    /// Partitions in range order.
+    pub partitions: Vec<Partition>,
+    /// HASH distribution columns.
+    pub distribution: Vec<String>,
+    /// Buckets (tablets) per partition.
+    pub buckets: u32,
+    /// Replicas per tablet.
+    pub replication_num: u16,
+    /// Set while a restore job fills this table.
+    pub restoring_job: Option<u64>,
+    /// Whether INSERT is allowed while restoring.
+    pub allow_load_while_restoring: bool,
+}
+
+impl Table {
+    /// The partition named `name`.
+    pub fn partition(&self, name: &str) -> Option<&Partition> {
+        self.partitions.iter().find(|p| p.name == name)
+    }
+
+    /// The partition whose range holds `v`.
+    pub fn partition_for(&self, v: &Value) -> Option<usize> {
+        self.partitions.iter().position(|p| match &p.upper {
+            None => true,
+            Some(u) => value_lt(v, u),
+        })
+    }
+
+    /// Index of the partition column, if partitioned.
+    pub fn partition_column_index(&self) -> Option<usize> {
+        let name = self.partition_column.as_ref()?;
+        self.schema.columns.iter().position(|c| &c.name == name)
+    }
+
+    /// The lower bound of partition `i` (the previous partition's upper).
+    pub fn lower_bound(&self, i: usize) -> Option<&Value> {
+        if i == 0 {
+            None
+        } else {
+            self.partitions[i - 1].upper.as_ref()
+        }
+    }
+}
+
+/// Orders values of one partition column type; NULL sorts first.
+pub fn value_lt(a: &Value, b: &Value) -> bool {
+    use Value::*;
+    match (a, b) {
+        (Null, Null) => false,
+        (Null, _) => true,
+        (_, Null) => false,
+        (Int(x), Int(y)) | (Date(x), Date(y)) => x < y,
+        (BigInt(x), BigInt(y)) | (DateTime(x), DateTime(y)) => x < y,
+        (Int(x), BigInt(y)) => i64::from(*x) < *y,
+        (BigInt(x), Int(y)) => *x < i64::from(*y),
+        (Double(x), Double(y)) => x < y,
+        (Varchar(x), Varchar(y)) => x < y,
+        (Boolean(x), Boolean(y)) => x < y,
+        _ => false,
+    }
+}
+
+/// A database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Database {
+    /// Database id.
+    pub id: u64,
+    /// Tables by name.
+    pub tables: BTreeMap<String, Table>,
+}
+
+/// The whole catalog.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Catalog {
+    /// Format version of this document.
+    pub format_version: u32,
+    /// Cluster id (random at creation).
+    pub cluster_id: u64,
+    /// Next id to hand out (databases, tables, partitions, tablets, jobs).
+    pub next_id: u64,
+    /// Number of backends.
+    pub backends: u32,
+    /// Databases by name.
+    pub databases: BTreeMap<String, Database>,
+    /// Users by name.
+    pub users: BTreeMap<String, User>,
+    /// Repositories by name.
+    pub repositories: BTreeMap<String, RepoDef>,
+}
+
+/// Newest catalog format this build reads.
+pub const CATALOG_FORMAT_VERSION: u32 = 1;
+
+impl Catalog {
+    /// A fresh catalog with the root admin user.
+    pub fn new(backends: u32) -> Catalog {
+        let mut users = BTreeMap::new();
+        users.insert("root".to_string(), User { admin: true });
+        let seed = tabletsnap_engine::engine::now_ms() ^ u64::from(std::process::id()) << 40;
+        Catalog {
+            format_version: CATALOG_FORMAT_VERSION,
+            cluster_id: tabletsnap_engine::workload::splitmix64(seed),
+            next_id: 10_000,
+            backends,
+            databases: BTreeMap::new(),
+            users,
+            repositories: BTreeMap::new(),
+        }
+    }
+
+    /// Path of the catalog in `home`.
+    pub fn path(home: &Path) -> PathBuf {
+        home.join(CATALOG_FILE)
+    }
+
+    /// Loads the catalog of `home`.
+    pub fn load(home: &Path) -> Result<Catalog> {
+        let path = Self::path(home);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let cat: Catalog = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is damaged or not a catalog", path.display()))?;
+        if cat.format_version > CATALOG_FORMAT_VERSION {
+            bail!(
+                "{} has format version {}, newer than this tabletsnap reads ({CATALOG_FORMAT_VERSION}); upgrade tabletsnap",
+                path.display(),
+                cat.format_version
+            );
+        }
+        Ok(cat)
+    }
+
+    /// Writes the catalog durably (temp, fsync, rename, fsync dir).
+    pub fn save(&self, home: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).context("encoding the catalog")?;
+        file::write_atomic(&Self::path(home), &bytes).context("saving the catalog")?;
+        Ok(())
+    }
+
+    /// A fresh id.
+    pub fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Database `name`, or an error saying how to list them.
+    pub fn db(&self, name: &str) -> Result<&Database> {
+        self.databases
+            .get(name)
+            .with_context(|| format!("unknown database '{name}' (SHOW DATABASES lists them)"))
+    }
+
+    /// Database `name`, mutable.
+    pub fn db_mut(&mut self, name: &str) -> Result<&mut Database> {
+        self.databases
+            .get_mut(name)
+            .with_context(|| format!("unknown database '{name}' (SHOW DATABASES lists them)"))
+    }
+
+    /// Table `db.name`.
+    pub fn table(&self, db: &str, name: &str) -> Result<&Table> {
+        self.db(db)?.tables.get(name).with_context(|| {
+            format!("unknown table '{db}.{name}' (SHOW TABLES FROM {db} lists them)")
+        })
+    }
+
+    /// Table `db.name`, mutable.
+    pub fn table_mut(&mut self, db: &str, name: &str) -> Result<&mut Table> {
+        self.db_mut(db)?.tables.get_mut(name).with_context(|| {
+            format!("unknown table '{db}.{name}' (SHOW TABLES FROM {db} lists them)")
+        })
+    }
+
+    /// Repository `name`.
+    pub fn repo(&self, name: &str) -> Result<&RepoDef> {
+        self.repositories
+            .get(name)
+            .with_context(|| format!("unknown repository '{name}' (SHOW REPOSITORIES lists them)"))
+    }
+}

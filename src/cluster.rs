@@ -1,0 +1,121 @@
+//! A cluster home: a lock, the catalog, N in-process backend nodes and the
+//! job manager. One process owns a home at a time.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use tabletsnap_engine::file;
+
+use crate::backend::BackendNode;
+use crate::catalog::Catalog;
+use crate::job::JobManager;
+
+/// Default number of backends in a new home.
+pub const DEFAULT_BACKENDS: u32 = 3;
+
+/// An open cluster home.
+pub struct Cluster {
+    home: PathBuf,
+    _lock: nix::fcntl::Flock<File>,
+    catalog: Mutex<Catalog>,
+    backends: Vec<Arc<BackendNode>>,
+    jobs: JobManager,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("home", &self.home).finish()
+    }
+}
+
+impl Cluster {
+    /// Opens `home`, creating a cluster of `backends` nodes if it is new.
+    /// Unfinished jobs are resumed (or cancelled cleanly if they cannot be).
+    pub fn open(home: &Path, backends: u32) -> Result<Arc<Cluster>> {
+        file::create_dir_all_durable(home)
+            .with_context(|| format!("creating home {}", home.display()))?;
+        let lock_path = home.join("LOCK");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        let lock = match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+                "home {} is in use by another tabletsnap process (lock file {})",
+                home.display(),
+                lock_path.display()
+            ),
+            Err((_, e)) => {
+                return Err(e).with_context(|| format!("locking {}", lock_path.display()))
+            }
+        };
+        let catalog = if Catalog::path(home).exists() {
+            Catalog::load(home)?
+        } else {
+            if backends == 0 {
+                bail!("a cluster needs at least one backend");
+            }
+            let c = Catalog::new(backends);
+            c.save(home)?;
+            c
+        };
+        let threads = (std::thread::available_parallelism().map_or(2, |n| n.get())).max(2);
+        let backends: Vec<Arc<BackendNode>> = (1..=catalog.backends)
+            .into_par_iter()
+            .map(|id| BackendNode::open(id, &home.join(format!("be{id}")), threads))
+            .collect::<Result<_>>()?;
+        let cluster = Arc::new(Cluster {
+            home: home.to_path_buf(),
+            _lock: lock,
+            catalog: Mutex::new(catalog),
+            backends,
+            jobs: JobManager::new(home.join("jobs"))?,
+        });
+        JobManager::resume_all(&cluster)?;
+        Ok(cluster)
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The catalog, locked.
+    pub fn catalog(&self) -> MutexGuard<'_, Catalog> {
+        self.catalog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the catalog and saves it if `f` succeeds.
+    pub fn update_catalog<T>(&self, f: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+        let mut cat = self.catalog();
+        let mut copy = cat.clone();
+        let out = f(&mut copy)?;
+        copy.save(&self.home)?;
+        *cat = copy;
+        Ok(out)
+    }
+
+    /// All backends.
+    pub fn backends(&self) -> &[Arc<BackendNode>] {
+        &self.backends
+    }
+
+    /// Backend `id`.
+    pub fn backend(&self, id: u32) -> Result<&Arc<BackendNode>> {
+        self.backends
+            .iter()
+            .find(|b| crate::backend::BackendTasks::id(b.as_ref()) == id)
+            .with_context(|| format!("backend {id} does not exist"))
+    }
+
+    /// The job manager.
+    pub fn jobs(&self) -> &JobManager {
+        &self.jobs
+    }
+}

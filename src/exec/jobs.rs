@@ -1,0 +1,511 @@
+//! Repository and job statements: CREATE/DROP/SHOW REPOSITORY, BACKUP,
+//! RESTORE, SHOW BACKUP/RESTORE/SNAPSHOT, CANCEL.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use tabletsnap_engine::engine::now_ms;
+use tabletsnap_transfer::SnapshotId;
+
+use super::{Output, Session};
+use crate::backend::{RepoRef, SnapshotTarget};
+use crate::catalog::RepoDef;
+use crate::job::meta::{BackupMeta, BackupPartition, BackupTable, BACKUP_META_VERSION};
+use crate::job::restore::{make_plan, read_backup_meta, RestoreObj};
+use crate::job::{
+    fmt_time, repo_timestamp, BackupJob, BackupState, JobHandle, JobRecord, JobStatus, RestoreJob,
+    RestoreState, DEFAULT_TIMEOUT_SECS,
+};
+use crate::sql::ast::{Backup, CreateRepository, Restore, SnapshotFilter};
+use crate::sql::{BackupProps, RestoreProps, ResultSet};
+
+pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Output> {
+    let location = crate::repo::parse_location(&cr.location)?;
+    if s.cluster.catalog().repositories.contains_key(&cr.name) {
+        bail!(
+            "repository '{}' already exists (DROP REPOSITORY {} first)",
+            cr.name,
+            cr.name
+        );
+    }
+    // Opening creates the repository's info object, or checks an existing one
+    // (another cluster's: that is how two clusters share a repository).
+    crate::repo::open_repository(&cr.name, &location)?;
+    s.cluster.update_catalog(|c| {
+        c.repositories.insert(
+            cr.name.clone(),
+            RepoDef {
+                name: cr.name.clone(),
+                location: location.clone(),
+                broker: cr
+                    .broker
+                    .as_ref()
+                    .map(|b| b.name.clone().unwrap_or_default()),
+                properties: cr.properties.clone(),
+                create_time_ms: now_ms(),
+            },
+        );
+        Ok(())
+    })?;
+    Ok(Output::Message("Query OK, 0 rows affected".into()))
+}
+
+pub(super) fn drop_repository(s: &Session, name: &str) -> Result<Output> {
+    let busy = s.cluster.jobs().all().into_iter().any(|h| {
+        !h.is_done()
+            && match h.record() {
+                JobRecord::Backup(j) => j.repo.name == name,
+                JobRecord::Restore(j) => j.repo.name == name,
+            }
+    });
+    if busy {
+        bail!("repository '{name}' is used by a running job");
+    }
+    s.cluster.update_catalog(|c| {
+        c.repositories
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| anyhow!("unknown repository '{name}' (SHOW REPOSITORIES lists them)"))
+    })?;
+    Ok(Output::Message(
+        "Query OK, 0 rows affected (the repository's data is kept)".into(),
+    ))
+}
+
+pub(super) fn show_repositories(s: &Session) -> Result<Output> {
+    let mut rs = ResultSet::new(["RepoName", "CreateTime", "Location", "Broker", "ErrMsg"]);
+    for r in s.cluster.catalog().repositories.values() {
+        let err = crate::repo::open_repository(&r.name, &r.location)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_else(|| "NULL".into());
+        rs.push_row([
+            r.name.clone(),
+            fmt_time(Some(r.create_time_ms)),
+            r.location.clone(),
+            r.broker.clone().unwrap_or_else(|| "-".into()),
+            err,
+        ]);
+    }
+    Ok(Output::Rows(rs))
+}
+
+fn repo_ref(s: &Session, name: &str) -> Result<RepoRef> {
+    let cat = s.cluster.catalog();
+    let r = cat.repo(name)?;
+    Ok(RepoRef {
+        name: r.name.clone(),
+        location: r.location.clone(),
+    })
+}
+
+pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
+    let db = s.db_name(b.label.db.as_ref())?;
+    let label = b.label.name.clone();
+    tabletsnap_transfer::names::validate_label(&label)?;
+    let props = BackupProps::from_properties(&b.properties)?;
+    let repo = repo_ref(s, &b.repo)?;
+    let mut seen = std::collections::HashSet::new();
+    for t in &b.tables {
+        if !seen.insert(t.name.as_str()) {
+            bail!("table '{}' is listed twice in BACKUP ... ON", t.name);
+        }
+        if t.alias.is_some() {
+            bail!("BACKUP does not take AS aliases (table '{}')", t.name);
+        }
+    }
+    let (meta, assignments, id) = {
+        let mut cat = s.cluster.catalog();
+        let d = cat.db(&db)?;
+        let names: Vec<(String, Vec<String>)> = if b.tables.is_empty() {
+            d.tables.keys().map(|n| (n.clone(), Vec::new())).collect()
+        } else {
+            b.tables
+                .iter()
+                .map(|t| (t.name.clone(), t.partitions.clone()))
+                .collect()
+        };
+        if names.is_empty() {
+            bail!("database '{db}' has no tables to back up");
+        }
+        let mut tables = Vec::new();
+        let mut per_be: BTreeMap<u32, Vec<SnapshotTarget>> = BTreeMap::new();
+        for (name, parts) in &names {
+            let t = cat.table(&db, name)?;
+            if let Some(j) = t.restoring_job {
+                bail!(
+                    "table '{db}.{name}' is being restored by job {j} and cannot be backed up now"
+                );
+            }
+            for p in parts {
+                if t.partition(p).is_none() {
+                    bail!("unknown partition '{p}' of table '{db}.{name}' (SHOW PARTITIONS FROM {name} lists them)");
+                }
+            }
+            let mut partitions = Vec::new();
+            for (i, p) in t.partitions.iter().enumerate() {
+                if !parts.is_empty() && !parts.contains(&p.name) {
+                    continue;
+                }
+                for (k, tab) in p.tablets.iter().enumerate() {
+                    let be = tab.replicas[k % tab.replicas.len().max(1)];
+                    per_be.entry(be).or_default().push(SnapshotTarget {
+                        tablet_id: tab.id,
+                        version: p.visible_version,
+                    });
+                }
+                let mut rows = 0;
+                for tab in &p.tablets {
+                    if let Some(be) = tab.replicas.first() {
+                        if let Ok(m) = s.cluster.backend(*be)?.engine().tablet_meta(tab.id) {
+                            rows += m
+                                .rowsets_for(p.visible_version)
+                                .map(|r| r.iter().map(|x| x.num_rows).sum::<u64>())
+                                .unwrap_or(0);
+                        }
+                    }
+                }
+                partitions.push(BackupPartition {
+                    id: p.id,
+                    name: p.name.clone(),
+                    lower: t.lower_bound(i).cloned(),
+                    upper: p.upper.clone(),
+                    version: p.visible_version,
+                    tablets: p.tablets.iter().map(|x| x.id).collect(),
+                    rows,
+                });
+            }
+            tables.push(BackupTable {
+                id: t.id,
+                name: t.name.clone(),
+                schema: t.schema.clone(),
+                partition_column: t.partition_column.clone(),
+                distribution: t.distribution.clone(),
+                buckets: t.buckets,
+                replication_num: t.replication_num,
+                partitions,
+            });
+        }
+        let id = cat.alloc_id();
+        cat.save(s.cluster.home())?;
+        let meta = BackupMeta {
+            format_version: BACKUP_META_VERSION,
+            cluster_id: cat.cluster_id,
+            db: db.clone(),
+            label: label.clone(),
+            timestamp: repo_timestamp(),
+            create_time_ms: now_ms(),
+            tables,
+        };
+        (meta, per_be.into_iter().collect::<Vec<_>>(), id)
+    };
+    let objs = meta
+        .tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{}({})",
+                t.name,
+                t.partitions
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let job = BackupJob {
+        id,
+        label,
+        db,
+        repo,
+        state: BackupState::Pending,
+        timeout_s: props.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS),
+        objs,
+        timestamp: meta.timestamp.clone(),
+        create_time_ms: meta.create_time_ms,
+        snapshot_finished_ms: None,
+        upload_finished_ms: None,
+        finished_ms: None,
+        meta,
+        assignments,
+        snapshots: Vec::new(),
+        status: JobStatus {
+            status: "OK".into(),
+            ..Default::default()
+        },
+    };
+    s.cluster.jobs().start(&s.cluster, JobRecord::Backup(job))
+}
+
+pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
+    let db = s.db_name(r.label.db.as_ref())?;
+    let label = r.label.name.clone();
+    tabletsnap_transfer::names::validate_label(&label)?;
+    let props = RestoreProps::from_properties(&r.properties)?;
+    let repo = repo_ref(s, &r.repo)?;
+    s.cluster.catalog().db(&db)?;
+    let objs: Vec<RestoreObj> = r
+        .tables
+        .iter()
+        .map(|t| RestoreObj {
+            table: t.name.clone(),
+            partitions: t.partitions.clone(),
+            alias: t.alias.clone(),
+        })
+        .collect();
+    let meta = read_backup_meta(&repo, &label, &props.backup_timestamp)?;
+    let id = s.cluster.update_catalog(|c| Ok(c.alloc_id()))?;
+    let job = RestoreJob {
+        id,
+        label,
+        db,
+        repo,
+        timestamp: props.backup_timestamp.clone(),
+        state: RestoreState::Pending,
+        timeout_s: props.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS),
+        allow_load: props.allow_load,
+        replication_num: props.replication_num,
+        objs,
+        create_time_ms: now_ms(),
+        meta_prepared_ms: None,
+        snapshot_finished_ms: None,
+        download_finished_ms: None,
+        finished_ms: None,
+        plan: None,
+        targets: Vec::new(),
+        status: JobStatus {
+            status: "OK".into(),
+            ..Default::default()
+        },
+    };
+    // Refuse a different schema or range now, before anything changes.
+    let mut dry = s.cluster.catalog().clone();
+    make_plan(&mut dry, &job, &meta, false)?;
+    s.cluster.jobs().start(&s.cluster, JobRecord::Restore(job))
+}
+
+fn jobs_in(s: &Session, db: Option<&String>, kind: &str) -> Result<Vec<Arc<JobHandle>>> {
+    let db = s.db_name(db)?;
+    s.cluster.catalog().db(&db)?;
+    Ok(s.cluster
+        .jobs()
+        .all()
+        .into_iter()
+        .filter(|h| {
+            let r = h.record();
+            r.db() == db && r.kind() == kind
+        })
+        .collect())
+}
+
+pub(super) fn show_backup(s: &Session, db: Option<&String>) -> Result<Output> {
+    let mut rs = ResultSet::new([
+        "JobId",
+        "SnapshotName",
+        "DbName",
+        "State",
+        "BackupObjs",
+        "CreateTime",
+        "SnapshotFinishedTime",
+        "UploadFinishedTime",
+        "FinishedTime",
+        "UnfinishedTasks",
+        "Progress",
+        "TaskErrMsg",
+        "Status",
+        "Timeout",
+    ]);
+    for h in jobs_in(s, db, "BACKUP")? {
+        if let JobRecord::Backup(j) = h.record() {
+            let running = !j.state.is_done();
+            rs.push_row([
+                j.id.to_string(),
+                j.label.clone(),
+                j.db.clone(),
+                j.state.name().to_string(),
+                j.objs.clone(),
+                fmt_time(Some(j.create_time_ms)),
+                fmt_time(j.snapshot_finished_ms),
+                fmt_time(j.upload_finished_ms),
+                fmt_time(j.finished_ms),
+                if running {
+                    h.progress
+                        .unfinished_tasks
+                        .load(Ordering::Relaxed)
+                        .to_string()
+                } else {
+                    "0".into()
+                },
+                if running {
+                    h.progress.describe()
+                } else {
+                    String::new()
+                },
+                j.status.task_err_msg.clone(),
+                j.status.status.clone(),
+                j.timeout_s.to_string(),
+            ]);
+        }
+    }
+    Ok(Output::Rows(rs))
+}
+
+pub(super) fn show_restore(s: &Session, db: Option<&String>) -> Result<Output> {
+    let mut rs = ResultSet::new([
+        "JobId",
+        "Label",
+        "Timestamp",
+        "DbName",
+        "State",
+        "AllowLoad",
+        "ReplicationNum",
+        "RestoreObjs",
+        "CreateTime",
+        "MetaPreparedTime",
+        "SnapshotFinishedTime",
+        "DownloadFinishedTime",
+        "FinishedTime",
+        "UnfinishedTasks",
+        "Progress",
+        "TaskErrMsg",
+        "Status",
+        "Timeout",
+    ]);
+    for h in jobs_in(s, db, "RESTORE")? {
+        if let JobRecord::Restore(j) = h.record() {
+            let running = !j.state.is_done();
+            rs.push_row([
+                j.id.to_string(),
+                j.label.clone(),
+                j.timestamp.clone(),
+                j.db.clone(),
+                j.state.name().to_string(),
+                j.allow_load.to_string(),
+                j.replication_num
+                    .map_or_else(|| "default".into(), |n| n.to_string()),
+                j.objs_text(),
+                fmt_time(Some(j.create_time_ms)),
+                fmt_time(j.meta_prepared_ms),
+                fmt_time(j.snapshot_finished_ms),
+                fmt_time(j.download_finished_ms),
+                fmt_time(j.finished_ms),
+                if running {
+                    h.progress
+                        .unfinished_tasks
+                        .load(Ordering::Relaxed)
+                        .to_string()
+                } else {
+                    "0".into()
+                },
+                if running {
+                    h.progress.describe()
+                } else {
+                    String::new()
+                },
+                j.status.task_err_msg.clone(),
+                j.status.status.clone(),
+                j.timeout_s.to_string(),
+            ]);
+        }
+    }
+    Ok(Output::Rows(rs))
+}
+
+pub(super) fn show_snapshot(
+    s: &Session,
+    repo: &str,
+    filter: Option<&SnapshotFilter>,
+) -> Result<Output> {
+    let r = repo_ref(s, repo)?;
+    let repository = crate::repo::open_repository(&r.name, &r.location)?;
+    let ids = repository.list_snapshots()?;
+    let Some(f) = filter else {
+        let mut rs = ResultSet::new(["Snapshot", "Timestamp", "Status"]);
+        for id in ids {
+            rs.push_row([id.label.clone(), id.timestamp.clone(), "OK".to_string()]);
+        }
+        return Ok(Output::Rows(rs));
+    };
+    let mut rs = ResultSet::new(["Snapshot", "Timestamp", "Status", "Database", "Details"]);
+    for id in ids.iter().filter(|id| {
+        id.label == f.snapshot && f.timestamp.as_ref().is_none_or(|t| t == &id.timestamp)
+    }) {
+        let (status, db, details) = match snapshot_details(&repository, id) {
+            Ok((db, d)) => ("OK".to_string(), db, d),
+            Err(e) => (format!("ERROR: {e:#}"), String::new(), String::new()),
+        };
+        rs.push_row([id.label.clone(), id.timestamp.clone(), status, db, details]);
+    }
+    Ok(Output::Rows(rs))
+}
+
+fn snapshot_details(
+    repo: &tabletsnap_transfer::Repository,
+    id: &SnapshotId,
+) -> Result<(String, String)> {
+    let meta = BackupMeta::decode(
+        &repo.read_meta(id)?,
+        &format!("snapshot {}/{}", id.label, id.timestamp),
+    )?;
+    let manifest = repo.read_manifest(id)?;
+    let mut out = format!("__ss_{}/{}/\n", id.label, id.timestamp);
+    for t in &meta.tables {
+        out.push_str(&format!("  {} (id {})\n", t.name, t.id));
+        for p in &t.partitions {
+            out.push_str(&format!(
+                "    {} version {} rows {}\n",
+                p.name, p.version, p.rows
+            ));
+            for tab in &p.tablets {
+                if let Some(e) = manifest.tablets.iter().find(|e| e.tablet_id == *tab) {
+                    let bytes: u64 = e.files.iter().map(|f| f.size).sum();
+                    out.push_str(&format!(
+                        "      {tab}/ {} files {} bytes\n",
+                        e.files.len(),
+                        bytes
+                    ));
+                }
+            }
+        }
+    }
+    out.push_str(&format!("  packs: {}\n", manifest.packs.len()));
+    Ok((meta.db, out.trim_end().to_string()))
+}
+
+pub(super) fn cancel(s: &Session, db: Option<&String>, kind: &str) -> Result<Output> {
+    let db = s.db_name(db)?;
+    let Some(h) = s
+        .cluster
+        .jobs()
+        .running_in(&db)
+        .filter(|h| h.record().kind() == kind)
+    else {
+        bail!("no running {kind} job in database '{db}'");
+    };
+    if let JobRecord::Restore(j) = h.record() {
+        if j.state == RestoreState::Committing {
+            bail!(
+                "restore job {} is COMMITTING and will finish; it can no longer be cancelled",
+                j.id
+            );
+        }
+    }
+    h.request_cancel("cancelled by user");
+    h.wait();
+    if let JobRecord::Restore(j) = h.record() {
+        if j.state == RestoreState::Finished {
+            bail!(
+                "restore job {} reached COMMITTING before the cancel and finished",
+                j.id
+            );
+        }
+    }
+    Ok(Output::Message(format!(
+        "Query OK, {kind} job {} cancelled",
+        h.id
+    )))
+}

@@ -1,0 +1,400 @@
+//! The BACKUP job: PENDING → SNAPSHOTING → UPLOAD_SNAPSHOT → UPLOADING →
+//! SAVE_META → UPLOAD_INFO → FINISHED, or CANCELLED. Data goes first, the
+//! manifest and meta next, and the `info` object last: a backup exists for
+//! readers only once whole.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tabletsnap_engine::engine::now_ms;
+use tabletsnap_transfer::{Manifest, SnapshotId};
+
+use super::meta::BackupMeta;
+use super::{
+    backoff, interrupted, state_fail_point, watchdog, JobHandle, JobRecord, JobStatus, Step,
+    MAX_TASK_ATTEMPTS,
+};
+use crate::backend::{BackendTasks, RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
+use crate::cluster::Cluster;
+
+/// States of a BACKUP job.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BackupState {
+    /// Created; snapshot tasks planned.
+    Pending,
+    /// Backends make hard-link snapshots.
+    Snapshoting,
+    /// Upload tasks are being prepared.
+    UploadSnapshot,
+    /// Backends upload their snapshots.
+    Uploading,
+    /// The manifest and meta are assembled.
+    SaveMeta,
+    /// Manifest, meta, then info are written to the repository.
+    UploadInfo,
+    /// Done: the backup is visible in the repository.
+    Finished,
+    /// Ended without a backup; everything it made was removed.
+    Cancelled,
+}
+
+impl BackupState {
+    /// FINISHED or CANCELLED.
+    pub fn is_done(self) -> bool {
+        matches!(self, BackupState::Finished | BackupState::Cancelled)
+    }
+    /// The SHOW spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackupState::Pending => "PENDING",
+            BackupState::Snapshoting => "SNAPSHOTING",
+            BackupState::UploadSnapshot => "UPLOAD_SNAPSHOT",
+            BackupState::Uploading => "UPLOADING",
+            BackupState::SaveMeta => "SAVE_META",
+            BackupState::UploadInfo => "UPLOAD_INFO",
+            BackupState::Finished => "FINISHED",
+            BackupState::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// A BACKUP job's persisted record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupJob {
+    /// Job id.
+    pub id: u64,
+    /// Snapshot label.
+    pub label: String,
+    /// Database.
+    pub db: String,
+    /// Target repository.
+    pub repo: RepoRef,
+    /// Current state.
+    pub state: BackupState,
+    /// Timeout in seconds from creation.
+    pub timeout_s: u64,
+    /// BackupObjs for SHOW.
+    pub objs: String,
+    /// Repository timestamp of this backup.
+    pub timestamp: String,
+    /// Created (ms).
+    pub create_time_ms: u64,
+    /// SNAPSHOTING ended (ms).
+    pub snapshot_finished_ms: Option<u64>,
+    /// UPLOADING ended (ms).
+    pub upload_finished_ms: Option<u64>,
+    /// FINISHED or CANCELLED (ms).
+    pub finished_ms: Option<u64>,
+    /// What is backed up, at which versions.
+    pub meta: BackupMeta,
+    /// Snapshot tasks per backend.
+    pub assignments: Vec<(u32, Vec<SnapshotTarget>)>,
+    /// Snapshots made, per backend.
+    pub snapshots: Vec<(u32, Vec<SnapshotMade>)>,
+    /// Errors and status.
+    pub status: JobStatus,
+}
+
+impl BackupJob {
+    fn snapshot_id(&self) -> Result<SnapshotId> {
+        Ok(SnapshotId::new(&self.label, &self.timestamp)?)
+    }
+}
+
+fn with_job<T>(h: &JobHandle, f: impl FnOnce(&BackupJob) -> T) -> Result<T> {
+    match h.record() {
+        JobRecord::Backup(j) => Ok(f(&j)),
+        JobRecord::Restore(_) => bail!("job {} is not a backup", h.id),
+    }
+}
+
+fn update(c: &Cluster, h: &JobHandle, f: impl FnOnce(&mut BackupJob)) -> Result<()> {
+    c.jobs().update(h, |r| {
+        if let JobRecord::Backup(j) = r {
+            f(j)
+        }
+    })
+}
+
+/// Drives a backup job to FINISHED or CANCELLED.
+pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
+    let Ok((create, timeout)) = with_job(h, |j| (j.create_time_ms, j.timeout_s)) else {
+        return;
+    };
+    watchdog(h, create, timeout);
+    loop {
+        let Ok(state) = with_job(h, |j| j.state) else {
+            return;
+        };
+        if state.is_done() {
+            return;
+        }
+        if let Some(reason) = interrupted(h, create, timeout) {
+            cancel(c, h, &reason);
+            return;
+        }
+        let res = state_fail_point(&format!("job::backup::{}", state.name()))
+            .and_then(|()| step(c, h, state));
+        match res {
+            Ok(Step::Next) => {
+                let _ = update(c, h, |j| j.status.attempts = 0);
+            }
+            Ok(Step::Done) => return,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let attempts = with_job(h, |j| j.status.attempts + 1).unwrap_or(MAX_TASK_ATTEMPTS);
+                let _ = update(c, h, |j| {
+                    j.status.task_err_msg = msg.clone();
+                    j.status.attempts = attempts;
+                });
+                if h.cancel.is_cancelled() {
+                    continue;
+                }
+                if attempts >= MAX_TASK_ATTEMPTS {
+                    cancel(
+                        c,
+                        h,
+                        &format!("{} failed {attempts} times: {msg}", state.name()),
+                    );
+                    return;
+                }
+                if h.cancel.sleep(backoff(attempts)).is_err() {
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+fn per_backend<T: Send, I: Sync>(
+    c: &Cluster,
+    work: &[(u32, I)],
+    f: impl Fn(&dyn BackendTasks, &I) -> Result<T> + Sync,
+) -> Result<Vec<(u32, T)>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .iter()
+            .map(|(be, item)| {
+                let f = &f;
+                s.spawn(move || -> Result<(u32, T)> {
+                    let node = c.backend(*be)?;
+                    Ok((*be, f(node.as_ref(), item)?))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow!("a backend task panicked"))?)
+            .collect()
+    })
+}
+
+fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> {
+    let job = with_job(h, Clone::clone)?;
+    match state {
+        BackupState::Pending => {
+            update(c, h, |j| j.state = BackupState::Snapshoting)?;
+        }
+        BackupState::Snapshoting => {
+            h.progress
+                .unfinished_tasks
+                .store(job.assignments.len() as u64, Ordering::Relaxed);
+            let timeout = Duration::from_secs(job.timeout_s.max(1));
+            // A retry after a partial failure starts from a clean slate.
+            release_all(c, &job.snapshots);
+            let made = per_backend(c, &job.assignments, |be, targets| {
+                let r = be.make_snapshots(targets, timeout);
+                h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
+                r
+            });
+            let made = match made {
+                Ok(m) => m,
+                Err(e) => return Err(e.context("SNAPSHOTING")),
+            };
+            update(c, h, |j| {
+                j.snapshots = made;
+                j.snapshot_finished_ms = Some(now_ms());
+                j.state = BackupState::UploadSnapshot;
+            })?;
+        }
+        BackupState::UploadSnapshot => {
+            let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+            let id = job.snapshot_id()?;
+            if repo.list_snapshots()?.contains(&id) {
+                bail!(
+                    "repository '{}' already holds snapshot {} at {}",
+                    job.repo.name,
+                    job.label,
+                    job.timestamp
+                );
+            }
+            let files: u64 = job
+                .snapshots
+                .iter()
+                .flat_map(|(_, s)| s)
+                .map(|s| s.files.len() as u64)
+                .sum();
+            let bytes: u64 = job
+                .snapshots
+                .iter()
+                .flat_map(|(_, s)| s)
+                .flat_map(|s| &s.files)
+                .map(|f| f.1)
+                .sum();
+            h.progress.files_total.store(files, Ordering::Relaxed);
+            h.progress.bytes_total.store(bytes, Ordering::Relaxed);
+            update(c, h, |j| j.state = BackupState::Uploading)?;
+        }
+        BackupState::Uploading => {
+            h.progress.files_done.store(0, Ordering::Relaxed);
+            h.progress.bytes_done.store(0, Ordering::Relaxed);
+            h.progress
+                .unfinished_tasks
+                .store(job.snapshots.len() as u64, Ordering::Relaxed);
+            let parts = per_backend(c, &job.snapshots, |be, snaps| {
+                let r = be.upload(
+                    &job.repo,
+                    &job.label,
+                    &job.timestamp,
+                    snaps,
+                    &task_control(h),
+                );
+                h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
+                r
+            })?;
+            let dir = c.jobs().scratch_dir(job.id);
+            tabletsnap_engine::file::create_dir_all_durable(&dir)?;
+            for (be, m) in &parts {
+                tabletsnap_engine::file::write_atomic(
+                    &dir.join(format!("be{be}.manifest")),
+                    &m.encode(),
+                )?;
+            }
+            update(c, h, |j| {
+                j.upload_finished_ms = Some(now_ms());
+                j.state = BackupState::SaveMeta;
+            })?;
+        }
+        BackupState::SaveMeta => {
+            let dir = c.jobs().scratch_dir(job.id);
+            let parts = read_parts(&dir, &job)?;
+            let manifest = Manifest::merge(parts)?;
+            for t in job
+                .meta
+                .tables
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .flat_map(|p| &p.tablets)
+            {
+                if !manifest.tablets.iter().any(|e| e.tablet_id == *t) {
+                    bail!("SAVE_META: tablet {t} is missing from the uploaded manifest");
+                }
+            }
+            tabletsnap_engine::file::write_atomic(&dir.join("manifest"), &manifest.encode())?;
+            tabletsnap_engine::file::write_atomic(&dir.join("meta"), &job.meta.encode()?)?;
+            update(c, h, |j| j.state = BackupState::UploadInfo)?;
+        }
+        BackupState::UploadInfo => {
+            let dir = c.jobs().scratch_dir(job.id);
+            let manifest = Manifest::decode(
+                &std::fs::read(dir.join("manifest")).context("reading the saved manifest")?,
+            )?;
+            let meta = std::fs::read(dir.join("meta")).context("reading the saved meta")?;
+            let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+            repo.commit_backup(&job.snapshot_id()?, &manifest, &meta)
+                .with_context(|| {
+                    format!(
+                        "committing backup {} to repository '{}'",
+                        job.label, job.repo.name
+                    )
+                })?;
+            release_all(c, &job.snapshots);
+            let _ = std::fs::remove_dir_all(&dir);
+            update(c, h, |j| {
+                j.finished_ms = Some(now_ms());
+                j.state = BackupState::Finished;
+                j.status.status = "OK".into();
+                j.snapshots.clear();
+            })?;
+            return Ok(Step::Done);
+        }
+        BackupState::Finished | BackupState::Cancelled => return Ok(Step::Done),
+    }
+    Ok(Step::Next)
+}
+
+fn read_parts(dir: &std::path::Path, job: &BackupJob) -> Result<Vec<Manifest>> {
+    job.snapshots
+        .iter()
+        .map(|(be, _)| {
+            let p = dir.join(format!("be{be}.manifest"));
+            let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(Manifest::decode(&bytes)?)
+        })
+        .collect()
+}
+
+/// A task's control block: the job's cancel token and a progress callback
+/// that folds this task's cumulative counts into the job's totals.
+pub(crate) fn task_control(h: &Arc<JobHandle>) -> TaskControl {
+    let job = Arc::clone(h);
+    let seen = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    TaskControl {
+        cancel: h.cancel.clone(),
+        progress: Some(Arc::new(move |p: tabletsnap_transfer::Progress| {
+            let prev_f = seen.0.fetch_max(p.files_done, Ordering::Relaxed);
+            let prev_b = seen.1.fetch_max(p.bytes_done, Ordering::Relaxed);
+            job.progress
+                .files_done
+                .fetch_add(p.files_done.saturating_sub(prev_f), Ordering::Relaxed);
+            job.progress
+                .bytes_done
+                .fetch_add(p.bytes_done.saturating_sub(prev_b), Ordering::Relaxed);
+        })),
+        rate_limit: None,
+    }
+}
+
+fn release_all(c: &Cluster, snaps: &[(u32, Vec<SnapshotMade>)]) {
+    for (be, list) in snaps {
+        if let Ok(node) = c.backend(*be) {
+            let paths: Vec<PathBuf> = list.iter().map(|s| s.path.clone()).collect();
+            let _ = node.release(&paths);
+        }
+    }
+}
+
+/// Cancels: releases snapshots on every backend, removes the uncommitted
+/// backup's objects from the repository, and records why.
+pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
+    let Ok(job) = with_job(h, Clone::clone) else {
+        return;
+    };
+    if job.state.is_done() {
+        return;
+    }
+    release_all(c, &job.snapshots);
+    if let Ok(repo) = crate::repo::open_repository(&job.repo.name, &job.repo.location) {
+        if let Ok(id) = job.snapshot_id() {
+            if !repo
+                .list_snapshots()
+                .map(|l| l.contains(&id))
+                .unwrap_or(true)
+            {
+                let _ = repo.delete_snapshot(&id);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(c.jobs().scratch_dir(job.id));
+    let _ = update(c, h, |j| {
+        j.state = BackupState::Cancelled;
+        j.finished_ms = Some(now_ms());
+        j.status.status = format!("[CANCELLED] {reason}");
+        j.snapshots.clear();
+    });
+}

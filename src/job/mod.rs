@@ -1,0 +1,417 @@
+//! Backup and restore jobs: persisted state machines driven by one thread per
+//! job, talking to backends only through [`BackendTasks`](crate::backend::BackendTasks).
+//!
+//! A job's record is saved (atomically) after every state change, so a
+//! restarted process resumes each unfinished job from its last completed
+//! state. Task errors are retried a bounded number of times with capped
+//! exponential backoff; past that, or past its timeout, a job is cancelled
+//! and cleaned up. Once a restore reaches COMMITTING it only moves forward.
+
+pub mod backup;
+pub mod meta;
+pub mod restore;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tabletsnap_engine::{engine::now_ms, file};
+use tabletsnap_transfer::CancelToken;
+
+use crate::cluster::Cluster;
+
+pub use backup::{BackupJob, BackupState};
+pub use restore::{RestoreJob, RestoreState};
+
+/// Default job timeout (seconds), as in StarRocks.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 86_400;
+/// Attempts per state before a job gives up.
+pub const MAX_TASK_ATTEMPTS: u32 = 3;
+
+/// A job as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JobRecord {
+    /// A BACKUP job.
+    Backup(BackupJob),
+    /// A RESTORE job.
+    Restore(RestoreJob),
+}
+
+impl JobRecord {
+    /// Job id.
+    pub fn id(&self) -> u64 {
+        match self {
+            JobRecord::Backup(j) => j.id,
+            JobRecord::Restore(j) => j.id,
+        }
+    }
+    /// Database the job runs in.
+    pub fn db(&self) -> &str {
+        match self {
+            JobRecord::Backup(j) => &j.db,
+            JobRecord::Restore(j) => &j.db,
+        }
+    }
+    /// FINISHED or CANCELLED.
+    pub fn is_done(&self) -> bool {
+        match self {
+            JobRecord::Backup(j) => j.state.is_done(),
+            JobRecord::Restore(j) => j.state.is_done(),
+        }
+    }
+    /// `BACKUP` or `RESTORE`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobRecord::Backup(_) => "BACKUP",
+            JobRecord::Restore(_) => "RESTORE",
+        }
+    }
+    /// The label.
+    pub fn label(&self) -> &str {
+        match self {
+            JobRecord::Backup(j) => &j.label,
+            JobRecord::Restore(j) => &j.label,
+        }
+    }
+}
+
+/// Fields every job has for SHOW: errors, attempts, progress.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// Last task error, shown as TaskErrMsg.
+    pub task_err_msg: String,
+    /// `OK` or `[CANCELLED] reason` / `[ERROR] reason`.
+    pub status: String,
+    /// Failed attempts of the current state.
+    pub attempts: u32,
+}
+
+/// Live progress of a running job.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Tasks not yet finished.
+    pub unfinished_tasks: AtomicU64,
+    /// Files done.
+    pub files_done: AtomicU64,
+    /// Files in all.
+    pub files_total: AtomicU64,
+    /// Bytes done.
+    pub bytes_done: AtomicU64,
+    /// Bytes in all.
+    pub bytes_total: AtomicU64,
+}
+
+impl Progress {
+    /// `files a/b, bytes c/d` for SHOW.
+    pub fn describe(&self) -> String {
+        let ft = self.files_total.load(Ordering::Relaxed);
+        if ft == 0 {
+            return String::new();
+        }
+        format!(
+            "{}/{} files, {}/{} bytes",
+            self.files_done.load(Ordering::Relaxed),
+            ft,
+            self.bytes_done.load(Ordering::Relaxed),
+            self.bytes_total.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// A job in memory: its record, its cancel token, completion signal and progress.
+#[derive(Debug)]
+pub struct JobHandle {
+    /// Job id.
+    pub id: u64,
+    record: Mutex<JobRecord>,
+    /// Cancels transfers and the state loop.
+    pub cancel: CancelToken,
+    cancel_reason: Mutex<Option<String>>,
+    done: Mutex<bool>,
+    done_cv: Condvar,
+    /// Live progress.
+    pub progress: Progress,
+}
+
+impl JobHandle {
+    /// A copy of the record.
+    pub fn record(&self) -> JobRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Blocks until the job is FINISHED or CANCELLED.
+    pub fn wait(&self) {
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*d {
+            d = self.done_cv.wait(d).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Whether the job has ended.
+    pub fn is_done(&self) -> bool {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mark_done(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.done_cv.notify_all();
+    }
+
+    /// Asks the job to cancel with `reason`.
+    pub fn request_cancel(&self, reason: &str) {
+        let mut r = self.cancel_reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            *r = Some(reason.to_string());
+        }
+        self.cancel.cancel();
+    }
+
+    /// Why cancellation was asked for, if it was.
+    pub fn cancel_reason(&self) -> Option<String> {
+        self.cancel_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Owns job records on disk (`<home>/jobs/<id>.json`) and the running jobs.
+#[derive(Debug)]
+pub struct JobManager {
+    dir: PathBuf,
+    jobs: Mutex<BTreeMap<u64, Arc<JobHandle>>>,
+}
+
+impl JobManager {
+    /// Loads every job record under `dir`.
+    pub fn new(dir: PathBuf) -> Result<JobManager> {
+        file::create_dir_all_durable(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let mut jobs = BTreeMap::new();
+        for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            let p = e
+                .with_context(|| format!("listing {}", dir.display()))?
+                .path();
+            if p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let bytes =
+                std::fs::read(&p).with_context(|| format!("reading job record {}", p.display()))?;
+            let rec: JobRecord = serde_json::from_slice(&bytes)
+                .with_context(|| format!("job record {} is damaged", p.display()))?;
+            let done = rec.is_done();
+            let h = Arc::new(JobHandle {
+                id: rec.id(),
+                record: Mutex::new(rec),
+                cancel: CancelToken::new(),
+                cancel_reason: Mutex::new(None),
+                done: Mutex::new(done),
+                done_cv: Condvar::new(),
+                progress: Progress::default(),
+            });
+            jobs.insert(h.id, h);
+        }
+        Ok(JobManager {
+            dir,
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    fn path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Per-job scratch dir (partial manifests, saved meta).
+    pub fn scratch_dir(&self, id: u64) -> PathBuf {
+        self.dir.join(id.to_string())
+    }
+
+    fn save(&self, rec: &JobRecord) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(rec).context("encoding a job record")?;
+        file::write_atomic(&self.path(rec.id()), &bytes)
+            .with_context(|| format!("saving job {}", rec.id()))?;
+        Ok(())
+    }
+
+    /// Every job, oldest first.
+    pub fn all(&self) -> Vec<Arc<JobHandle>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Job `id`.
+    pub fn get(&self, id: u64) -> Option<Arc<JobHandle>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// The unfinished job of `db`, if any.
+    pub fn running_in(&self, db: &str) -> Option<Arc<JobHandle>> {
+        self.all()
+            .into_iter()
+            .find(|h| !h.is_done() && h.record().db() == db)
+    }
+
+    /// Registers and starts a new job (refused if `db` has a running job).
+    pub fn start(&self, cluster: &Arc<Cluster>, rec: JobRecord) -> Result<Arc<JobHandle>> {
+        let h = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = jobs
+                .values()
+                .find(|h| !h.is_done() && h.record().db() == rec.db())
+            {
+                let other = r.record();
+                bail!(
+                    "database '{}' already has a running job: {} {} (JobId {}); wait for it or CANCEL it",
+                    rec.db(),
+                    other.kind(),
+                    other.label(),
+                    other.id()
+                );
+            }
+            self.save(&rec)?;
+            let h = Arc::new(JobHandle {
+                id: rec.id(),
+                record: Mutex::new(rec),
+                cancel: CancelToken::new(),
+                cancel_reason: Mutex::new(None),
+                done: Mutex::new(false),
+                done_cv: Condvar::new(),
+                progress: Progress::default(),
+            });
+            jobs.insert(h.id, Arc::clone(&h));
+            h
+        };
+        spawn(cluster, &h)?;
+        Ok(h)
+    }
+
+    /// Resumes every unfinished job after a restart.
+    pub fn resume_all(cluster: &Arc<Cluster>) -> Result<()> {
+        for h in cluster.jobs().all() {
+            if !h.is_done() {
+                spawn(cluster, &h)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates a job's record in memory and on disk.
+    pub fn update(&self, h: &JobHandle, f: impl FnOnce(&mut JobRecord)) -> Result<()> {
+        let mut rec = h.record.lock().unwrap_or_else(|e| e.into_inner());
+        let mut copy = rec.clone();
+        f(&mut copy);
+        self.save(&copy)?;
+        *rec = copy;
+        Ok(())
+    }
+}
+
+fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
+    let (c, job) = (Arc::clone(cluster), Arc::clone(h));
+    std::thread::Builder::new()
+        .name(format!("job-{}", h.id))
+        .spawn(move || {
+            let kind = job.record();
+            match kind {
+                JobRecord::Backup(_) => backup::run(&c, &job),
+                JobRecord::Restore(_) => restore::run(&c, &job),
+            }
+            job.mark_done();
+        })
+        .context("starting a job thread")?;
+    Ok(())
+}
+
+/// Capped exponential backoff for attempt `n` (1-based): 0.5 s, 1 s, 2 s ... at most 8 s.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_millis((500u64 << n.saturating_sub(1).min(4)).min(8_000))
+}
+
+/// Current time as SHOW prints it: `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn fmt_time(ms: Option<u64>) -> String {
+    match ms {
+        None | Some(0) => "NULL".into(),
+        Some(ms) => tabletsnap_engine::Value::DateTime((ms as i64) * 1000).to_string(),
+    }
+}
+
+/// A repository timestamp for now: `YYYY-MM-DD-HH-MM-SS` (UTC).
+pub fn repo_timestamp() -> String {
+    let s = tabletsnap_engine::Value::DateTime((now_ms() as i64) * 1000).to_string();
+    s.replace([' ', ':'], "-")
+}
+
+/// What a state step asks the run loop to do next.
+pub(crate) enum Step {
+    /// Moved to the next state; keep going.
+    Next,
+    /// The job ended (FINISHED or CANCELLED).
+    Done,
+}
+
+/// Checks the deadline and the cancel flag between steps.
+pub(crate) fn interrupted(h: &JobHandle, create_ms: u64, timeout_s: u64) -> Option<String> {
+    if let Some(r) = h.cancel_reason() {
+        return Some(r);
+    }
+    if now_ms() > create_ms + timeout_s * 1000 {
+        h.request_cancel(&format!(
+            "timeout: the job ran longer than its timeout of {timeout_s} s"
+        ));
+        return h.cancel_reason();
+    }
+    None
+}
+
+/// Arms a watchdog that cancels the job's transfers at its deadline.
+pub(crate) fn watchdog(h: &Arc<JobHandle>, create_ms: u64, timeout_s: u64) {
+    let job = Arc::clone(h);
+    let deadline = create_ms + timeout_s * 1000;
+    let _ = std::thread::Builder::new()
+        .name(format!("job-{}-watchdog", h.id))
+        .spawn(move || loop {
+            if job.is_done() {
+                return;
+            }
+            let now = now_ms();
+            if now >= deadline {
+                job.request_cancel(&format!(
+                    "timeout: the job ran longer than its timeout of {timeout_s} s"
+                ));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis((deadline - now).min(200)));
+        });
+}
+
+/// Fail point at a job state transition (compiled in with `failpoints`).
+pub(crate) fn state_fail_point(name: &str) -> Result<()> {
+    #[cfg(feature = "failpoints")]
+    {
+        if let Some(action) = fail_eval(name) {
+            bail!("fail point {name} fired ({action})");
+        }
+    }
+    let _ = name;
+    Ok(())
+}
+
+#[cfg(feature = "failpoints")]
+fn fail_eval(name: &str) -> Option<String> {
+    fail::eval(name, |a| a.unwrap_or_default())
+}

@@ -1,0 +1,792 @@
+//! The RESTORE job: PENDING → SNAPSHOTING → DOWNLOAD → DOWNLOADING → COMMIT →
+//! COMMITTING → FINISHED, or CANCELLED (never from COMMITTING on).
+//!
+//! PENDING plans the restore and creates missing tables and partitions with
+//! new ids (visible, not readable); SNAPSHOTING makes empty download dirs on
+//! every target replica; DOWNLOADING fetches and verifies the files; COMMIT
+//! checks every dir and fences the partitions being replaced; COMMITTING
+//! installs every tablet (atomic and idempotent per tablet) and then publishes
+//! the versions in the catalog. A crash in COMMITTING resumes COMMITTING, so a
+//! table being overwritten is never left part old, part new once readable.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tabletsnap_engine::engine::now_ms;
+use tabletsnap_transfer::SnapshotId;
+
+use super::backup::task_control;
+use super::meta::{BackupMeta, BackupTable};
+use super::{
+    backoff, interrupted, state_fail_point, watchdog, JobHandle, JobRecord, JobStatus, Step,
+    MAX_TASK_ATTEMPTS,
+};
+use crate::backend::{BackendTasks, RepoRef, RestoreTarget};
+use crate::catalog::{Catalog, Partition, Table, TabletInfo};
+use crate::cluster::Cluster;
+
+/// States of a RESTORE job.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RestoreState {
+    /// Created; tables and partitions being prepared.
+    Pending,
+    /// Download dirs being made on the target replicas.
+    Snapshoting,
+    /// Download tasks being prepared.
+    Download,
+    /// Backends download and verify.
+    Downloading,
+    /// Downloads checked; partitions fenced.
+    Commit,
+    /// Tablets installed and versions published.
+    Committing,
+    /// Done: restored tables are readable.
+    Finished,
+    /// Ended; what it created was dropped, existing data untouched.
+    Cancelled,
+}
+
+impl RestoreState {
+    /// FINISHED or CANCELLED.
+    pub fn is_done(self) -> bool {
+        matches!(self, RestoreState::Finished | RestoreState::Cancelled)
+    }
+    /// The SHOW spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            RestoreState::Pending => "PENDING",
+            RestoreState::Snapshoting => "SNAPSHOTING",
+            RestoreState::Download => "DOWNLOAD",
+            RestoreState::Downloading => "DOWNLOADING",
+            RestoreState::Commit => "COMMIT",
+            RestoreState::Committing => "COMMITTING",
+            RestoreState::Finished => "FINISHED",
+            RestoreState::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// One table named in `ON (...)`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoreObj {
+    /// Table name in the backup.
+    pub table: String,
+    /// Partitions to restore (empty: all in the backup).
+    pub partitions: Vec<String>,
+    /// Name to restore as.
+    pub alias: Option<String>,
+}
+
+/// A partition in the plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartitionPlan {
+    /// Name.
+    pub name: String,
+    /// Target partition id.
+    pub partition_id: u64,
+    /// Created by this job (dropped on cancel).
+    pub created: bool,
+    /// Version restored.
+    pub version: u64,
+    /// Rows expected.
+    pub rows: u64,
+    /// (source tablet, target tablet, replica backends), per bucket.
+    pub tablets: Vec<(u64, u64, Vec<u32>)>,
+    /// Bounds, for a created partition.
+    pub lower: Option<tabletsnap_engine::Value>,
+    /// Upper bound.
+    pub upper: Option<tabletsnap_engine::Value>,
+}
+
+/// A table in the plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TablePlan {
+    /// Name in the backup.
+    pub source: String,
+    /// Name restored as.
+    pub target: String,
+    /// Target table id.
+    pub table_id: u64,
+    /// Created by this job (dropped on cancel).
+    pub created: bool,
+    /// Replicas per tablet.
+    pub replication_num: u16,
+    /// Partitions.
+    pub partitions: Vec<PartitionPlan>,
+}
+
+/// A RESTORE job's persisted record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreJob {
+    /// Job id.
+    pub id: u64,
+    /// Snapshot label.
+    pub label: String,
+    /// Target database.
+    pub db: String,
+    /// Source repository.
+    pub repo: RepoRef,
+    /// Backup timestamp.
+    pub timestamp: String,
+    /// Current state.
+    pub state: RestoreState,
+    /// Timeout (s).
+    pub timeout_s: u64,
+    /// INSERT allowed into restoring tables (outside the restored partitions).
+    pub allow_load: bool,
+    /// Replicas for created tablets (`None`: as in the backup).
+    pub replication_num: Option<u16>,
+    /// What to restore (empty: everything in the backup).
+    pub objs: Vec<RestoreObj>,
+    /// Created (ms).
+    pub create_time_ms: u64,
+    /// PENDING ended (ms).
+    pub meta_prepared_ms: Option<u64>,
+    /// SNAPSHOTING ended (ms).
+    pub snapshot_finished_ms: Option<u64>,
+    /// DOWNLOADING ended (ms).
+    pub download_finished_ms: Option<u64>,
+    /// FINISHED or CANCELLED (ms).
+    pub finished_ms: Option<u64>,
+    /// The plan, once made.
+    pub plan: Option<Vec<TablePlan>>,
+    /// Per backend, its replicas to fill.
+    pub targets: Vec<(u32, Vec<RestoreTarget>)>,
+    /// Errors and status.
+    pub status: JobStatus,
+}
+
+impl RestoreJob {
+    /// RestoreObjs for SHOW.
+    pub fn objs_text(&self) -> String {
+        match &self.plan {
+            Some(p) => p
+                .iter()
+                .map(|t| {
+                    let parts: Vec<&str> = t.partitions.iter().map(|p| p.name.as_str()).collect();
+                    format!("{}({})", t.target, parts.join(","))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            None if self.objs.is_empty() => "*".into(),
+            None => self
+                .objs
+                .iter()
+                .map(|o| o.table.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+/// Reads and checks the backup's info and meta.
+pub fn read_backup_meta(repo: &RepoRef, label: &str, timestamp: &str) -> Result<BackupMeta> {
+    let r = crate::repo::open_repository(&repo.name, &repo.location)?;
+    let id = SnapshotId::new(label, timestamp)?;
+    if !r.list_snapshots()?.contains(&id) {
+        bail!(
+            "snapshot '{label}' with timestamp '{timestamp}' not found in repository '{}' (SHOW SNAPSHOT ON {} lists them)",
+            repo.name,
+            repo.name
+        );
+    }
+    let bytes = r.read_meta(&id)?;
+    BackupMeta::decode(
+        &bytes,
+        &format!("snapshot {label}/{timestamp} in repository '{}'", repo.name),
+    )
+}
+
+fn same_shape(existing: &Table, b: &BackupTable) -> Result<()> {
+    if existing.schema != b.schema {
+        bail!(
+            "table '{}' exists with a different schema than in the backup; restore it AS another name or drop it first",
+            existing.name
+        );
+    }
+    if existing.partition_column != b.partition_column || existing.buckets != b.buckets {
+        bail!(
+            "table '{}' exists with a different partitioning or bucket count than in the backup",
+            existing.name
+        );
+    }
+    Ok(())
+}
+
+/// Builds the plan against the catalog. With `alloc`, new ids are taken from
+/// `cat` (the caller saves it); without, ids are placeholders (validation only).
+pub fn make_plan(
+    cat: &mut Catalog,
+    job: &RestoreJob,
+    meta: &BackupMeta,
+    alloc: bool,
+) -> Result<Vec<TablePlan>> {
+    let objs: Vec<RestoreObj> = if job.objs.is_empty() {
+        meta.tables
+            .iter()
+            .map(|t| RestoreObj {
+                table: t.name.clone(),
+                partitions: Vec::new(),
+                alias: None,
+            })
+            .collect()
+    } else {
+        job.objs.clone()
+    };
+    let backends = cat.backends;
+    let mut next_replica = 0u32;
+    let mut plans = Vec::new();
+    let mut targets_seen = std::collections::HashSet::new();
+    for o in &objs {
+        let b = meta.table(&o.table).with_context(|| {
+            format!("table '{}' is not in snapshot '{}' (SHOW SNAPSHOT ... WHERE SNAPSHOT = \"{}\" lists its contents)", o.table, job.label, job.label)
+        })?;
+        let target = o.alias.clone().unwrap_or_else(|| o.table.clone());
+        if !targets_seen.insert(target.clone()) {
+            bail!("table '{target}' is restored twice in one job");
+        }
+        for p in &o.partitions {
+            if !b.partitions.iter().any(|bp| &bp.name == p) {
+                bail!(
+                    "partition '{p}' of table '{}' is not in snapshot '{}'",
+                    o.table,
+                    job.label
+                );
+            }
+        }
+        let wanted: Vec<_> = b
+            .partitions
+            .iter()
+            .filter(|p| o.partitions.is_empty() || o.partitions.contains(&p.name))
+            .collect();
+        let existing = cat
+            .db(&job.db)
+            .ok()
+            .and_then(|d| d.tables.get(&target))
+            .cloned();
+        if let Some(t) = &existing {
+            same_shape(t, b)?;
+            if t.restoring_job.is_some_and(|j| j != job.id) {
+                bail!("table '{target}' is being restored by another job");
+            }
+        }
+        let replication_num = match &existing {
+            Some(t) => t.replication_num,
+            None => job.replication_num.unwrap_or(b.replication_num),
+        };
+        if u32::from(replication_num) > backends {
+            bail!("replication_num {replication_num} is more than the {backends} backends of this cluster");
+        }
+        let alloc_id = |cat: &mut Catalog| if alloc { cat.alloc_id() } else { 0 };
+        let table_id = existing.as_ref().map_or_else(|| alloc_id(cat), |t| t.id);
+        let mut parts = Vec::new();
+        for bp in wanted {
+            let ex_part = existing.as_ref().and_then(|t| {
+                t.partitions
+                    .iter()
+                    .position(|p| p.name == bp.name)
+                    .map(|i| (t, i))
+            });
+            let (partition_id, created, tablets) = match ex_part {
+                Some((t, i)) => {
+                    let lower = t.lower_bound(i).cloned();
+                    if lower != bp.lower || t.partitions[i].upper != bp.upper {
+                        bail!(
+                            "partition '{}' of table '{target}' has a different range than in the backup",
+                            bp.name
+                        );
+                    }
+                    let tablets = t.partitions[i]
+                        .tablets
+                        .iter()
+                        .zip(&bp.tablets)
+                        .map(|(ti, src)| (*src, ti.id, ti.replicas.clone()))
+                        .collect();
+                    (t.partitions[i].id, false, tablets)
+                }
+                None => {
+                    if let Some(t) = &existing {
+                        if ranges_overlap(t, bp.lower.as_ref(), bp.upper.as_ref()) {
+                            bail!("partition '{}' of the backup overlaps an existing partition of table '{target}'", bp.name);
+                        }
+                    }
+                    let pid = alloc_id(cat);
+                    let tablets = bp
+                        .tablets
+                        .iter()
+                        .map(|src| {
+                            let replicas = (0..u32::from(replication_num))
+                                .map(|k| (next_replica + k) % backends + 1)
+                                .collect();
+                            next_replica = (next_replica + 1) % backends;
+                            (*src, alloc_id(cat), replicas)
+                        })
+                        .collect();
+                    (pid, true, tablets)
+                }
+            };
+            parts.push(PartitionPlan {
+                name: bp.name.clone(),
+                partition_id,
+                created,
+                version: bp.version,
+                rows: bp.rows,
+                tablets,
+                lower: bp.lower.clone(),
+                upper: bp.upper.clone(),
+            });
+        }
+        plans.push(TablePlan {
+            source: o.table.clone(),
+            target,
+            table_id,
+            created: existing.is_none(),
+            replication_num,
+            partitions: parts,
+        });
+    }
+    Ok(plans)
+}
+
+fn ranges_overlap(
+    t: &Table,
+    lower: Option<&tabletsnap_engine::Value>,
+    upper: Option<&tabletsnap_engine::Value>,
+) -> bool {
+    use crate::catalog::value_lt;
+    (0..t.partitions.len()).any(|i| {
+        let (l2, u2) = (t.lower_bound(i), t.partitions[i].upper.as_ref());
+        // [l1,u1) and [l2,u2) overlap iff l1 < u2 and l2 < u1 (None = infinite).
+        let a = match (lower, u2) {
+            (_, None) | (None, _) => true,
+            (Some(l), Some(u)) => value_lt(l, u),
+        };
+        let b = match (l2, upper) {
+            (_, None) | (None, _) => true,
+            (Some(l), Some(u)) => value_lt(l, u),
+        };
+        a && b
+    })
+}
+
+/// Applies a plan to the catalog: creates tables and partitions (restoring,
+/// unreadable) and fences existing tables. Idempotent.
+fn apply_plan(
+    cat: &mut Catalog,
+    job: &RestoreJob,
+    meta: &BackupMeta,
+    plan: &[TablePlan],
+) -> Result<()> {
+    let db = cat.db_mut(&job.db)?;
+    for tp in plan {
+        let b = meta
+            .table(&tp.source)
+            .with_context(|| format!("table '{}' vanished from the backup meta", tp.source))?;
+        let table = db.tables.entry(tp.target.clone()).or_insert_with(|| Table {
+            id: tp.table_id,
+            name: tp.target.clone(),
+            schema: b.schema.clone(),
+            partition_column: b.partition_column.clone(),
+            partitions: Vec::new(),
+            distribution: b.distribution.clone(),
+            buckets: b.buckets,
+            replication_num: tp.replication_num,
+            restoring_job: Some(job.id),
+            allow_load_while_restoring: job.allow_load,
+        });
+        table.restoring_job = Some(job.id);
+        table.allow_load_while_restoring = job.allow_load;
+        for pp in tp.partitions.iter().filter(|p| p.created) {
+            if table.partitions.iter().any(|p| p.id == pp.partition_id) {
+                continue;
+            }
+            let part = Partition {
+                id: pp.partition_id,
+                name: pp.name.clone(),
+                upper: pp.upper.clone(),
+                visible_version: 1,
+                tablets: pp
+                    .tablets
+                    .iter()
+                    .map(|(_, id, replicas)| TabletInfo {
+                        id: *id,
+                        replicas: replicas.clone(),
+                    })
+                    .collect(),
+                restoring_job: Some(job.id),
+            };
+            // Keep range order: insert before the first partition whose upper is above ours.
+            let pos = table
+                .partitions
+                .iter()
+                .position(|p| match (&p.upper, &pp.upper) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(a), Some(b)) => crate::catalog::value_lt(b, a),
+                })
+                .unwrap_or(table.partitions.len());
+            table.partitions.insert(pos, part);
+        }
+    }
+    Ok(())
+}
+
+fn with_job<T>(h: &JobHandle, f: impl FnOnce(&RestoreJob) -> T) -> Result<T> {
+    match h.record() {
+        JobRecord::Restore(j) => Ok(f(&j)),
+        JobRecord::Backup(_) => bail!("job {} is not a restore", h.id),
+    }
+}
+
+fn update(c: &Cluster, h: &JobHandle, f: impl FnOnce(&mut RestoreJob)) -> Result<()> {
+    c.jobs().update(h, |r| {
+        if let JobRecord::Restore(j) = r {
+            f(j)
+        }
+    })
+}
+
+/// Drives a restore job to FINISHED or CANCELLED.
+pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
+    let Ok((create, timeout)) = with_job(h, |j| (j.create_time_ms, j.timeout_s)) else {
+        return;
+    };
+    watchdog(h, create, timeout);
+    loop {
+        let Ok(state) = with_job(h, |j| j.state) else {
+            return;
+        };
+        if state.is_done() {
+            return;
+        }
+        let committing = state == RestoreState::Committing;
+        if !committing {
+            if let Some(reason) = interrupted(h, create, timeout) {
+                cancel(c, h, &reason);
+                return;
+            }
+        }
+        let res = state_fail_point(&format!("job::restore::{}", state.name()))
+            .and_then(|()| step(c, h, state));
+        match res {
+            Ok(Step::Next) => {
+                let _ = update(c, h, |j| j.status.attempts = 0);
+            }
+            Ok(Step::Done) => return,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let attempts = with_job(h, |j| j.status.attempts + 1).unwrap_or(MAX_TASK_ATTEMPTS);
+                let _ = update(c, h, |j| {
+                    j.status.task_err_msg = msg.clone();
+                    j.status.attempts = attempts;
+                });
+                if committing {
+                    // Past the point of no return: keep trying, with capped backoff.
+                    std::thread::sleep(backoff(attempts));
+                    continue;
+                }
+                if h.cancel.is_cancelled() {
+                    continue;
+                }
+                if attempts >= MAX_TASK_ATTEMPTS {
+                    cancel(
+                        c,
+                        h,
+                        &format!("{} failed {attempts} times: {msg}", state.name()),
+                    );
+                    return;
+                }
+                if h.cancel.sleep(backoff(attempts)).is_err() {
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+fn per_backend<T: Send, I: Sync>(
+    c: &Cluster,
+    work: &[(u32, I)],
+    f: impl Fn(&dyn BackendTasks, &I) -> Result<T> + Sync,
+) -> Result<Vec<(u32, T)>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .iter()
+            .map(|(be, item)| {
+                let f = &f;
+                s.spawn(move || -> Result<(u32, T)> {
+                    let node = c.backend(*be)?;
+                    Ok((*be, f(node.as_ref(), item)?))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a backend task panicked"))?
+            })
+            .collect()
+    })
+}
+
+fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Step> {
+    let job = with_job(h, Clone::clone)?;
+    match state {
+        RestoreState::Pending => {
+            let meta = read_backup_meta(&job.repo, &job.label, &job.timestamp)?;
+            let plan = match job.plan.clone() {
+                Some(p) => p,
+                None => {
+                    let plan = c.update_catalog(|cat| make_plan(cat, &job, &meta, true))?;
+                    update(c, h, |j| j.plan = Some(plan.clone()))?;
+                    plan
+                }
+            };
+            c.update_catalog(|cat| apply_plan(cat, &job, &meta, &plan))?;
+            let schema_hash: std::collections::HashMap<&str, u32> = meta
+                .tables
+                .iter()
+                .map(|t| (t.name.as_str(), t.schema.stable_hash()))
+                .collect();
+            let mut per_be: std::collections::BTreeMap<u32, Vec<RestoreTarget>> =
+                Default::default();
+            for tp in &plan {
+                for pp in &tp.partitions {
+                    for (src, tid, replicas) in &pp.tablets {
+                        for be in replicas {
+                            per_be.entry(*be).or_default().push(RestoreTarget {
+                                source_tablet_id: *src,
+                                tablet_id: *tid,
+                                schema_hash: schema_hash
+                                    .get(tp.source.as_str())
+                                    .copied()
+                                    .unwrap_or(0),
+                                table_id: tp.table_id,
+                                partition_id: pp.partition_id,
+                                overwrite: !pp.created,
+                                dir: None,
+                            });
+                        }
+                    }
+                }
+            }
+            update(c, h, |j| {
+                j.targets = per_be.into_iter().collect();
+                j.meta_prepared_ms = Some(now_ms());
+                j.state = RestoreState::Snapshoting;
+            })?;
+        }
+        RestoreState::Snapshoting => {
+            release_dirs(c, &job.targets);
+            let mut targets = job.targets.clone();
+            let prepared = per_backend(c, &targets, |be, list| {
+                let mut l = list.clone();
+                be.prepare_restore(&mut l)?;
+                Ok(l)
+            })?;
+            targets = prepared;
+            update(c, h, |j| {
+                j.targets = targets;
+                j.snapshot_finished_ms = Some(now_ms());
+                j.state = RestoreState::Download;
+            })?;
+        }
+        RestoreState::Download => {
+            let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+            let manifest = repo.read_manifest(&SnapshotId::new(&job.label, &job.timestamp)?)?;
+            let (mut files, mut bytes) = (0u64, 0u64);
+            for (_, list) in &job.targets {
+                for t in list {
+                    let entry = manifest
+                        .tablets
+                        .iter()
+                        .find(|e| e.tablet_id == t.source_tablet_id)
+                        .with_context(|| {
+                            format!(
+                                "tablet {} is missing from the backup manifest",
+                                t.source_tablet_id
+                            )
+                        })?;
+                    files += entry.files.len() as u64;
+                    bytes += entry.files.iter().map(|f| f.size).sum::<u64>();
+                }
+            }
+            h.progress.files_total.store(files, Ordering::Relaxed);
+            h.progress.bytes_total.store(bytes, Ordering::Relaxed);
+            update(c, h, |j| j.state = RestoreState::Downloading)?;
+        }
+        RestoreState::Downloading => {
+            h.progress.files_done.store(0, Ordering::Relaxed);
+            h.progress.bytes_done.store(0, Ordering::Relaxed);
+            h.progress
+                .unfinished_tasks
+                .store(job.targets.len() as u64, Ordering::Relaxed);
+            per_backend(c, &job.targets, |be, list| {
+                let r = be.download(
+                    &job.repo,
+                    &job.label,
+                    &job.timestamp,
+                    list,
+                    &task_control(h),
+                );
+                h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
+                r
+            })?;
+            update(c, h, |j| {
+                j.download_finished_ms = Some(now_ms());
+                j.state = RestoreState::Commit;
+            })?;
+        }
+        RestoreState::Commit => {
+            let plan = job.plan.clone().unwrap_or_default();
+            let versions: std::collections::HashMap<u64, u64> = plan
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| (p.partition_id, p.version))
+                .collect();
+            for (_, list) in &job.targets {
+                for t in list {
+                    let dir = t
+                        .dir
+                        .as_ref()
+                        .with_context(|| format!("tablet {} has no download dir", t.tablet_id))?;
+                    let m = tabletsnap_snapshot::read_snapshot_meta(dir)?;
+                    if Some(&m.max_version()) != versions.get(&t.partition_id) {
+                        bail!(
+                            "downloaded tablet {} is at version {}, the backup says {:?}",
+                            t.source_tablet_id,
+                            m.max_version(),
+                            versions.get(&t.partition_id)
+                        );
+                    }
+                }
+            }
+            // Fence the partitions about to be replaced: unreadable until FINISHED.
+            c.update_catalog(|cat| {
+                let db = cat.db_mut(&job.db)?;
+                for tp in &plan {
+                    if let Some(t) = db.tables.get_mut(&tp.target) {
+                        for p in t.partitions.iter_mut() {
+                            if tp.partitions.iter().any(|pp| pp.partition_id == p.id) {
+                                p.restoring_job = Some(job.id);
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            update(c, h, |j| j.state = RestoreState::Committing)?;
+        }
+        RestoreState::Committing => {
+            h.progress
+                .unfinished_tasks
+                .store(job.targets.len() as u64, Ordering::Relaxed);
+            per_backend(c, &job.targets, |be, list| {
+                let r = be.commit(list);
+                h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
+                r
+            })?;
+            let plan = job.plan.clone().unwrap_or_default();
+            c.update_catalog(|cat| {
+                let db = cat.db_mut(&job.db)?;
+                for tp in &plan {
+                    if let Some(t) = db.tables.get_mut(&tp.target) {
+                        for p in t.partitions.iter_mut() {
+                            if let Some(pp) =
+                                tp.partitions.iter().find(|pp| pp.partition_id == p.id)
+                            {
+                                p.visible_version = pp.version;
+                                p.restoring_job = None;
+                            }
+                        }
+                        t.restoring_job = None;
+                    }
+                }
+                Ok(())
+            })?;
+            release_dirs(c, &job.targets);
+            update(c, h, |j| {
+                j.finished_ms = Some(now_ms());
+                j.state = RestoreState::Finished;
+                j.status.status = "OK".into();
+            })?;
+            return Ok(Step::Done);
+        }
+        RestoreState::Finished | RestoreState::Cancelled => return Ok(Step::Done),
+    }
+    Ok(Step::Next)
+}
+
+fn release_dirs(c: &Cluster, targets: &[(u32, Vec<RestoreTarget>)]) {
+    for (be, list) in targets {
+        if let Ok(node) = c.backend(*be) {
+            let paths: Vec<PathBuf> = list.iter().filter_map(|t| t.dir.clone()).collect();
+            let _ = node.release(&paths);
+        }
+    }
+}
+
+/// Cancels (not from COMMITTING on): removes download dirs, drops the tables
+/// and partitions this job created, unfences existing tables. Existing data is
+/// never touched: nothing was installed before COMMITTING.
+pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
+    let Ok(job) = with_job(h, Clone::clone) else {
+        return;
+    };
+    if job.state.is_done() || job.state == RestoreState::Committing {
+        return;
+    }
+    release_dirs(c, &job.targets);
+    if let Some(plan) = &job.plan {
+        let mut created_tablets: Vec<(u32, u64)> = Vec::new();
+        let _ = c.update_catalog(|cat| {
+            let db = cat.db_mut(&job.db)?;
+            for tp in plan {
+                for pp in tp.partitions.iter().filter(|p| p.created) {
+                    for (_, tid, replicas) in &pp.tablets {
+                        created_tablets.extend(replicas.iter().map(|b| (*b, *tid)));
+                    }
+                }
+                if tp.created {
+                    if db
+                        .tables
+                        .get(&tp.target)
+                        .is_some_and(|t| t.id == tp.table_id)
+                    {
+                        db.tables.remove(&tp.target);
+                    }
+                } else if let Some(t) = db.tables.get_mut(&tp.target) {
+                    let created: Vec<u64> = tp
+                        .partitions
+                        .iter()
+                        .filter(|p| p.created)
+                        .map(|p| p.partition_id)
+                        .collect();
+                    t.partitions.retain(|p| !created.contains(&p.id));
+                    for p in t.partitions.iter_mut() {
+                        if p.restoring_job == Some(job.id) {
+                            p.restoring_job = None;
+                        }
+                    }
+                    t.restoring_job = None;
+                }
+            }
+            Ok(())
+        });
+        for (be, tid) in created_tablets {
+            if let Ok(node) = c.backend(be) {
+                let _ = node.drop_tablets(&[tid]);
+            }
+        }
+    }
+    let _ = update(c, h, |j| {
+        j.state = RestoreState::Cancelled;
+        j.finished_ms = Some(now_ms());
+        j.status.status = format!("[CANCELLED] {reason}");
+    });
+}
