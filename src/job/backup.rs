@@ -128,6 +128,9 @@ pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
     };
     watchdog(h, create, timeout);
     loop {
+        if super::crash::crashed() {
+            return;
+        }
         let Ok(state) = with_job(h, |j| j.state) else {
             return;
         };
@@ -146,6 +149,9 @@ pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
             }
             Ok(Step::Done) => return,
             Err(e) => {
+                if super::crash::check(&e) {
+                    return;
+                }
                 let msg = format!("{e:#}");
                 let attempts = with_job(h, |j| j.status.attempts + 1).unwrap_or(MAX_TASK_ATTEMPTS);
                 let _ = update(c, h, |j| {

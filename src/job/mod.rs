@@ -8,6 +8,7 @@
 //! and cleaned up. Once a restore reaches COMMITTING it only moves forward.
 
 pub mod backup;
+pub mod crash;
 pub mod meta;
 pub mod restore;
 
@@ -404,6 +405,9 @@ pub(crate) fn state_fail_point(name: &str) -> Result<()> {
     #[cfg(feature = "failpoints")]
     {
         if let Some(action) = fail_eval(name) {
+            if action == "crash" {
+                crash::simulate_crash();
+            }
             bail!("fail point {name} fired ({action})");
         }
     }
