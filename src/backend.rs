@@ -366,6 +366,7 @@ impl BackendTasks for BackendNode {
             .collect::<Result<_>>()?;
         let mut opts = DownloadOptions::default();
         opts.transfer = self.transfer_options(ctl);
+        opts.skip_unmapped = true;
         let report = self
             .pool
             .install(|| repository.download(&id, &map, &opts))

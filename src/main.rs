@@ -50,6 +50,8 @@ enum Command {
         #[arg(short = 'e', long = "execute")]
         execute: String,
     },
+    /// List every fail point (only in builds with the `failpoints` feature).
+    Failpoints,
     /// Interactive shell: line editing, history, jobs in the background.
     Shell {
         /// The cluster home.
@@ -211,6 +213,18 @@ fn shell(home: &Path, user: &str) -> Result<()> {
     Ok(())
 }
 
+fn failpoints() -> Result<()> {
+    if !cfg!(feature = "failpoints") {
+        bail!(
+            "this tabletsnap was built without fail points: rebuild with `--features failpoints`"
+        );
+    }
+    for p in tabletsnap::job::all_fail_points() {
+        println!("{p}");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
@@ -229,6 +243,7 @@ fn main() -> ExitCode {
             execute,
         } => sql(&home, &user, batch, backends, &execute),
         Command::Shell { home, user } => shell(&home, &user),
+        Command::Failpoints => failpoints(),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,6 +78,33 @@ pub fn backend_for(location: &str) -> Result<Arc<dyn Backend>> {
 /// Opens (creating if new) the repository `name` at `location`.
 pub fn open_repository(name: &str, location: &str) -> Result<Repository> {
     let backend = backend_for(location)?;
-    Repository::open_or_create(backend, name)
+    with_retries(|| Repository::open_or_create(Arc::clone(&backend), name))
         .with_context(|| format!("opening repository '{name}' at {location}"))
+}
+
+/// Runs a small repository read, retrying transient errors and checksum or
+/// size mismatches (which may be corruption in transit: a re-read tells)
+/// a bounded number of times with capped exponential backoff.
+pub fn with_retries<T>(
+    mut f: impl FnMut() -> tabletsnap_transfer::Result<T>,
+) -> tabletsnap_transfer::Result<T> {
+    use tabletsnap_transfer::Error as E;
+    const ATTEMPTS: u32 = 5;
+    let mut delay = std::time::Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e)
+                if attempt < ATTEMPTS
+                    && (e.is_retryable()
+                        || matches!(e, E::ChecksumMismatch { .. } | E::SizeMismatch { .. })) =>
+            {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

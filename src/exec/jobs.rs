@@ -422,7 +422,7 @@ pub(super) fn show_snapshot(
 ) -> Result<Output> {
     let r = repo_ref(s, repo)?;
     let repository = crate::repo::open_repository(&r.name, &r.location)?;
-    let ids = repository.list_snapshots()?;
+    let ids = crate::repo::with_retries(|| repository.list_snapshots())?;
     let Some(f) = filter else {
         let mut rs = ResultSet::new(["Snapshot", "Timestamp", "Status"]);
         for id in ids {

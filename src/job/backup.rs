@@ -231,7 +231,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
         BackupState::UploadSnapshot => {
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
             let id = job.snapshot_id()?;
-            if repo.list_snapshots()?.contains(&id) {
+            if crate::repo::with_retries(|| repo.list_snapshots())?.contains(&id) {
                 bail!(
                     "repository '{}' already holds snapshot {} at {}",
                     job.repo.name,

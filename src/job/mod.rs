@@ -28,6 +28,32 @@ use crate::cluster::Cluster;
 pub use backup::{BackupJob, BackupState};
 pub use restore::{RestoreJob, RestoreState};
 
+/// Fail points at every job state transition (active with the `failpoints` feature).
+pub const FAIL_POINTS: &[&str] = &[
+    "job::backup::PENDING",
+    "job::backup::SNAPSHOTING",
+    "job::backup::UPLOAD_SNAPSHOT",
+    "job::backup::UPLOADING",
+    "job::backup::SAVE_META",
+    "job::backup::UPLOAD_INFO",
+    "job::restore::PENDING",
+    "job::restore::SNAPSHOTING",
+    "job::restore::DOWNLOAD",
+    "job::restore::DOWNLOADING",
+    "job::restore::COMMIT",
+    "job::restore::COMMITTING",
+];
+
+/// Every fail point of every layer, engine first, for harnesses to enumerate.
+pub fn all_fail_points() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    v.extend_from_slice(tabletsnap_engine::FAIL_POINTS);
+    v.extend_from_slice(tabletsnap_snapshot::FAIL_POINTS);
+    v.extend_from_slice(tabletsnap_transfer::FAIL_POINTS);
+    v.extend_from_slice(FAIL_POINTS);
+    v
+}
+
 /// Default job timeout (seconds), as in StarRocks.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 86_400;
 /// Attempts per state before a job gives up.
@@ -332,6 +358,9 @@ fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
                 JobRecord::Backup(_) => backup::run(&c, &job),
                 JobRecord::Restore(_) => restore::run(&c, &job),
             }
+            // Let go of the cluster before waking waiters, so a waiter that
+            // drops its own handle really releases the home.
+            drop(c);
             job.mark_done();
         })
         .context("starting a job thread")?;

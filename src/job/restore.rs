@@ -187,14 +187,22 @@ impl RestoreJob {
 pub fn read_backup_meta(repo: &RepoRef, label: &str, timestamp: &str) -> Result<BackupMeta> {
     let r = crate::repo::open_repository(&repo.name, &repo.location)?;
     let id = SnapshotId::new(label, timestamp)?;
-    if !r.list_snapshots()?.contains(&id) {
-        bail!(
-            "snapshot '{label}' with timestamp '{timestamp}' not found in repository '{}' (SHOW SNAPSHOT ON {} lists them)",
-            repo.name,
+    // read_info tells a missing backup (never committed) from a damaged or
+    // newer-format one, so the user gets the real reason.
+    if let Err(e) = crate::repo::with_retries(|| r.read_info(&id)) {
+        if matches!(e, tabletsnap_transfer::Error::SnapshotNotFound { .. }) {
+            bail!(
+                "snapshot '{label}' with timestamp '{timestamp}' not found in repository '{}' (SHOW SNAPSHOT ON {} lists them)",
+                repo.name,
+                repo.name
+            );
+        }
+        return Err(anyhow::Error::new(e).context(format!(
+            "snapshot '{label}' at '{timestamp}' in repository '{}' cannot be read",
             repo.name
-        );
+        )));
     }
-    let bytes = r.read_meta(&id)?;
+    let bytes = crate::repo::with_retries(|| r.read_meta(&id))?;
     BackupMeta::decode(
         &bytes,
         &format!("snapshot {label}/{timestamp} in repository '{}'", repo.name),
@@ -604,7 +612,8 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
         }
         RestoreState::Download => {
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-            let manifest = repo.read_manifest(&SnapshotId::new(&job.label, &job.timestamp)?)?;
+            let id = SnapshotId::new(&job.label, &job.timestamp)?;
+            let manifest = crate::repo::with_retries(|| repo.read_manifest(&id))?;
             let (mut files, mut bytes) = (0u64, 0u64);
             for (_, list) in &job.targets {
                 for t in list {

@@ -53,6 +53,9 @@ impl<F: Fn(u64) -> Option<PathBuf> + Sync> TargetDirs for F {
 pub struct DownloadOptions {
     /// Keep files already present with the right size and crc.
     pub resume: bool,
+    /// Restore only the tablets `TargetDirs` maps (the others are another
+    /// node's); when false an unmapped tablet is an error.
+    pub skip_unmapped: bool,
     /// End with one `syncfs` per target filesystem so the restored files are
     /// durable when the call returns. Never an fsync per file.
     pub sync: bool,
@@ -64,6 +67,7 @@ impl Default for DownloadOptions {
     fn default() -> Self {
         Self {
             resume: true,
+            skip_unmapped: false,
             sync: true,
             transfer: TransferOptions::default(),
         }
@@ -136,7 +140,13 @@ pub fn download(
 ) -> Result<DownloadReport> {
     let t = &opts.transfer;
     t.cancel.check()?;
-    let manifest = repo.read_manifest(id)?;
+    let mut manifest = repo.read_manifest(id)?;
+    if opts.skip_unmapped {
+        // Several nodes restore one backup: each takes only its own tablets.
+        manifest
+            .tablets
+            .retain(|t| targets.dir_for(t.tablet_id).is_some());
+    }
     let mut dirs = Vec::with_capacity(manifest.tablets.len());
     for tab in &manifest.tablets {
         dirs.push(targets.dir_for(tab.tablet_id).ok_or(Error::NoTarget {
