@@ -3,6 +3,7 @@
 //! repositories, backup/restore jobs and the statements that drive them.
 
 pub mod backend;
+pub mod bench;
 pub mod catalog;
 pub mod cluster;
 pub mod demo;

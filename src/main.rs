@@ -50,6 +50,24 @@ enum Command {
         #[arg(short = 'e', long = "execute")]
         execute: String,
     },
+    /// Time every phase of the many-tablet workloads next to cp/tar baselines.
+    Bench {
+        /// W1 (many tablets, many versions), W2 (bulk), W3 (scaling) or all.
+        #[arg(long, default_value = "w1")]
+        workload: String,
+        /// Scale factor on tablet counts (W2: on sizes).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Rounds per phase, ours and the baseline alternating.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Work dir on the filesystem under test.
+        #[arg(long, default_value = "target/bench-work")]
+        dir: PathBuf,
+        /// Write every figure to this JSON file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// List every fail point (only in builds with the `failpoints` feature).
     Failpoints,
     /// Interactive shell: line editing, history, jobs in the background.
@@ -244,6 +262,10 @@ fn main() -> ExitCode {
         } => sql(&home, &user, batch, backends, &execute),
         Command::Shell { home, user } => shell(&home, &user),
         Command::Failpoints => failpoints(),
+        Command::Bench { workload, scale, rounds, dir, json } => {
+            let opts = tabletsnap::bench::BenchOptions { workload, scale, rounds, dir, json };
+            tabletsnap::bench::run(&opts).map(|_| ())
+        }
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

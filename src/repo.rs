@@ -64,7 +64,9 @@ pub fn backend_for(location: &str) -> Result<Arc<dyn Backend>> {
     }
     if let Some(path) = location.strip_prefix("file://") {
         let b: Arc<dyn Backend> = Arc::new(
-            LocalFs::new(path)
+            // Puts skip fsync; the uploader's barriers (syncfs) before the
+            // manifest and before the info make them durable in one go.
+            LocalFs::with_durability(path, tabletsnap_transfer::Durability::Batched)
                 .with_context(|| format!("opening repository location {location}"))?,
         );
         return Ok(b);

@@ -1,0 +1,73 @@
+//! Timing, peak memory and baseline commands for the benchmark.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Resets the process's peak RSS (VmHWM) so the next phase is measured alone.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak RSS since the last reset, in MiB (VmHWM).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs `f`, returning its value, the wall time and the peak RSS during it.
+pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration, f64)> {
+    reset_peak_rss();
+    let t = Instant::now();
+    let v = f()?;
+    Ok((v, t.elapsed(), peak_rss_mib()))
+}
+
+/// Whether an external command exists.
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd} >/dev/null 2>&1"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a baseline command (argv), failing with its stderr.
+pub fn run_cmd(argv: &[&str], cwd: Option<&Path>) -> Result<Duration> {
+    let mut c = Command::new(argv[0]);
+    c.args(&argv[1..]);
+    if let Some(d) = cwd {
+        c.current_dir(d);
+    }
+    let t = Instant::now();
+    let out = c.output().with_context(|| format!("running {}", argv.join(" ")))?;
+    let el = t.elapsed();
+    if !out.status.success() {
+        bail!("{} failed: {}", argv.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(el)
+}
+
+/// Median of durations.
+pub fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s.get(s.len() / 2).copied().unwrap_or_default()
+}
+
+/// Moves `path` into the trash dir (never delete before timing: on this ext4 a
+/// mass delete slows file creation for minutes).
+pub fn trash(path: &Path, trash_dir: &Path, tag: &str) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(trash_dir)?;
+    let dst = trash_dir.join(format!("{tag}.{}", tabletsnap_engine::engine::now_ms()));
+    std::fs::rename(path, &dst).with_context(|| format!("moving {} to the trash", path.display()))
+}

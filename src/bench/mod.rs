@@ -1,0 +1,160 @@
+//! `tabletsnap bench`: many-tablet, many-version workloads, every phase timed
+//! next to its baseline in the same run (A B A B, medians), with files/s,
+//! MB/s and peak RSS, and W3 scaling curves.
+
+mod measure;
+mod phases;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tabletsnap_engine::WorkloadSpec;
+
+pub use measure::{peak_rss_mib, reset_peak_rss};
+
+/// One timed row of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Workload (W1, W2, W3 point).
+    pub workload: String,
+    /// Phase.
+    pub phase: String,
+    /// Our median time (s).
+    pub ours_s: f64,
+    /// Baseline name.
+    pub baseline: String,
+    /// Baseline median time (s); `None` if the machine lacks it.
+    pub baseline_s: Option<f64>,
+    /// ours / baseline.
+    pub ratio: Option<f64>,
+    /// Files in the phase.
+    pub files: u64,
+    /// Bytes in the phase.
+    pub bytes: u64,
+    /// Peak RSS during our phase (MiB).
+    pub peak_rss_mib: f64,
+}
+
+impl Row {
+    fn files_per_s(&self) -> f64 {
+        self.files as f64 / self.ours_s.max(1e-9)
+    }
+    fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.ours_s.max(1e-9)
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// `w1`, `w2`, `w3` or `all`.
+    pub workload: String,
+    /// Scale factor on tablet counts (and W2 sizes).
+    pub scale: f64,
+    /// Rounds per phase (A B alternation).
+    pub rounds: usize,
+    /// Work dir (on the filesystem under test).
+    pub dir: PathBuf,
+    /// Where to write every figure as JSON.
+    pub json: Option<PathBuf>,
+}
+
+/// W2: 32 tablets, one 64 MiB rowset each.
+pub fn w2_spec(scale: f64) -> WorkloadSpec {
+    // ~53 bytes per row in the default schema's segments: 64 MiB ≈ 1.27M rows.
+    let rows = ((1_270_000.0 * scale).round() as usize).max(1000);
+    WorkloadSpec {
+        tablets: 32,
+        versions: 1,
+        rows_per_version: rows,
+        segments_per_version: 1,
+        first_tablet_id: 90_001,
+        seed: 2,
+    }
+}
+
+/// W3 points: (label, spec).
+pub fn w3_points(scale: f64) -> Vec<(String, WorkloadSpec)> {
+    let mk = |tablets: u64, versions: u64| WorkloadSpec {
+        tablets: ((tablets as f64 * scale).round() as u64).max(10),
+        versions,
+        rows_per_version: 8,
+        segments_per_version: 1,
+        first_tablet_id: 1_000_001,
+        seed: 3,
+    };
+    vec![
+        ("1k x 10v".into(), mk(1_000, 10)),
+        ("10k x 10v".into(), mk(10_000, 10)),
+        ("100k x 10v".into(), mk(100_000, 10)),
+        ("2k x 10v".into(), mk(2_000, 10)),
+        ("2k x 50v".into(), mk(2_000, 50)),
+        ("2k x 200v".into(), mk(2_000, 200)),
+    ]
+}
+
+fn print_rows(rows: &[Row]) {
+    println!(
+        "{:<12} {:<18} {:>9} {:<22} {:>9} {:>7} {:>11} {:>9} {:>8}",
+        "workload", "phase", "ours(s)", "baseline", "base(s)", "ratio", "files/s", "MB/s", "RSS MiB"
+    );
+    for r in rows {
+        println!(
+            "{:<12} {:<18} {:>9.3} {:<22} {:>9} {:>7} {:>11.0} {:>9.1} {:>8.0}",
+            r.workload,
+            r.phase,
+            r.ours_s,
+            r.baseline,
+            r.baseline_s.map_or_else(|| "missing".into(), |b| format!("{b:.3}")),
+            r.ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}")),
+            r.files_per_s(),
+            r.mb_per_s(),
+            r.peak_rss_mib
+        );
+    }
+}
+
+/// Runs the benchmark and prints the report.
+pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
+    std::fs::create_dir_all(&opts.dir).with_context(|| format!("creating {}", opts.dir.display()))?;
+    let dir = std::fs::canonicalize(&opts.dir).with_context(|| format!("resolving {}", opts.dir.display()))?;
+    let opts = &BenchOptions { dir, ..opts.clone() };
+    let trash = opts.dir.join("trash");
+    let mut rows = Vec::new();
+    let want = |w: &str| opts.workload == "all" || opts.workload.eq_ignore_ascii_case(w);
+    if want("w1") {
+        let spec = WorkloadSpec::w1().scaled(opts.scale);
+        rows.extend(phases::workload("W1", &spec, opts, &trash, true)?);
+        rows.extend(phases::jobs("W1 jobs", &spec, opts, &trash)?);
+    }
+    if want("w2") {
+        rows.extend(phases::workload("W2", &w2_spec(opts.scale), opts, &trash, false)?);
+    }
+    if want("w3") {
+        for (label, spec) in w3_points(opts.scale) {
+            let r = phases::workload(&format!("W3 {label}"), &spec, opts, &trash, false)?;
+            for x in &r {
+                let per_tablet_us = x.ours_s * 1e6 / spec.tablets as f64;
+                let per_file_us = x.ours_s * 1e6 / (x.files.max(1)) as f64;
+                println!(
+                    "W3 {label:<11} {:<18} {per_tablet_us:>9.1} us/tablet {per_file_us:>8.2} us/file",
+                    x.phase
+                );
+            }
+            rows.extend(r);
+        }
+    }
+    println!();
+    print_rows(&rows);
+    if let Some(path) = &opts.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&rows)?).with_context(|| format!("writing {}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
+    cleanup(&trash);
+    Ok(rows)
+}
+
+fn cleanup(trash: &Path) {
+    let _ = std::fs::remove_dir_all(trash);
+}
