@@ -56,6 +56,9 @@ pub struct DownloadOptions {
     /// End with one `syncfs` per target filesystem so the restored files are
     /// durable when the call returns. Never an fsync per file.
     pub sync: bool,
+    /// Download only the tablets `targets` has a directory for (one node's
+    /// share of a snapshot). Off: every tablet needs a target.
+    pub only_targeted: bool,
     /// Threads, retries, cancellation, rate limit, progress.
     pub transfer: TransferOptions,
 }
@@ -65,6 +68,7 @@ impl Default for DownloadOptions {
         Self {
             resume: true,
             sync: true,
+            only_targeted: false,
             transfer: TransferOptions::default(),
         }
     }
@@ -136,7 +140,12 @@ pub fn download(
 ) -> Result<DownloadReport> {
     let t = &opts.transfer;
     t.cancel.check()?;
-    let manifest = repo.read_manifest(id)?;
+    let mut manifest = repo.read_manifest(id)?;
+    if opts.only_targeted {
+        manifest
+            .tablets
+            .retain(|tab| targets.dir_for(tab.tablet_id).is_some());
+    }
     let mut dirs = Vec::with_capacity(manifest.tablets.len());
     for tab in &manifest.tablets {
         dirs.push(targets.dir_for(tab.tablet_id).ok_or(Error::NoTarget {
