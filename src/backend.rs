@@ -365,6 +365,8 @@ impl BackendTasks for BackendNode {
             })
             .collect::<Result<_>>()?;
         let mut opts = DownloadOptions::default();
+        // This node holds some of the snapshot's tablets, not all of them.
+        opts.only_targeted = true;
         opts.transfer = self.transfer_options(ctl);
         let report = self
             .pool
