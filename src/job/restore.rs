@@ -408,6 +408,8 @@ fn apply_plan(
                 id: pp.partition_id,
                 name: pp.name.clone(),
                 upper: pp.upper.clone(),
+                // Explicit: the partition before it may not be restored.
+                lower: pp.lower.clone(),
                 visible_version: 1,
                 tablets: pp
                     .tablets
