@@ -496,13 +496,20 @@ pub(super) fn cancel(s: &Session, db: Option<&String>, kind: &str) -> Result<Out
     }
     h.request_cancel("cancelled by user");
     h.wait();
-    if let JobRecord::Restore(j) = h.record() {
-        if j.state == RestoreState::Finished {
-            bail!(
-                "restore job {} reached COMMITTING before the cancel and finished",
-                j.id
-            );
-        }
+    // A step that cannot be interrupted may complete the job first; say so
+    // rather than report a cancel that did not happen.
+    match h.record() {
+        JobRecord::Restore(j) if j.state == RestoreState::Finished => bail!(
+            "restore job {} reached COMMITTING before the cancel and finished",
+            j.id
+        ),
+        JobRecord::Backup(j) if j.state == BackupState::Finished => bail!(
+            "backup job {} finished before the cancel took effect; its snapshot '{}' is in repository '{}'",
+            j.id,
+            j.label,
+            j.repo.name
+        ),
+        _ => {}
     }
     Ok(Output::Message(format!(
         "Query OK, {kind} job {} cancelled",
