@@ -342,6 +342,9 @@ fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
                 JobRecord::Backup(_) => backup::run(&c, &job),
                 JobRecord::Restore(_) => restore::run(&c, &job),
             }
+            // Let go of the cluster before anyone waiting is woken: they may
+            // close the home and reopen it, which needs the lock released.
+            drop(c);
             job.mark_done();
         })
         .context("starting a job thread")?;
