@@ -365,8 +365,9 @@ impl BackendTasks for BackendNode {
             })
             .collect::<Result<_>>()?;
         let mut opts = DownloadOptions::default();
+        // This node holds some of the snapshot's tablets, not all of them.
+        opts.only_targeted = true;
         opts.transfer = self.transfer_options(ctl);
-        opts.skip_unmapped = true;
         let report = self
             .pool
             .install(|| repository.download(&id, &map, &opts))

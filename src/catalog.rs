@@ -53,6 +53,10 @@ pub struct Partition {
     pub name: String,
     /// Exclusive upper bound; `None` is MAXVALUE.
     pub upper: Option<Value>,
+    /// Inclusive lower bound when it is not the previous partition's upper
+    /// (a restore of some partitions leaves gaps); `None`: contiguous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<Value>,
     /// The newest version readers may see.
     pub visible_version: u64,
     /// Tablets, one per bucket.
@@ -92,12 +96,16 @@ impl Table {
         self.partitions.iter().find(|p| p.name == name)
     }
 
-    /// The partition whose range holds `v`.
+    /// The partition whose range holds `v` (none if `v` falls in a gap).
     pub fn partition_for(&self, v: &Value) -> Option<usize> {
-        self.partitions.iter().position(|p| match &p.upper {
+        let i = self.partitions.iter().position(|p| match &p.upper {
             None => true,
             Some(u) => value_lt(v, u),
-        })
+        })?;
+        match self.lower_bound(i) {
+            Some(l) if value_lt(v, l) => None,
+            _ => Some(i),
+        }
     }
 
     /// Index of the partition column, if partitioned.
@@ -106,8 +114,12 @@ impl Table {
         self.schema.columns.iter().position(|c| &c.name == name)
     }
 
-    /// The lower bound of partition `i` (the previous partition's upper).
+    /// The inclusive lower bound of partition `i`: its own, or else the
+    /// previous partition's upper (`None`: unbounded).
     pub fn lower_bound(&self, i: usize) -> Option<&Value> {
+        if let Some(l) = &self.partitions[i].lower {
+            return Some(l);
+        }
         if i == 0 {
             None
         } else {

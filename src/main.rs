@@ -262,8 +262,20 @@ fn main() -> ExitCode {
         } => sql(&home, &user, batch, backends, &execute),
         Command::Shell { home, user } => shell(&home, &user),
         Command::Failpoints => failpoints(),
-        Command::Bench { workload, scale, rounds, dir, json } => {
-            let opts = tabletsnap::bench::BenchOptions { workload, scale, rounds, dir, json };
+        Command::Bench {
+            workload,
+            scale,
+            rounds,
+            dir,
+            json,
+        } => {
+            let opts = tabletsnap::bench::BenchOptions {
+                workload,
+                scale,
+                rounds,
+                dir,
+                json,
+            };
             tabletsnap::bench::run(&opts).map(|_| ())
         }
     };

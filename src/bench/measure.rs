@@ -46,10 +46,16 @@ pub fn run_cmd(argv: &[&str], cwd: Option<&Path>) -> Result<Duration> {
         c.current_dir(d);
     }
     let t = Instant::now();
-    let out = c.output().with_context(|| format!("running {}", argv.join(" ")))?;
+    let out = c
+        .output()
+        .with_context(|| format!("running {}", argv.join(" ")))?;
     let el = t.elapsed();
     if !out.status.success() {
-        bail!("{} failed: {}", argv.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{} failed: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(el)
 }

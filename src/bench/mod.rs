@@ -97,7 +97,15 @@ pub fn w3_points(scale: f64) -> Vec<(String, WorkloadSpec)> {
 fn print_rows(rows: &[Row]) {
     println!(
         "{:<12} {:<18} {:>9} {:<22} {:>9} {:>7} {:>11} {:>9} {:>8}",
-        "workload", "phase", "ours(s)", "baseline", "base(s)", "ratio", "files/s", "MB/s", "RSS MiB"
+        "workload",
+        "phase",
+        "ours(s)",
+        "baseline",
+        "base(s)",
+        "ratio",
+        "files/s",
+        "MB/s",
+        "RSS MiB"
     );
     for r in rows {
         println!(
@@ -106,7 +114,8 @@ fn print_rows(rows: &[Row]) {
             r.phase,
             r.ours_s,
             r.baseline,
-            r.baseline_s.map_or_else(|| "missing".into(), |b| format!("{b:.3}")),
+            r.baseline_s
+                .map_or_else(|| "missing".into(), |b| format!("{b:.3}")),
             r.ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}")),
             r.files_per_s(),
             r.mb_per_s(),
@@ -117,9 +126,14 @@ fn print_rows(rows: &[Row]) {
 
 /// Runs the benchmark and prints the report.
 pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
-    std::fs::create_dir_all(&opts.dir).with_context(|| format!("creating {}", opts.dir.display()))?;
-    let dir = std::fs::canonicalize(&opts.dir).with_context(|| format!("resolving {}", opts.dir.display()))?;
-    let opts = &BenchOptions { dir, ..opts.clone() };
+    std::fs::create_dir_all(&opts.dir)
+        .with_context(|| format!("creating {}", opts.dir.display()))?;
+    let dir = std::fs::canonicalize(&opts.dir)
+        .with_context(|| format!("resolving {}", opts.dir.display()))?;
+    let opts = &BenchOptions {
+        dir,
+        ..opts.clone()
+    };
     let trash = opts.dir.join("trash");
     let mut rows = Vec::new();
     let want = |w: &str| opts.workload == "all" || opts.workload.eq_ignore_ascii_case(w);
@@ -129,7 +143,13 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         rows.extend(phases::jobs("W1 jobs", &spec, opts, &trash)?);
     }
     if want("w2") {
-        rows.extend(phases::workload("W2", &w2_spec(opts.scale), opts, &trash, false)?);
+        rows.extend(phases::workload(
+            "W2",
+            &w2_spec(opts.scale),
+            opts,
+            &trash,
+            false,
+        )?);
     }
     if want("w3") {
         for (label, spec) in w3_points(opts.scale) {
@@ -148,7 +168,8 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
     println!();
     print_rows(&rows);
     if let Some(path) = &opts.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&rows)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("figures written to {}", path.display());
     }
     cleanup(&trash);

@@ -11,7 +11,9 @@ use rayon::prelude::*;
 use tabletsnap_engine::workload::populate;
 use tabletsnap_engine::{Engine, EngineOptions, Verify, WorkloadSpec};
 use tabletsnap_snapshot::{LoadSnapshotRequest, SnapshotInfo, SnapshotRequest};
-use tabletsnap_transfer::{DownloadOptions, LocalFs, Repository, SnapshotId, SourceFile, UploadOptions, UploadSource};
+use tabletsnap_transfer::{
+    DownloadOptions, LocalFs, Repository, SnapshotId, SourceFile, UploadOptions, UploadSource,
+};
 
 use super::measure::{have, median, run_cmd, timed, trash};
 use super::{BenchOptions, Row};
@@ -20,7 +22,16 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn row(workload: &str, phase: &str, ours: &[Duration], baseline: &str, base: Option<&[Duration]>, files: u64, bytes: u64, rss: f64) -> Row {
+fn row(
+    workload: &str,
+    phase: &str,
+    ours: &[Duration],
+    baseline: &str,
+    base: Option<&[Duration]>,
+    files: u64,
+    bytes: u64,
+    rss: f64,
+) -> Row {
     let o = secs(median(ours));
     let b = base.filter(|b| !b.is_empty()).map(|b| secs(median(b)));
     Row {
@@ -39,9 +50,15 @@ fn row(workload: &str, phase: &str, ours: &[Duration], baseline: &str, base: Opt
 /// The baseline for loading: the same tree of files, created and written.
 fn plain_write(root: &Path, spec: &WorkloadSpec, file_size: usize) -> Result<()> {
     let buf = vec![0x5au8; file_size];
-    let ids: Vec<u64> = (0..spec.tablets).map(|i| spec.first_tablet_id + i).collect();
+    let ids: Vec<u64> = (0..spec.tablets)
+        .map(|i| spec.first_tablet_id + i)
+        .collect();
     ids.par_iter().try_for_each(|id| -> Result<()> {
-        let dir = root.join("data").join((id % 100).to_string()).join(id.to_string()).join("1");
+        let dir = root
+            .join("data")
+            .join((id % 100).to_string())
+            .join(id.to_string())
+            .join("1");
         std::fs::create_dir_all(&dir)?;
         for v in 0..spec.versions {
             for s in 0..spec.segments_per_version {
@@ -65,7 +82,10 @@ fn snapshot_all(engine: &Engine) -> Result<Vec<SnapshotInfo>> {
     let reqs: Vec<SnapshotRequest> = engine
         .tablet_ids()
         .into_iter()
-        .map(|tablet_id| SnapshotRequest { tablet_id, version: None })
+        .map(|tablet_id| SnapshotRequest {
+            tablet_id,
+            version: None,
+        })
         .collect();
     tabletsnap_snapshot::make_snapshots(engine, &reqs, Duration::from_secs(3600))?
         .into_iter()
@@ -80,21 +100,38 @@ fn sources(snaps: &[SnapshotInfo]) -> Vec<UploadSource> {
             let mut files: Vec<SourceFile> = s
                 .files
                 .iter()
-                .map(|f| SourceFile { name: f.name.clone(), size: f.size, crc32: f.crc32 })
+                .map(|f| SourceFile {
+                    name: f.name.clone(),
+                    size: f.size,
+                    crc32: f.crc32,
+                })
                 .collect();
             let meta = s.meta.encode();
-            files.push(SourceFile { name: s.meta_file.to_string(), size: meta.len() as u64, crc32: crc32fast::hash(&meta) });
+            files.push(SourceFile {
+                name: s.meta_file.to_string(),
+                size: meta.len() as u64,
+                crc32: crc32fast::hash(&meta),
+            });
             UploadSource::new(s.tablet_id, s.path.clone(), files)
         })
         .collect()
 }
 
 /// Times every storage phase of one workload against its baselines.
-pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir: &Path, load_baseline: bool) -> Result<Vec<Row>> {
+pub fn workload(
+    name: &str,
+    spec: &WorkloadSpec,
+    opts: &BenchOptions,
+    trash_dir: &Path,
+    load_baseline: bool,
+) -> Result<Vec<Row>> {
     let base = opts.dir.join(name.replace(' ', "_"));
     trash(&base, trash_dir, "old")?;
     std::fs::create_dir_all(&base)?;
-    println!("== {name}: {} tablets x {} versions x {} segments, {} rows/version", spec.tablets, spec.versions, spec.segments_per_version, spec.rows_per_version);
+    println!(
+        "== {name}: {} tablets x {} versions x {} segments, {} rows/version",
+        spec.tablets, spec.versions, spec.segments_per_version, spec.rows_per_version
+    );
     let mut rows = Vec::new();
     let rounds = opts.rounds.max(1);
 
@@ -102,10 +139,21 @@ pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir:
     let store = base.join("src");
     let engine = Engine::open(EngineOptions::new(vec![store.clone()]))?;
     let (_, load_t, load_rss) = timed(|| Ok(populate(&engine, spec)?))?;
-    let (files, bytes) = engine.tablet_ids().iter().try_fold((0u64, 0u64), |(f, b), id| -> Result<(u64, u64)> {
-        let m = engine.tablet_meta(*id)?;
-        Ok((f + m.rowsets.iter().map(|r| r.segments.len() as u64).sum::<u64>(), b + m.data_size()))
-    })?;
+    let (files, bytes) =
+        engine
+            .tablet_ids()
+            .iter()
+            .try_fold((0u64, 0u64), |(f, b), id| -> Result<(u64, u64)> {
+                let m = engine.tablet_meta(*id)?;
+                Ok((
+                    f + m
+                        .rowsets
+                        .iter()
+                        .map(|r| r.segments.len() as u64)
+                        .sum::<u64>(),
+                    b + m.data_size(),
+                ))
+            })?;
     let mut plain = Vec::new();
     if load_baseline {
         let p = base.join("plain");
@@ -115,7 +163,16 @@ pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir:
         plain.push(t.elapsed());
         trash(&p, trash_dir, "plain")?;
     }
-    rows.push(row(name, "load", &[load_t], "create+write", load_baseline.then_some(plain.as_slice()), files, bytes, load_rss));
+    rows.push(row(
+        name,
+        "load",
+        &[load_t],
+        "create+write",
+        load_baseline.then_some(plain.as_slice()),
+        files,
+        bytes,
+        load_rss,
+    ));
     println!("   load {:.2} s ({files} files)", secs(load_t));
 
     // Snapshot vs cp -al of the tablet dirs.
@@ -132,17 +189,42 @@ pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir:
         }
         if have("cp") {
             let dst = base.join(format!("cpal{r}"));
-            cpal.push(run_cmd(&["cp", "-al", &store.join("data").display().to_string(), &dst.display().to_string()], None)?);
+            cpal.push(run_cmd(
+                &[
+                    "cp",
+                    "-al",
+                    &store.join("data").display().to_string(),
+                    &dst.display().to_string(),
+                ],
+                None,
+            )?);
             trash(&dst, trash_dir, "cpal")?;
         }
-        println!("   snapshot round {r}: ours {:.2} s, cp -al {:?}", secs(t), cpal.last().map(|d| secs(*d)));
+        println!(
+            "   snapshot round {r}: ours {:.2} s, cp -al {:?}",
+            secs(t),
+            cpal.last().map(|d| secs(*d))
+        );
     }
     let snaps = kept.ok_or_else(|| anyhow!("no snapshot was kept"))?;
     let snap_files: u64 = snaps.iter().map(|s| s.files.len() as u64 + 1).sum();
-    rows.push(row(name, "snapshot", &ours, "cp -al", Some(&cpal), snap_files, 0, rss));
+    rows.push(row(
+        name,
+        "snapshot",
+        &ours,
+        "cp -al",
+        Some(&cpal),
+        snap_files,
+        0,
+        rss,
+    ));
 
     // Upload vs cp -r and tar -cf of the snapshot tree.
-    let top = snapshot_top(snaps.first().ok_or_else(|| anyhow!("nothing was snapshotted"))?)?;
+    let top = snapshot_top(
+        snaps
+            .first()
+            .ok_or_else(|| anyhow!("nothing was snapshotted"))?,
+    )?;
     let srcs = sources(&snaps);
     let up_bytes: u64 = srcs.iter().map(UploadSource::total_bytes).sum();
     let (mut ours, mut cpr, mut tar, mut rss) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
@@ -163,7 +245,15 @@ pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir:
         }
         let dst = base.join(format!("cpr{r}"));
         if have("cp") {
-            cpr.push(run_cmd(&["cp", "-r", &top.display().to_string(), &dst.display().to_string()], None)?);
+            cpr.push(run_cmd(
+                &[
+                    "cp",
+                    "-r",
+                    &top.display().to_string(),
+                    &dst.display().to_string(),
+                ],
+                None,
+            )?);
             // The first copy stays: it is what `cp -r` copies back in the download baseline.
             if r > 0 {
                 trash(&dst, trash_dir, "cpr")?;
@@ -171,19 +261,56 @@ pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir:
         }
         let tarf = base.join(format!("t{r}.tar"));
         if have("tar") {
-            tar.push(run_cmd(&["tar", "-cf", &tarf.display().to_string(), "-C", &top.display().to_string(), "."], None)?);
+            tar.push(run_cmd(
+                &[
+                    "tar",
+                    "-cf",
+                    &tarf.display().to_string(),
+                    "-C",
+                    &top.display().to_string(),
+                    ".",
+                ],
+                None,
+            )?);
             trash(&tarf, trash_dir, "tar")?;
         }
-        println!("   upload round {r}: ours {:.2} s, cp -r {:?}, tar {:?}", secs(t), cpr.last().map(|d| secs(*d)), tar.last().map(|d| secs(*d)));
+        println!(
+            "   upload round {r}: ours {:.2} s, cp -r {:?}, tar {:?}",
+            secs(t),
+            cpr.last().map(|d| secs(*d)),
+            tar.last().map(|d| secs(*d))
+        );
     }
-    rows.push(row(name, "upload", &ours, "cp -r", Some(&cpr), snap_files, up_bytes, rss));
-    rows.push(row(name, "upload", &ours, "tar -cf", Some(&tar), snap_files, up_bytes, rss));
+    rows.push(row(
+        name,
+        "upload",
+        &ours,
+        "cp -r",
+        Some(&cpr),
+        snap_files,
+        up_bytes,
+        rss,
+    ));
+    rows.push(row(
+        name,
+        "upload",
+        &ours,
+        "tar -cf",
+        Some(&tar),
+        snap_files,
+        up_bytes,
+        rss,
+    ));
     let repo_dir = repo_dir.ok_or_else(|| anyhow!("no repository was kept"))?;
 
     // Download and commit into a second engine vs cp -r of the repository back.
-    let (mut down, mut commit, mut both, mut cpback, mut rss) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0f64);
+    let (mut down, mut commit, mut both, mut cpback, mut rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0f64);
     let ids: Vec<(u64, u32)> = snaps.iter().map(|s| (s.tablet_id, s.schema_hash)).collect();
-    let metas: HashMap<u64, (u64, u64)> = snaps.iter().map(|s| (s.tablet_id, (s.meta.table_id, s.meta.partition_id))).collect();
+    let metas: HashMap<u64, (u64, u64)> = snaps
+        .iter()
+        .map(|s| (s.tablet_id, (s.meta.table_id, s.meta.partition_id)))
+        .collect();
     for r in 0..rounds {
         let dst_store = base.join(format!("dst{r}"));
         let target = Engine::open(EngineOptions::new(vec![dst_store.clone()]))?;
@@ -191,12 +318,25 @@ pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir:
         let ((), t1, m1) = timed(|| {
             let dirs = tabletsnap_snapshot::prepare_restore_dirs(&target, &ids)?;
             let map: HashMap<u64, PathBuf> = ids.iter().map(|(id, _)| *id).zip(dirs).collect();
-            repo.download(&SnapshotId::new("w", ts)?, &map, &DownloadOptions::default())?;
+            repo.download(
+                &SnapshotId::new("w", ts)?,
+                &map,
+                &DownloadOptions::default(),
+            )?;
             let loads: Vec<(PathBuf, LoadSnapshotRequest)> = ids
                 .iter()
                 .map(|(id, hash)| {
                     let (table_id, partition_id) = metas.get(id).copied().unwrap_or_default();
-                    (map[id].clone(), LoadSnapshotRequest { tablet_id: *id, schema_hash: *hash, table_id, partition_id, overwrite: false })
+                    (
+                        map[id].clone(),
+                        LoadSnapshotRequest {
+                            tablet_id: *id,
+                            schema_hash: *hash,
+                            table_id,
+                            partition_id,
+                            overwrite: false,
+                        },
+                    )
                 })
                 .collect();
             let t = Instant::now();
@@ -217,14 +357,40 @@ pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir:
         let dst = base.join(format!("cpback{r}"));
         let copied = base.join("cpr0");
         if have("cp") && copied.exists() {
-            cpback.push(run_cmd(&["cp", "-r", &copied.display().to_string(), &dst.display().to_string()], None)?);
+            cpback.push(run_cmd(
+                &[
+                    "cp",
+                    "-r",
+                    &copied.display().to_string(),
+                    &dst.display().to_string(),
+                ],
+                None,
+            )?);
             trash(&dst, trash_dir, "cpback")?;
         }
-        println!("   download+commit round {r}: ours {:.2} s (commit {:.2} s), cp -r {:?}", secs(t1), secs(*commit.last().unwrap_or(&Duration::ZERO)), cpback.last().map(|d| secs(*d)));
+        println!(
+            "   download+commit round {r}: ours {:.2} s (commit {:.2} s), cp -r {:?}",
+            secs(t1),
+            secs(*commit.last().unwrap_or(&Duration::ZERO)),
+            cpback.last().map(|d| secs(*d))
+        );
     }
-    rows.push(row(name, "download", &down, "-", None, snap_files, up_bytes, rss));
-    rows.push(row(name, "commit", &commit, "-", None, snap_files, up_bytes, rss));
-    rows.push(row(name, "download+commit", &both, "cp -r", Some(&cpback), snap_files, up_bytes, rss));
+    rows.push(row(
+        name, "download", &down, "-", None, snap_files, up_bytes, rss,
+    ));
+    rows.push(row(
+        name, "commit", &commit, "-", None, snap_files, up_bytes, rss,
+    ));
+    rows.push(row(
+        name,
+        "download+commit",
+        &both,
+        "cp -r",
+        Some(&cpback),
+        snap_files,
+        up_bytes,
+        rss,
+    ));
     drop(engine);
     trash(&base, trash_dir, name).context("moving the workload dir to the trash")?;
     Ok(rows)
@@ -232,17 +398,28 @@ pub fn workload(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir:
 
 /// Whole BACKUP and RESTORE jobs on 3-backend clusters holding a table with
 /// the workload's tablet count and versions (a few rows per tablet version).
-pub fn jobs(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir: &Path) -> Result<Vec<Row>> {
+pub fn jobs(
+    name: &str,
+    spec: &WorkloadSpec,
+    opts: &BenchOptions,
+    trash_dir: &Path,
+) -> Result<Vec<Row>> {
     use crate::cluster::Cluster;
     use crate::exec::Session;
     let base = opts.dir.join(name.replace(' ', "_"));
     trash(&base, trash_dir, "old")?;
     let buckets = spec.tablets.min(1000);
     let parts = spec.tablets.div_ceil(buckets);
-    println!("== {name}: BACKUP and RESTORE jobs, {parts} partitions x {buckets} buckets x {} versions", spec.versions);
+    println!(
+        "== {name}: BACKUP and RESTORE jobs, {parts} partitions x {buckets} buckets x {} versions",
+        spec.versions
+    );
     let repo = base.join("repo");
     std::fs::create_dir_all(&repo)?;
-    let repo_sql = format!("CREATE REPOSITORY r ON LOCATION \"file://{}\"", repo.display());
+    let repo_sql = format!(
+        "CREATE REPOSITORY r ON LOCATION \"file://{}\"",
+        repo.display()
+    );
     let partitions: Vec<String> = (0..parts)
         .map(|i| {
             if i + 1 == parts {
@@ -262,7 +439,10 @@ pub fn jobs(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir: &Pa
     ))?;
     let t = Instant::now();
     for v in 0..spec.versions {
-        sa.run_script(&format!("INSERT INTO t GENERATE {} ROWS SEED {v}", spec.tablets * 4))?;
+        sa.run_script(&format!(
+            "INSERT INTO t GENERATE {} ROWS SEED {v}",
+            spec.tablets * 4
+        ))?;
     }
     println!("   loaded in {:.2} s", secs(t.elapsed()));
     let (_, backup_t, backup_rss) = timed(|| {
@@ -278,7 +458,9 @@ pub fn jobs(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir: &Pa
     let mut sb = Session::new(b, "root")?;
     sb.run_script(&format!("CREATE DATABASE d; USE d; {repo_sql}"))?;
     let (_, restore_t, restore_rss) = timed(|| {
-        sb.run_script(&format!("RESTORE SNAPSHOT snap FROM r PROPERTIES (\"backup_timestamp\" = \"{ts}\")"))?;
+        sb.run_script(&format!(
+            "RESTORE SNAPSHOT snap FROM r PROPERTIES (\"backup_timestamp\" = \"{ts}\")"
+        ))?;
         sb.wait_for_jobs();
         Ok(())
     })?;
@@ -288,11 +470,33 @@ pub fn jobs(name: &str, spec: &WorkloadSpec, opts: &BenchOptions, trash_dir: &Pa
         bail!("{name}: the restored table differs from the source");
     }
     let tablet_files = spec.tablets * spec.versions;
-    println!("   BACKUP {:.2} s, RESTORE {:.2} s", secs(backup_t), secs(restore_t));
+    println!(
+        "   BACKUP {:.2} s, RESTORE {:.2} s",
+        secs(backup_t),
+        secs(restore_t)
+    );
     drop((sa, sb));
     trash(&base, trash_dir, "jobs")?;
     Ok(vec![
-        row(name, "BACKUP job", &[backup_t], "-", None, tablet_files, 0, backup_rss),
-        row(name, "RESTORE job", &[restore_t], "-", None, tablet_files, 0, restore_rss),
+        row(
+            name,
+            "BACKUP job",
+            &[backup_t],
+            "-",
+            None,
+            tablet_files,
+            0,
+            backup_rss,
+        ),
+        row(
+            name,
+            "RESTORE job",
+            &[restore_t],
+            "-",
+            None,
+            tablet_files,
+            0,
+            restore_rss,
+        ),
     ])
 }

@@ -237,6 +237,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
                 id: pid,
                 name: pname.clone(),
                 upper: upper.clone(),
+                lower: None,
                 visible_version: 1,
                 tablets,
                 restoring_job: None,

@@ -107,6 +107,10 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
     tabletsnap_transfer::names::validate_label(&label)?;
     let props = BackupProps::from_properties(&b.properties)?;
     let repo = repo_ref(s, &b.repo)?;
+    s.cluster.catalog().db(&db)?;
+    // Before anything else about the tables: a restore running in the
+    // database is the reason, not the table it is filling.
+    s.cluster.jobs().ensure_idle(&db)?;
     let mut seen = std::collections::HashSet::new();
     for t in &b.tables {
         if !seen.insert(t.name.as_str()) {
@@ -248,6 +252,7 @@ pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
     let props = RestoreProps::from_properties(&r.properties)?;
     let repo = repo_ref(s, &r.repo)?;
     s.cluster.catalog().db(&db)?;
+    s.cluster.jobs().ensure_idle(&db)?;
     let objs: Vec<RestoreObj> = r
         .tables
         .iter()
@@ -496,13 +501,20 @@ pub(super) fn cancel(s: &Session, db: Option<&String>, kind: &str) -> Result<Out
     }
     h.request_cancel("cancelled by user");
     h.wait();
-    if let JobRecord::Restore(j) = h.record() {
-        if j.state == RestoreState::Finished {
-            bail!(
-                "restore job {} reached COMMITTING before the cancel and finished",
-                j.id
-            );
-        }
+    // A step that cannot be interrupted may complete the job first; say so
+    // rather than report a cancel that did not happen.
+    match h.record() {
+        JobRecord::Restore(j) if j.state == RestoreState::Finished => bail!(
+            "restore job {} reached COMMITTING before the cancel and finished",
+            j.id
+        ),
+        JobRecord::Backup(j) if j.state == BackupState::Finished => bail!(
+            "backup job {} finished before the cancel took effect; its snapshot '{}' is in repository '{}'",
+            j.id,
+            j.label,
+            j.repo.name
+        ),
+        _ => {}
     }
     Ok(Output::Message(format!(
         "Query OK, {kind} job {} cancelled",

@@ -137,12 +137,17 @@ pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
         if state.is_done() {
             return;
         }
-        if let Some(reason) = interrupted(h, create, timeout) {
-            cancel(c, h, &reason);
-            return;
-        }
-        let res = state_fail_point(&format!("job::backup::{}", state.name()))
-            .and_then(|()| step(c, h, state));
+        // The cancel check comes after the state's fail point: a cancel that
+        // arrives while the job waits at a step boundary wins over the step.
+        let res = state_fail_point(&format!("job::backup::{}", state.name())).and_then(|()| {
+            match interrupted(h, create, timeout) {
+                Some(reason) => {
+                    cancel(c, h, &reason);
+                    Ok(Step::Done)
+                }
+                None => step(c, h, state),
+            }
+        });
         match res {
             Ok(Step::Next) => {
                 let _ = update(c, h, |j| j.status.attempts = 0);

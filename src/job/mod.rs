@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tabletsnap_engine::{engine::now_ms, file};
 use tabletsnap_transfer::CancelToken;
@@ -293,6 +293,14 @@ impl JobManager {
             .find(|h| !h.is_done() && h.record().db() == db)
     }
 
+    /// Refuses a new job in `db` while another one runs there, naming it.
+    pub fn ensure_idle(&self, db: &str) -> Result<()> {
+        match self.running_in(db) {
+            Some(h) => Err(busy(db, &h.record())),
+            None => Ok(()),
+        }
+    }
+
     /// Registers and starts a new job (refused if `db` has a running job).
     pub fn start(&self, cluster: &Arc<Cluster>, rec: JobRecord) -> Result<Arc<JobHandle>> {
         let h = {
@@ -301,14 +309,7 @@ impl JobManager {
                 .values()
                 .find(|h| !h.is_done() && h.record().db() == rec.db())
             {
-                let other = r.record();
-                bail!(
-                    "database '{}' already has a running job: {} {} (JobId {}); wait for it or CANCEL it",
-                    rec.db(),
-                    other.kind(),
-                    other.label(),
-                    other.id()
-                );
+                return Err(busy(rec.db(), &r.record()));
             }
             self.save(&rec)?;
             let h = Arc::new(JobHandle {
@@ -348,6 +349,15 @@ impl JobManager {
     }
 }
 
+fn busy(db: &str, other: &JobRecord) -> anyhow::Error {
+    anyhow::anyhow!(
+        "database '{db}' already has a running job: {} {} (JobId {}); wait for it or CANCEL it",
+        other.kind(),
+        other.label(),
+        other.id()
+    )
+}
+
 fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
     let (c, job) = (Arc::clone(cluster), Arc::clone(h));
     std::thread::Builder::new()
@@ -358,8 +368,8 @@ fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
                 JobRecord::Backup(_) => backup::run(&c, &job),
                 JobRecord::Restore(_) => restore::run(&c, &job),
             }
-            // Let go of the cluster before waking waiters, so a waiter that
-            // drops its own handle really releases the home.
+            // Let go of the cluster before anyone waiting is woken: they may
+            // close the home and reopen it, which needs the lock released.
             drop(c);
             job.mark_done();
         })
@@ -437,7 +447,7 @@ pub(crate) fn state_fail_point(name: &str) -> Result<()> {
             if action == "crash" {
                 crash::simulate_crash();
             }
-            bail!("fail point {name} fired ({action})");
+            anyhow::bail!("fail point {name} fired ({action})");
         }
     }
     let _ = name;

@@ -416,6 +416,8 @@ fn apply_plan(
                 id: pp.partition_id,
                 name: pp.name.clone(),
                 upper: pp.upper.clone(),
+                // Explicit: the partition before it may not be restored.
+                lower: pp.lower.clone(),
                 visible_version: 1,
                 tablets: pp
                     .tablets
@@ -475,14 +477,23 @@ pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
             return;
         }
         let committing = state == RestoreState::Committing;
-        if !committing {
-            if let Some(reason) = interrupted(h, create, timeout) {
-                cancel(c, h, &reason);
-                return;
+        // The cancel check comes after the state's fail point: a cancel that
+        // arrives while the job waits at a step boundary wins over the step.
+        // From COMMITTING on the job only moves forward.
+        let res = state_fail_point(&format!("job::restore::{}", state.name())).and_then(|()| {
+            let reason = if committing {
+                None
+            } else {
+                interrupted(h, create, timeout)
+            };
+            match reason {
+                Some(reason) => {
+                    cancel(c, h, &reason);
+                    Ok(Step::Done)
+                }
+                None => step(c, h, state),
             }
-        }
-        let res = state_fail_point(&format!("job::restore::{}", state.name()))
-            .and_then(|()| step(c, h, state));
+        });
         match res {
             Ok(Step::Next) => {
                 let _ = update(c, h, |j| j.status.attempts = 0);

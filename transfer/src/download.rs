@@ -53,12 +53,12 @@ impl<F: Fn(u64) -> Option<PathBuf> + Sync> TargetDirs for F {
 pub struct DownloadOptions {
     /// Keep files already present with the right size and crc.
     pub resume: bool,
-    /// Restore only the tablets `TargetDirs` maps (the others are another
-    /// node's); when false an unmapped tablet is an error.
-    pub skip_unmapped: bool,
     /// End with one `syncfs` per target filesystem so the restored files are
     /// durable when the call returns. Never an fsync per file.
     pub sync: bool,
+    /// Download only the tablets `targets` has a directory for (one node's
+    /// share of a snapshot). Off: every tablet needs a target.
+    pub only_targeted: bool,
     /// Threads, retries, cancellation, rate limit, progress.
     pub transfer: TransferOptions,
 }
@@ -67,8 +67,8 @@ impl Default for DownloadOptions {
     fn default() -> Self {
         Self {
             resume: true,
-            skip_unmapped: false,
             sync: true,
+            only_targeted: false,
             transfer: TransferOptions::default(),
         }
     }
@@ -141,11 +141,10 @@ pub fn download(
     let t = &opts.transfer;
     t.cancel.check()?;
     let mut manifest = repo.read_manifest(id)?;
-    if opts.skip_unmapped {
-        // Several nodes restore one backup: each takes only its own tablets.
+    if opts.only_targeted {
         manifest
             .tablets
-            .retain(|t| targets.dir_for(t.tablet_id).is_some());
+            .retain(|tab| targets.dir_for(tab.tablet_id).is_some());
     }
     let mut dirs = Vec::with_capacity(manifest.tablets.len());
     for tab in &manifest.tablets {

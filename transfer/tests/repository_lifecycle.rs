@@ -146,6 +146,20 @@ fn missing_target_is_an_error() {
         .download(&id, &only_one, &download_opts())
         .expect_err("no target");
     assert!(matches!(err, Error::NoTarget { .. }), "{err:?}");
+
+    // One node's share: only the targeted tablet is written.
+    let mut opts = download_opts();
+    opts.only_targeted = true;
+    let report = repo.download(&id, &only_one, &opts).expect("partial");
+    let source_files = read_tree(&tmp.path().join("src").join("1"))
+        .keys()
+        .filter(|k| !k.ends_with('/'))
+        .count();
+    assert_eq!(report.files_written, source_files as u64, "{report:?}");
+    assert_eq!(
+        read_tree(&tmp.path().join("o1")),
+        read_tree(&tmp.path().join("src").join("1"))
+    );
 }
 
 #[test]
