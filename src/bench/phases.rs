@@ -28,8 +28,7 @@ fn row(
     ours: &[Duration],
     baseline: &str,
     base: Option<&[Duration]>,
-    files: u64,
-    bytes: u64,
+    (files, bytes): (u64, u64),
     rss: f64,
 ) -> Row {
     let o = secs(median(ours));
@@ -169,8 +168,7 @@ pub fn workload(
         &[load_t],
         "create+write",
         load_baseline.then_some(plain.as_slice()),
-        files,
-        bytes,
+        (files, bytes),
         load_rss,
     ));
     println!("   load {:.2} s ({files} files)", secs(load_t));
@@ -214,8 +212,7 @@ pub fn workload(
         &ours,
         "cp -al",
         Some(&cpal),
-        snap_files,
-        0,
+        (snap_files, 0),
         rss,
     ));
 
@@ -287,8 +284,7 @@ pub fn workload(
         &ours,
         "cp -r",
         Some(&cpr),
-        snap_files,
-        up_bytes,
+        (snap_files, up_bytes),
         rss,
     ));
     rows.push(row(
@@ -297,8 +293,7 @@ pub fn workload(
         &ours,
         "tar -cf",
         Some(&tar),
-        snap_files,
-        up_bytes,
+        (snap_files, up_bytes),
         rss,
     ));
     let repo_dir = repo_dir.ok_or_else(|| anyhow!("no repository was kept"))?;
@@ -376,10 +371,22 @@ pub fn workload(
         );
     }
     rows.push(row(
-        name, "download", &down, "-", None, snap_files, up_bytes, rss,
+        name,
+        "download",
+        &down,
+        "-",
+        None,
+        (snap_files, up_bytes),
+        rss,
     ));
     rows.push(row(
-        name, "commit", &commit, "-", None, snap_files, up_bytes, rss,
+        name,
+        "commit",
+        &commit,
+        "-",
+        None,
+        (snap_files, up_bytes),
+        rss,
     ));
     rows.push(row(
         name,
@@ -387,8 +394,7 @@ pub fn workload(
         &both,
         "cp -r",
         Some(&cpback),
-        snap_files,
-        up_bytes,
+        (snap_files, up_bytes),
         rss,
     ));
     drop(engine);
@@ -484,8 +490,7 @@ pub fn jobs(
             &[backup_t],
             "-",
             None,
-            tablet_files,
-            0,
+            (tablet_files, 0),
             backup_rss,
         ),
         row(
@@ -494,8 +499,7 @@ pub fn jobs(
             &[restore_t],
             "-",
             None,
-            tablet_files,
-            0,
+            (tablet_files, 0),
             restore_rss,
         ),
     ])
