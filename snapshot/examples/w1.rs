@@ -38,6 +38,22 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) of this process and of its waited-for
+/// children, from /proc/self/stat: shows whether a side got the cores it
+/// asked for on a shared machine.
+fn cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // After the ")": state is field 0, so utime/stime/cutime/cstime are 11..=14.
+    let tick = 100.0;
+    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
+    (get(11) + get(12), get(13) + get(14))
+}
+
 /// Moves `path` into the trash under a unique name (a rename, not a delete).
 fn to_trash(path: &Path, trash: &Path, tag: &str) -> Res<()> {
     std::fs::rename(path, trash.join(tag))?;
@@ -97,9 +113,11 @@ fn main() -> Res<()> {
     let (mut ours, mut cp, mut cp_sync) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..rounds {
         // A: ours, durable on return (syncfs included).
+        let (c0, _) = cpu_secs();
         let t = Instant::now();
         let out = make_snapshots(&engine, &reqs, Duration::from_secs(3600))?;
         let a = t.elapsed().as_secs_f64();
+        let a_cpu = cpu_secs().0 - c0;
         let mut top = None;
         for o in out {
             let info = o?;
@@ -121,6 +139,7 @@ fn main() -> Res<()> {
         // B: cp -al of the tablet dirs; the sync after it is timed apart so
         // the next round of A does not pay for B's dirty metadata.
         let dst = base.join(format!("cp.{run}.{r}"));
+        let (_, k0) = cpu_secs();
         let t = Instant::now();
         let st = Command::new("cp")
             .arg("-al")
@@ -128,6 +147,7 @@ fn main() -> Res<()> {
             .arg(&dst)
             .status()?;
         let b = t.elapsed().as_secs_f64();
+        let b_cpu = cpu_secs().1 - k0;
         if !st.success() {
             return Err("cp -al failed".into());
         }
@@ -137,7 +157,9 @@ fn main() -> Res<()> {
         to_trash(&dst, &trash, &format!("cp.{run}.{r}"))?;
         cp.push(b);
         cp_sync.push(b + s);
-        println!("round {r}: ours {a:.3} s | cp -al {b:.3} s (+ sync {s:.3} s)");
+        println!(
+            "round {r}: ours {a:.3} s (cpu {a_cpu:.2} s) | cp -al {b:.3} s (cpu {b_cpu:.2} s, + sync {s:.3} s)"
+        );
     }
     let (mo, mc, mcs) = (median(&mut ours), median(&mut cp), median(&mut cp_sync));
     println!(
