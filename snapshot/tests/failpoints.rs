@@ -91,8 +91,18 @@ fn crash_during_load(point: &str, action: &str, overwrite: bool) -> TestResult {
         _ => return Err(format!("{point}/{action}: unexpected outcome {out:?}").into()),
     }
     if action == "return" {
-        // The engine carries on after an error: its in-memory view must already be one of the two.
+        // The engine carries on after an error: its in-memory view must already
+        // be one of the two, with nothing of the failed attempt left on disk.
         check_one_or_other(&b, target, point, want_old, want_new)?;
+        if b.tablet(target).is_ok() {
+            assert!(
+                strays(&b, target)?.is_empty(),
+                "{point}: stray files in process"
+            );
+        } else {
+            let dir = b.stores()[0].tablet_dir(target, new.schema_hash);
+            assert!(!dir.exists(), "{point}: uncommitted dir left in process");
+        }
     }
     drop(b);
     b = open(b_dir.path())?;
