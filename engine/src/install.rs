@@ -234,6 +234,9 @@ impl Engine {
                 for p in &s.linked {
                     let _ = file::remove_file_if_exists(p);
                 }
+                // An overwrite's temp meta sits in the live dir; recovery would
+                // only remove it at the next restart.
+                let _ = file::remove_file_if_exists(&file::tmp_path(&s.dir.join(META_FILE_NAME)));
                 if s.existing.is_none() && !s.dir.join(META_FILE_NAME).exists() {
                     let _ = file::remove_dir_all_if_exists(&s.dir);
                 }
@@ -325,8 +328,24 @@ impl Engine {
                 .map_err(|e| Error::io(&path, e))
                 .and_then(|b| TabletMeta::decode(&path, &b))
             else {
+                // No meta: the new tablet never committed. Drop its dir now
+                // rather than at the next restart.
+                if s.existing.is_none() && !path.exists() {
+                    let _ = file::remove_dir_all_if_exists(&s.dir);
+                }
                 continue;
             };
+            let committed = meta.rowsets.first().map(|r| r.rowset_id)
+                == s.meta.rowsets.first().map(|r| r.rowset_id);
+            if !committed {
+                // The old meta is still the visible one and names none of the
+                // new links (fresh rowset ids): they are orphans that would
+                // otherwise stay in the live tablet dir until a restart.
+                for p in &s.linked {
+                    let _ = file::remove_file_if_exists(p);
+                }
+                let _ = file::remove_file_if_exists(&file::tmp_path(&path));
+            }
             match s.existing {
                 Some(permit) => permit.tablet().set_meta(meta),
                 None => {

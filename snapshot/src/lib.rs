@@ -1,4 +1,5 @@
 #![deny(clippy::unwrap_used)]
+#![deny(missing_docs)]
 //! tabletsnap-snapshot: hard-link snapshots of tablets (make, release,
 //! expire) on the backup side, and verified, atomic install of downloaded
 //! snapshot dirs on the restore side. The on-disk layout and the crash-safety

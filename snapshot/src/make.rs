@@ -151,8 +151,7 @@ fn snapshot_tablet(
 
 fn link_tablet(top: &Dir, cap: &tabletsnap_engine::Capture) -> Result<SnapshotInfo> {
     let meta = &cap.meta;
-    let tablet = top.mkdir(&meta.tablet_id.to_string())?;
-    let dst = tablet.mkdir(&meta.schema_hash.to_string())?;
+    let dst = top.mkdir2(&meta.tablet_id.to_string(), &meta.schema_hash.to_string())?;
     let src = Dir::open(&cap.dir)?;
     let files: Vec<SnapshotFile> = cap
         .files()
