@@ -372,8 +372,12 @@ fn load_rows(
     }
     s.cluster.update_catalog(|c| {
         let t = c.table_mut(db, name)?;
+        // By id, not position: a restore may have added partitions meanwhile.
         for p in &touched {
-            t.partitions[*p].visible_version += 1;
+            let id = table.partitions[*p].id;
+            if let Some(part) = t.partitions.iter_mut().find(|x| x.id == id) {
+                part.visible_version += 1;
+            }
         }
         Ok(())
     })?;

@@ -100,6 +100,17 @@ pub struct BackupJob {
     pub status: JobStatus,
 }
 
+/// The pack dir of one backend's part: cluster and job in the name, so two
+/// clusters (or two jobs) writing the same label in the same second never
+/// touch each other's packs.
+fn part_name(job: &BackupJob, backend: u32) -> String {
+    format!("{}-be{backend}", part_prefix(job))
+}
+
+fn part_prefix(job: &BackupJob) -> String {
+    format!("{:016x}-{}", job.meta.cluster_id, job.id)
+}
+
 impl BackupJob {
     fn snapshot_id(&self) -> Result<SnapshotId> {
         Ok(SnapshotId::new(&self.label, &self.timestamp)?)
@@ -272,6 +283,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                     &job.repo,
                     &job.label,
                     &job.timestamp,
+                    &part_name(&job, be.id()),
                     snaps,
                     &task_control(h),
                 );
@@ -380,6 +392,31 @@ fn release_all(c: &Cluster, snaps: &[(u32, Vec<SnapshotMade>)]) {
     }
 }
 
+/// Deletes this job's packs, and the manifest and meta if they are this
+/// job's; objects of another writer of the same label and timestamp stay.
+fn remove_own_objects(repo: &tabletsnap_transfer::Repository, id: &SnapshotId, job: &BackupJob) {
+    let dir = tabletsnap_transfer::Repository::snapshot_dir(id);
+    let backend = repo.backend();
+    let prefix = part_prefix(job);
+    if let Ok(m) = repo.read_manifest_uncommitted(id) {
+        if !m.packs.is_empty()
+            && m.packs
+                .iter()
+                .all(|p| p.starts_with(&format!("{dir}packs/{prefix}-")))
+        {
+            for name in ["manifest", "meta"] {
+                let _ = backend.delete(&repo.key(&format!("{dir}{name}")));
+            }
+        }
+    }
+    if let Ok(keys) = backend.list(&repo.key(&format!("{dir}packs/{prefix}-"))) {
+        for k in keys {
+            let _ = backend.delete(&k);
+        }
+    }
+    let _ = backend.barrier();
+}
+
 /// Cancels: releases snapshots on every backend, removes the uncommitted
 /// backup's objects from the repository, and records why.
 pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
@@ -397,7 +434,7 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
                 .map(|l| l.contains(&id))
                 .unwrap_or(true)
             {
-                let _ = repo.delete_snapshot(&id);
+                remove_own_objects(&repo, &id, &job);
             }
         }
     }

@@ -199,6 +199,13 @@ impl Repository {
         Manifest::decode(&data)
     }
 
+    /// Reads the manifest object of a snapshot that may not be committed
+    /// (no info to check it against; its own crc still is), e.g. to tell
+    /// whose it is when cleaning up.
+    pub fn read_manifest_uncommitted(&self, id: &SnapshotId) -> Result<Manifest> {
+        Manifest::decode(&self.backend.get(&self.object_key(id, "manifest"))?)
+    }
+
     /// Starts a backup; fails if that label and timestamp are already committed.
     /// An uncommitted earlier attempt is resumed: its stored packs are reused.
     pub fn begin_backup(&self, label: &str, timestamp: &str) -> Result<BackupWriter> {
