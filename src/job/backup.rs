@@ -8,16 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tabletsnap_engine::engine::now_ms;
 use tabletsnap_transfer::{Manifest, SnapshotId};
 
 use super::meta::BackupMeta;
-use super::{
-    backoff, interrupted, state_fail_point, watchdog, JobHandle, JobRecord, JobStatus, Step,
-    MAX_TASK_ATTEMPTS,
-};
+use super::{drive, per_backend, JobHandle, JobRecord, JobStatus, Machine, Step};
 use crate::backend::{BackendTasks, RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
 use crate::cluster::Cluster;
 
@@ -137,83 +134,22 @@ pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
     let Ok((create, timeout)) = with_job(h, |j| (j.create_time_ms, j.timeout_s)) else {
         return;
     };
-    watchdog(h, create, timeout);
-    loop {
-        if super::crash::crashed() {
-            return;
-        }
-        let Ok(state) = with_job(h, |j| j.state) else {
-            return;
-        };
-        if state.is_done() {
-            return;
-        }
-        // The cancel check comes after the state's fail point: a cancel that
-        // arrives while the job waits at a step boundary wins over the step.
-        let res = state_fail_point(&format!("job::backup::{}", state.name())).and_then(|()| {
-            match interrupted(h, create, timeout) {
-                Some(reason) => {
-                    cancel(c, h, &reason);
-                    Ok(Step::Done)
-                }
-                None => step(c, h, state),
-            }
-        });
-        match res {
-            Ok(Step::Next) => {
-                let _ = update(c, h, |j| j.status.attempts = 0);
-            }
-            Ok(Step::Done) => return,
-            Err(e) => {
-                if super::crash::check(&e) {
-                    return;
-                }
-                let msg = format!("{e:#}");
-                let attempts = with_job(h, |j| j.status.attempts + 1).unwrap_or(MAX_TASK_ATTEMPTS);
-                let _ = update(c, h, |j| {
-                    j.status.task_err_msg = msg.clone();
-                    j.status.attempts = attempts;
-                });
-                if h.cancel.is_cancelled() {
-                    continue;
-                }
-                if attempts >= MAX_TASK_ATTEMPTS {
-                    cancel(
-                        c,
-                        h,
-                        &format!("{} failed {attempts} times: {msg}", state.name()),
-                    );
-                    return;
-                }
-                if h.cancel.sleep(backoff(attempts)).is_err() {
-                    continue;
-                }
-            }
-        }
-    }
-}
-
-fn per_backend<T: Send, I: Sync>(
-    c: &Cluster,
-    work: &[(u32, I)],
-    f: impl Fn(&dyn BackendTasks, &I) -> Result<T> + Sync,
-) -> Result<Vec<(u32, T)>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = work
-            .iter()
-            .map(|(be, item)| {
-                let f = &f;
-                s.spawn(move || -> Result<(u32, T)> {
-                    let node = c.backend(*be)?;
-                    Ok((*be, f(node.as_ref(), item)?))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow!("a backend task panicked"))?)
-            .collect()
-    })
+    let state = || with_job(h, |j| j.state).ok();
+    drive(
+        c,
+        h,
+        create,
+        timeout,
+        &Machine {
+            kind: "job::backup",
+            state: &|| state().map(|s| (s.name(), s.is_done(), false)),
+            step: &|| match state() {
+                Some(s) => step(c, h, s),
+                None => Ok(Step::Done),
+            },
+            cancel: &|reason| cancel(c, h, reason),
+        },
+    );
 }
 
 fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> {

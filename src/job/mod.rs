@@ -97,6 +97,19 @@ impl JobRecord {
             JobRecord::Restore(_) => "RESTORE",
         }
     }
+    /// Errors, attempts and status.
+    pub fn status(&self) -> &JobStatus {
+        match self {
+            JobRecord::Backup(j) => &j.status,
+            JobRecord::Restore(j) => &j.status,
+        }
+    }
+    fn status_mut(&mut self) -> &mut JobStatus {
+        match self {
+            JobRecord::Backup(j) => &mut j.status,
+            JobRecord::Restore(j) => &mut j.status,
+        }
+    }
     /// The label.
     pub fn label(&self) -> &str {
         match self {
@@ -457,4 +470,108 @@ pub(crate) fn state_fail_point(name: &str) -> Result<()> {
 #[cfg(feature = "failpoints")]
 fn fail_eval(name: &str) -> Option<String> {
     fail::eval(name, |a| a.unwrap_or_default())
+}
+
+/// What the generic run loop needs to know of a job kind.
+pub(crate) struct Machine<'a> {
+    /// The fail point prefix, e.g. `job::backup`.
+    pub kind: &'static str,
+    /// Current state: (SHOW name, ended, forward-only).
+    pub state: &'a dyn Fn() -> Option<(&'static str, bool, bool)>,
+    /// Runs the current state's step.
+    pub step: &'a dyn Fn() -> Result<Step>,
+    /// Cancels the job and cleans up.
+    pub cancel: &'a dyn Fn(&str),
+}
+
+/// Drives a job: fail point, cancel and deadline checks, the step, and
+/// bounded retries with backoff (unbounded once forward-only). A simulated
+/// crash stops the loop where it is, without cleanup.
+pub(crate) fn drive(c: &Cluster, h: &Arc<JobHandle>, create: u64, timeout: u64, m: &Machine<'_>) {
+    watchdog(h, create, timeout);
+    loop {
+        if crash::crashed() {
+            return;
+        }
+        let Some((name, done, forward_only)) = (m.state)() else {
+            return;
+        };
+        if done {
+            return;
+        }
+        // The cancel check comes after the state's fail point: a cancel that
+        // arrives while the job waits at a step boundary wins over the step.
+        let res = state_fail_point(&format!("{}::{name}", m.kind)).and_then(|()| {
+            match (!forward_only)
+                .then(|| interrupted(h, create, timeout))
+                .flatten()
+            {
+                Some(reason) => {
+                    (m.cancel)(&reason);
+                    Ok(Step::Done)
+                }
+                None => (m.step)(),
+            }
+        });
+        match res {
+            Ok(Step::Next) => {
+                let _ = c.jobs().update(h, |r| r.status_mut().attempts = 0);
+            }
+            Ok(Step::Done) => return,
+            Err(e) => {
+                if crash::check(&e) {
+                    return;
+                }
+                let msg = format!("{e:#}");
+                let attempts = h.record().status().attempts + 1;
+                let _ = c.jobs().update(h, |r| {
+                    let st = r.status_mut();
+                    st.task_err_msg = msg.clone();
+                    st.attempts = attempts;
+                });
+                if forward_only {
+                    // Past the point of no return: keep trying, with capped backoff.
+                    std::thread::sleep(backoff(attempts));
+                    continue;
+                }
+                if h.cancel.is_cancelled() {
+                    continue;
+                }
+                if attempts >= MAX_TASK_ATTEMPTS {
+                    (m.cancel)(&format!("{name} failed {attempts} times: {msg}"));
+                    return;
+                }
+                // A cancel during the backoff ends the wait early.
+                let _ = h.cancel.sleep(backoff(attempts));
+            }
+        }
+    }
+}
+
+/// Runs `f` for every (backend, work item) on its own thread, all at once;
+/// the first error wins.
+pub(crate) fn per_backend<T: Send, I: Sync>(
+    c: &Cluster,
+    work: &[(u32, I)],
+    f: impl Fn(&dyn crate::backend::BackendTasks, &I) -> Result<T> + Sync,
+) -> Result<Vec<(u32, T)>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .iter()
+            .map(|(be, item)| {
+                let f = &f;
+                s.spawn(move || -> Result<(u32, T)> {
+                    let node = c.backend(*be)?;
+                    Ok((*be, f(node.as_ref(), item)?))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a backend task panicked"))?
+            })
+            .collect()
+    })
 }

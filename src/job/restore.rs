@@ -20,10 +20,7 @@ use tabletsnap_transfer::SnapshotId;
 
 use super::backup::task_control;
 use super::meta::{BackupMeta, BackupTable};
-use super::{
-    backoff, interrupted, state_fail_point, watchdog, JobHandle, JobRecord, JobStatus, Step,
-    MAX_TASK_ATTEMPTS,
-};
+use super::{drive, per_backend, JobHandle, JobRecord, JobStatus, Machine, Step};
 use crate::backend::{BackendTasks, RepoRef, RestoreTarget};
 use crate::catalog::{Catalog, Partition, Table, TabletInfo};
 use crate::cluster::Cluster;
@@ -465,98 +462,22 @@ pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
     let Ok((create, timeout)) = with_job(h, |j| (j.create_time_ms, j.timeout_s)) else {
         return;
     };
-    watchdog(h, create, timeout);
-    loop {
-        if super::crash::crashed() {
-            return;
-        }
-        let Ok(state) = with_job(h, |j| j.state) else {
-            return;
-        };
-        if state.is_done() {
-            return;
-        }
-        let committing = state == RestoreState::Committing;
-        // The cancel check comes after the state's fail point: a cancel that
-        // arrives while the job waits at a step boundary wins over the step.
-        // From COMMITTING on the job only moves forward.
-        let res = state_fail_point(&format!("job::restore::{}", state.name())).and_then(|()| {
-            let reason = if committing {
-                None
-            } else {
-                interrupted(h, create, timeout)
-            };
-            match reason {
-                Some(reason) => {
-                    cancel(c, h, &reason);
-                    Ok(Step::Done)
-                }
-                None => step(c, h, state),
-            }
-        });
-        match res {
-            Ok(Step::Next) => {
-                let _ = update(c, h, |j| j.status.attempts = 0);
-            }
-            Ok(Step::Done) => return,
-            Err(e) => {
-                if super::crash::check(&e) {
-                    return;
-                }
-                let msg = format!("{e:#}");
-                let attempts = with_job(h, |j| j.status.attempts + 1).unwrap_or(MAX_TASK_ATTEMPTS);
-                let _ = update(c, h, |j| {
-                    j.status.task_err_msg = msg.clone();
-                    j.status.attempts = attempts;
-                });
-                if committing {
-                    // Past the point of no return: keep trying, with capped backoff.
-                    std::thread::sleep(backoff(attempts));
-                    continue;
-                }
-                if h.cancel.is_cancelled() {
-                    continue;
-                }
-                if attempts >= MAX_TASK_ATTEMPTS {
-                    cancel(
-                        c,
-                        h,
-                        &format!("{} failed {attempts} times: {msg}", state.name()),
-                    );
-                    return;
-                }
-                if h.cancel.sleep(backoff(attempts)).is_err() {
-                    continue;
-                }
-            }
-        }
-    }
-}
-
-fn per_backend<T: Send, I: Sync>(
-    c: &Cluster,
-    work: &[(u32, I)],
-    f: impl Fn(&dyn BackendTasks, &I) -> Result<T> + Sync,
-) -> Result<Vec<(u32, T)>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = work
-            .iter()
-            .map(|(be, item)| {
-                let f = &f;
-                s.spawn(move || -> Result<(u32, T)> {
-                    let node = c.backend(*be)?;
-                    Ok((*be, f(node.as_ref(), item)?))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a backend task panicked"))?
-            })
-            .collect()
-    })
+    let state = || with_job(h, |j| j.state).ok();
+    drive(
+        c,
+        h,
+        create,
+        timeout,
+        &Machine {
+            kind: "job::restore",
+            state: &|| state().map(|s| (s.name(), s.is_done(), s == RestoreState::Committing)),
+            step: &|| match state() {
+                Some(s) => step(c, h, s),
+                None => Ok(Step::Done),
+            },
+            cancel: &|reason| cancel(c, h, reason),
+        },
+    );
 }
 
 fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Step> {
