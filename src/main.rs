@@ -78,6 +78,9 @@ enum Command {
         /// User to run as.
         #[arg(long, default_value = "root")]
         user: String,
+        /// Backends for a new home.
+        #[arg(long, default_value_t = DEFAULT_BACKENDS)]
+        backends: u32,
     },
 }
 
@@ -161,8 +164,8 @@ fn sql(home: &Path, user: &str, batch: bool, backends: u32, text: &str) -> Resul
     result
 }
 
-fn shell(home: &Path, user: &str) -> Result<()> {
-    let cluster = Cluster::open(home, DEFAULT_BACKENDS)?;
+fn shell(home: &Path, user: &str, backends: u32) -> Result<()> {
+    let cluster = Cluster::open(home, backends)?;
     let mut session = Session::new(cluster, user)?;
     let mut rl = rustyline::DefaultEditor::new().context("starting the line editor")?;
     let history = home.join(".tabletsnap_history");
@@ -260,7 +263,11 @@ fn main() -> ExitCode {
             backends,
             execute,
         } => sql(&home, &user, batch, backends, &execute),
-        Command::Shell { home, user } => shell(&home, &user),
+        Command::Shell {
+            home,
+            user,
+            backends,
+        } => shell(&home, &user, backends),
         Command::Failpoints => failpoints(),
         Command::Bench {
             workload,

@@ -483,6 +483,7 @@ fn snapshot_details(
 
 pub(super) fn cancel(s: &Session, db: Option<&String>, kind: &str) -> Result<Output> {
     let db = s.db_name(db)?;
+    s.cluster.catalog().db(&db)?;
     let Some(h) = s
         .cluster
         .jobs()
