@@ -131,6 +131,19 @@ pub fn populate(engine: &Engine, spec: &WorkloadSpec) -> Result<Vec<u64>> {
         .map(|i| spec.first_tablet_id + i)
         .collect();
     const TABLETS_PER_BATCH: usize = 2_500;
+    // Generating rows costs more than storing them: small versions draw from a
+    // pool of distinct blocks, chosen per (tablet, version) by hash.
+    let total = spec.tablets.saturating_mul(spec.versions);
+    let pool_len = total.min(1024) as usize;
+    let pool: Vec<Vec<Row>> =
+        if spec.rows_per_version.saturating_mul(pool_len) <= 4_000_000 && total > 1024 {
+            (0..pool_len as u64)
+                .into_par_iter()
+                .map(|i| generate_rows(&schema, spec.seed, i, spec.rows_per_version))
+                .collect()
+        } else {
+            Vec::new()
+        };
     for chunk in ids.chunks(TABLETS_PER_BATCH) {
         engine.create_tablets(
             chunk
@@ -147,12 +160,14 @@ pub fn populate(engine: &Engine, spec: &WorkloadSpec) -> Result<Vec<u64>> {
         let batch = engine.begin_load(chunk, Durability::Barrier)?;
         chunk.par_iter().try_for_each(|id| {
             for v in 0..spec.versions {
-                let rows = generate_rows(
-                    &schema,
-                    spec.seed,
-                    id.wrapping_mul(1_000_003) ^ v,
-                    spec.rows_per_version,
-                );
+                let stream = id.wrapping_mul(1_000_003) ^ v;
+                let generated;
+                let rows: &[Row] = if pool.is_empty() {
+                    generated = generate_rows(&schema, spec.seed, stream, spec.rows_per_version);
+                    &generated
+                } else {
+                    &pool[(splitmix64(stream) % pool.len() as u64) as usize]
+                };
                 let per = rows.len().div_ceil(spec.segments_per_version.max(1)).max(1);
                 let segs: Vec<&[Row]> = rows.chunks(per).collect();
                 batch.add(*id, &segs)?;
