@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::hash::BuildHasher;
-use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -485,11 +484,17 @@ fn write_chunk(ctx: &Ctx<'_>, key: &str, r: PieceRef, buf: &mut Vec<u8>) -> Resu
             t.retry.run(key, &t.cancel, || {
                 ctx.backend.get_range_into(key, p.offset + done, n, buf)
             })?;
-            crc.update(buf);
-            partial
-                .file
-                .write_all_at(buf, file_offset + done)
-                .map_err(|e| Error::io(&partial.tmp, e))?;
+            // The crc reads each piece just before its write does, while it
+            // is still in the CPU cache.
+            let mut at = file_offset + done;
+            for piece in buf.chunks(fsutil::WRITE_PIECE) {
+                crc.update(piece);
+                partial
+                    .file
+                    .write_all_at(piece, at)
+                    .map_err(|e| Error::io(&partial.tmp, e))?;
+                at += piece.len() as u64;
+            }
             done += n;
         }
         let actual = crc.finalize();
@@ -522,8 +527,7 @@ fn write_new_file_at(dir: &File, dir_path: &Path, name: &str, data: &[u8]) -> Re
             &tmp,
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
         )?;
-        f.write_all(data)
-            .map_err(|e| Error::io(dir_path.join(&tmp), e))?;
+        fsutil::write_in_pieces(&mut f, data).map_err(|e| Error::io(dir_path.join(&tmp), e))?;
         drop(f);
         fail::fail_point!("download::before_rename", |_| Err(Error::FailPoint(
             "download::before_rename".into()
@@ -541,7 +545,7 @@ fn write_new_file(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = temp_path_for(path);
     let r = (|| {
         let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+        fsutil::write_in_pieces(&mut f, data).map_err(|e| Error::io(&tmp, e))?;
         drop(f);
         rename_into_place(&tmp, path)
     })();
