@@ -3,8 +3,10 @@
 //! later timing (outputs go to a trash dir removed at the end).
 //!
 //! ```text
-//! cargo run --release -p tabletsnap-transfer --example w1 -- [--work DIR] [--rounds N] [--tablets N] [--w2] [--keep-trash]
+//! cargo run --release -p tabletsnap-transfer --example w1 -- [--work DIR] [--rounds N] [--tablets N] [--w2] [--only w1|w2] [--keep-trash]
 //! ```
+//!
+//! `--only w2` runs W2 alone (no W1 tree is generated), for quick iterations.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +26,7 @@ struct Args {
     rounds: usize,
     tablets: u64,
     w2: bool,
+    w1: bool,
     keep_trash: bool,
 }
 
@@ -33,6 +36,7 @@ fn args() -> Res<Args> {
         rounds: 3,
         tablets: TreeSpec::w1().tablets,
         w2: false,
+        w1: true,
         keep_trash: false,
     };
     let mut it = std::env::args().skip(1);
@@ -43,6 +47,11 @@ fn args() -> Res<Args> {
             "--tablets" => a.tablets = it.next().ok_or("--tablets N")?.parse()?,
             "--w2" => a.w2 = true,
             "--keep-trash" => a.keep_trash = true,
+            "--only" => match it.next().as_deref() {
+                Some("w1") => (a.w1, a.w2) = (true, false),
+                Some("w2") => (a.w1, a.w2) = (false, true),
+                _ => return Err("--only w1|w2".into()),
+            },
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -212,39 +221,9 @@ fn main() -> Res<()> {
     let trash = work.join("trash");
     std::fs::create_dir_all(&trash)?;
 
-    let mut spec = TreeSpec::w1();
-    spec.tablets = a.tablets;
-    let w1_root = work.join(format!("w1-src-{}", spec.tablets));
-    let t = Instant::now();
-    let sources = if w1_root.join("done").exists() {
-        // Reuse the generated tree: regenerate only the descriptions (no timing involved).
-        generate_descriptions(&w1_root, &spec)?
-    } else {
-        let s = generate_tree(&w1_root, &spec)?;
-        std::fs::write(w1_root.join("done"), b"")?;
-        s
-    };
-    println!(
-        "W1 source ready in {:.1}s: {}",
-        t.elapsed().as_secs_f64(),
-        w1_root.display()
-    );
-    let w1_root_for_targets = w1_root.clone();
-    let targets = move |id: u64| {
-        tablet_dir(&w1_root_for_targets, &spec, id - 10_000)
-            .strip_prefix(&w1_root_for_targets)
-            .ok()
-            .map(Path::to_path_buf)
-    };
-    run(
-        "W1",
-        &work,
-        &w1_root.join("data"),
-        &sources,
-        &targets,
-        a.rounds,
-        &trash,
-    )?;
+    if a.w1 {
+        run_w1(&a, &work, &trash)?;
+    }
 
     if a.w2 {
         let w2_root = work.join("w2-src");
@@ -273,6 +252,43 @@ fn main() -> Res<()> {
         std::fs::remove_dir_all(&trash)?;
         println!("trash removed in {:.1}s", t.elapsed().as_secs_f64());
     }
+    Ok(())
+}
+
+fn run_w1(a: &Args, work: &Path, trash: &Path) -> Res<()> {
+    let mut spec = TreeSpec::w1();
+    spec.tablets = a.tablets;
+    let w1_root = work.join(format!("w1-src-{}", spec.tablets));
+    let t = Instant::now();
+    let sources = if w1_root.join("done").exists() {
+        // Reuse the generated tree: regenerate only the descriptions (no timing involved).
+        generate_descriptions(&w1_root, &spec)?
+    } else {
+        let s = generate_tree(&w1_root, &spec)?;
+        std::fs::write(w1_root.join("done"), b"")?;
+        s
+    };
+    println!(
+        "W1 source ready in {:.1}s: {}",
+        t.elapsed().as_secs_f64(),
+        w1_root.display()
+    );
+    let w1_root_for_targets = w1_root.clone();
+    let targets = move |id: u64| {
+        tablet_dir(&w1_root_for_targets, &spec, id - 10_000)
+            .strip_prefix(&w1_root_for_targets)
+            .ok()
+            .map(Path::to_path_buf)
+    };
+    run(
+        "W1",
+        work,
+        &w1_root.join("data"),
+        &sources,
+        &targets,
+        a.rounds,
+        trash,
+    )?;
     Ok(())
 }
 

@@ -70,6 +70,14 @@ fn missing_objects(b: &dyn Backend) {
         ),
         "get_range of a missing object is NotFound"
     );
+    let mut buf = Vec::new();
+    assert!(
+        matches!(
+            b.get_range_into("c/missing/x", 0, 1, &mut buf),
+            Err(Error::NotFound { .. })
+        ),
+        "get_range_into of a missing object is NotFound"
+    );
 }
 
 fn ranges(b: &dyn Backend) {
@@ -80,6 +88,24 @@ fn ranges(b: &dyn Backend) {
     assert!(
         b.get_range("c/range/x", 8, 3).is_err(),
         "a range past the end is an error"
+    );
+    // A reused buffer, longer or shorter than the range, holds exactly the range.
+    let mut buf = b"previous contents, longer than any range".to_vec();
+    for (offset, len, want) in [
+        (2, 3, &b"234"[..]),
+        (0, 10, b"0123456789"),
+        (10, 0, b""),
+        (7, 3, b"789"),
+    ] {
+        ok(
+            b.get_range_into("c/range/x", offset, len, &mut buf),
+            "range into",
+        );
+        assert_eq!(buf, want, "get_range_into {offset}+{len} holds the range");
+    }
+    assert!(
+        b.get_range_into("c/range/x", 8, 3, &mut buf).is_err(),
+        "a range past the end is an error for get_range_into too"
     );
 }
 

@@ -98,6 +98,11 @@ impl<B: Backend> Backend for Counting<B> {
         self.inner.get_range(key, offset, len)
     }
 
+    fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_range_into(key, offset, len, buf)
+    }
+
     fn head(&self, key: &str) -> Result<Option<u64>> {
         self.heads.fetch_add(1, Ordering::SeqCst);
         self.inner.head(key)

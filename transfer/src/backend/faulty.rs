@@ -144,12 +144,16 @@ impl<B: Backend> Faulty<B> {
         Ok((special, flip))
     }
 
-    fn maybe_corrupt(mut data: Vec<u8>, (corrupt, flip): (bool, u64)) -> Vec<u8> {
+    fn maybe_corrupt(mut data: Vec<u8>, fate: (bool, u64)) -> Vec<u8> {
+        Self::corrupt_in_place(&mut data, fate);
+        data
+    }
+
+    fn corrupt_in_place(data: &mut [u8], (corrupt, flip): (bool, u64)) {
         if corrupt && !data.is_empty() {
             let at = (flip % data.len() as u64) as usize;
             data[at] ^= 0x5A;
         }
-        data
     }
 }
 
@@ -179,6 +183,13 @@ impl<B: Backend> Backend for Faulty<B> {
             self.inner.get_range(key, offset, len)?,
             fate,
         ))
+    }
+
+    fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let fate = self.decide("get_range", key)?;
+        self.inner.get_range_into(key, offset, len, buf)?;
+        Self::corrupt_in_place(buf, fate);
+        Ok(())
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>> {

@@ -80,10 +80,26 @@ impl Backend for LocalFs {
     }
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.get_range_into(key, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
         let path = self.path(key)?;
         let f = File::open(&path).map_err(|e| Self::not_found_or_io(key, &path, e))?;
-        let mut buf = vec![0u8; len as usize];
-        f.read_exact_at(&mut buf, offset).map_err(|e| {
+        let len_usize = usize::try_from(len).map_err(|_| Error::Corrupt {
+            what: format!("object '{key}'"),
+            reason: format!("range {offset}+{len} does not fit in memory"),
+        })?;
+        // The read overwrites every byte, so a reused buffer is only shortened
+        // or grown, never cleared: zeroing it again would cost a memset per read.
+        if buf.len() < len_usize {
+            buf.resize(len_usize, 0);
+        } else {
+            buf.truncate(len_usize);
+        }
+        f.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
                 Error::Corrupt {
                     what: format!("object '{key}'"),
@@ -92,8 +108,7 @@ impl Backend for LocalFs {
             } else {
                 Error::io(&path, e)
             }
-        })?;
-        Ok(buf)
+        })
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>> {

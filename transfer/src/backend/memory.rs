@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use super::{slice_range, validate_key, validate_prefix, Backend};
+use super::{checked_range, slice_range, validate_key, validate_prefix, Backend};
 use crate::error::{Error, Result};
 
 /// Objects held in a sorted map in memory; puts are trivially atomic.
@@ -52,6 +52,14 @@ impl Backend for Memory {
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         slice_range(key, &self.object(key)?, offset, len)
+    }
+
+    fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let obj = self.object(key)?;
+        let range = checked_range(key, &obj, offset, len)?;
+        buf.clear();
+        buf.extend_from_slice(&obj[range]);
+        Ok(())
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>> {

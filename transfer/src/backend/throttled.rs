@@ -57,6 +57,12 @@ impl<B: Backend> Backend for Throttled<B> {
         Ok(data)
     }
 
+    fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.get_range_into(key, offset, len, buf)?;
+        self.wait(buf.len() as u64);
+        Ok(())
+    }
+
     fn head(&self, key: &str) -> Result<Option<u64>> {
         self.wait(0);
         self.inner.head(key)
