@@ -3,7 +3,7 @@
 //! tabletsnap-snapshot: hard-link snapshots of tablets (make, release,
 //! expire) on the backup side, and verified, atomic install of downloaded
 //! snapshot dirs on the restore side. The on-disk layout and the crash-safety
-//! argument are in `docs/design-snapshot.md`.
+//! argument are in `docs/design.md (section Snapshots)`.
 
 pub mod error;
 mod failpoint;

@@ -7,7 +7,7 @@
 //! [`Repository::open_or_create`], [`Repository::begin_backup`],
 //! [`BackupWriter::upload`], [`BackupWriter::commit`]; and to restore,
 //! [`Repository::list_snapshots`], [`Repository::read_meta`],
-//! [`Repository::download`]. See `docs/design-transfer.md` for the formats.
+//! [`Repository::download`]. See `docs/design.md (section Transfer)` for the formats.
 
 pub mod backend;
 mod cancel;
