@@ -67,6 +67,9 @@ enum Command {
         /// Write every figure to this JSON file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Keep the trash dir of old outputs instead of deleting it at the end.
+        #[arg(long)]
+        keep_trash: bool,
     },
     /// List every fail point (only in builds with the `failpoints` feature).
     Failpoints,

@@ -58,6 +58,9 @@ pub struct BenchOptions {
     pub dir: PathBuf,
     /// Where to write every figure as JSON.
     pub json: Option<PathBuf>,
+    /// Leave the trash dir for the caller (runs back to back must not
+    /// mass-delete before the next one times file creation).
+    pub keep_trash: bool,
 }
 
 /// W2: 32 tablets, one 64 MiB rowset each.
@@ -172,7 +175,14 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
             .with_context(|| format!("writing {}", path.display()))?;
         println!("figures written to {}", path.display());
     }
-    cleanup(&trash);
+    if opts.keep_trash {
+        println!(
+            "outputs left in {} (delete it when no benchmark is running)",
+            trash.display()
+        );
+    } else {
+        cleanup(&trash);
+    }
     Ok(rows)
 }
 
