@@ -278,6 +278,7 @@ fn main() -> ExitCode {
             rounds,
             dir,
             json,
+            keep_trash,
         } => {
             let opts = tabletsnap::bench::BenchOptions {
                 workload,
@@ -285,6 +286,7 @@ fn main() -> ExitCode {
                 rounds,
                 dir,
                 json,
+                keep_trash,
             };
             tabletsnap::bench::run(&opts).map(|_| ())
         }
