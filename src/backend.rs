@@ -111,12 +111,12 @@ pub trait BackendTasks: Send + Sync {
     ) -> Result<Manifest>;
     /// Prepares empty download dirs for restore targets (fills `dir`).
     fn prepare_restore(&self, targets: &mut [RestoreTarget]) -> Result<()>;
-    /// Downloads the targets' source tablets from backup `label/timestamp`, verified.
+    /// Downloads the targets' source tablets, verified, using `manifest`: the
+    /// coordinator's subset of the backup's manifest holding just those tablets.
     fn download(
         &self,
         repo: &RepoRef,
-        label: &str,
-        timestamp: &str,
+        manifest: &Manifest,
         targets: &[RestoreTarget],
         ctl: &TaskControl,
     ) -> Result<u64>;
@@ -131,6 +131,7 @@ pub struct BackendNode {
     id: u32,
     engine: Engine,
     pool: rayon::ThreadPool,
+    transfer_threads: usize,
 }
 
 impl std::fmt::Debug for BackendNode {
@@ -141,7 +142,13 @@ impl std::fmt::Debug for BackendNode {
 
 impl BackendNode {
     /// Opens backend `id` with its stores under `dir`; sweeps expired snapshots once.
-    pub fn open(id: u32, dir: &Path, threads: usize) -> Result<Arc<BackendNode>> {
+    /// `transfer_threads` bounds its packs in flight (memory ≈ threads × pack size).
+    pub fn open(
+        id: u32,
+        dir: &Path,
+        threads: usize,
+        transfer_threads: usize,
+    ) -> Result<Arc<BackendNode>> {
         let opts = EngineOptions::new(vec![dir.join("store0")]);
         let engine = Engine::open(opts)
             .with_context(|| format!("opening backend {id} at {}", dir.display()))?;
@@ -152,7 +159,12 @@ impl BackendNode {
             .thread_name(move |i| format!("be{id}-worker{i}"))
             .build()
             .context("starting a backend worker pool")?;
-        Ok(Arc::new(BackendNode { id, engine, pool }))
+        Ok(Arc::new(BackendNode {
+            id,
+            engine,
+            pool,
+            transfer_threads: transfer_threads.max(1),
+        }))
     }
 
     /// The node's engine (data statements and tests use it directly).
@@ -217,6 +229,7 @@ impl BackendNode {
         t.cancel = ctl.cancel.clone();
         t.progress = ctl.progress.clone();
         t.rate_limit = ctl.rate_limit;
+        t.threads = self.transfer_threads;
         t
     }
 }
@@ -344,13 +357,11 @@ impl BackendTasks for BackendNode {
     fn download(
         &self,
         repo: &RepoRef,
-        label: &str,
-        timestamp: &str,
+        manifest: &Manifest,
         targets: &[RestoreTarget],
         ctl: &TaskControl,
     ) -> Result<u64> {
         let repository = crate::repo::open_repository(&repo.name, &repo.location)?;
-        let id = tabletsnap_transfer::SnapshotId::new(label, timestamp)?;
         let map: std::collections::HashMap<u64, PathBuf> = targets
             .iter()
             .map(|t| {
@@ -366,32 +377,39 @@ impl BackendTasks for BackendNode {
                     })
             })
             .collect::<Result<_>>()?;
+        let entries: std::collections::HashMap<u64, &tabletsnap_transfer::TabletEntry> =
+            manifest.tablets.iter().map(|e| (e.tablet_id, e)).collect();
+        for t in targets {
+            if !entries.contains_key(&t.source_tablet_id) {
+                bail!(
+                    "tablet {} is missing from the backup manifest",
+                    t.source_tablet_id
+                );
+            }
+        }
         let mut opts = DownloadOptions::default();
         // This node holds some of the snapshot's tablets, not all of them.
         opts.only_targeted = true;
         opts.transfer = self.transfer_options(ctl);
         let report = self
             .pool
-            .install(|| repository.download(&id, &map, &opts))
+            .install(|| {
+                tabletsnap_transfer::download_manifest(&repository, manifest.clone(), &map, &opts)
+            })
             .with_context(|| {
                 format!(
-                    "downloading snapshot {label}/{timestamp} to backend {}",
+                    "downloading {} tablets to backend {}",
+                    targets.len(),
                     self.id
                 )
             })?;
         // Every file now matches the manifest's crc32 (checked piece by piece
         // and whole). Check the manifest agrees with each downloaded tablet
         // meta, so the install may trust sizes and crcs without a second read.
-        let manifest = crate::repo::with_retries(|| repository.read_manifest(&id))?;
-        let entries: std::collections::HashMap<u64, &tabletsnap_transfer::TabletEntry> =
-            manifest.tablets.iter().map(|e| (e.tablet_id, e)).collect();
         for t in targets {
             let (Some(dir), Some(entry)) = (t.dir.as_ref(), entries.get(&t.source_tablet_id))
             else {
-                bail!(
-                    "tablet {} is missing from the backup manifest",
-                    t.source_tablet_id
-                );
+                continue;
             };
             let files: std::collections::HashMap<&str, (u64, u32)> = entry
                 .files

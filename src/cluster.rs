@@ -65,10 +65,17 @@ impl Cluster {
             c.save(home)?;
             c
         };
-        let threads = (std::thread::available_parallelism().map_or(2, |n| n.get())).max(2);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = cores.max(2);
+        // The simulated backends share one process and its cores: their
+        // transfers together keep one pack in flight per core, so memory
+        // stays at about cores x pack size whatever the backend count.
+        let transfer_threads = (cores / catalog.backends.max(1) as usize).max(1);
         let backends: Vec<Arc<BackendNode>> = (1..=catalog.backends)
             .into_par_iter()
-            .map(|id| BackendNode::open(id, &home.join(format!("be{id}")), threads))
+            .map(|id| {
+                BackendNode::open(id, &home.join(format!("be{id}")), threads, transfer_threads)
+            })
             .collect::<Result<_>>()?;
         let cluster = Arc::new(Cluster {
             home: home.to_path_buf(),

@@ -48,7 +48,7 @@ impl Row {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// `w1`, `w2`, `w3` or `all`.
+    /// `w1`, `w2`, `w3`, `jobs` (the W1 jobs alone) or `all`.
     pub workload: String,
     /// Scale factor on tablet counts (and W2 sizes).
     pub scale: f64,
@@ -143,6 +143,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
     if want("w1") {
         let spec = WorkloadSpec::w1().scaled(opts.scale);
         rows.extend(phases::workload("W1", &spec, opts, &trash, true)?);
+    }
+    if want("w1") || opts.workload.eq_ignore_ascii_case("jobs") {
+        let spec = WorkloadSpec::w1().scaled(opts.scale);
         rows.extend(phases::jobs("W1 jobs", &spec, opts, &trash)?);
     }
     if want("w2") {

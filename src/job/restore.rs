@@ -573,14 +573,22 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             h.progress
                 .unfinished_tasks
                 .store(job.targets.len() as u64, Ordering::Relaxed);
-            per_backend(c, &job.targets, |be, list| {
-                let r = be.download(
-                    &job.repo,
-                    &job.label,
-                    &job.timestamp,
-                    list,
-                    &task_control(h),
-                );
+            // One read of the manifest here; each backend gets only the
+            // entries of its own tablets, as a coordinator sends file lists.
+            let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+            let id = SnapshotId::new(&job.label, &job.timestamp)?;
+            let manifest = crate::repo::with_retries(|| repo.read_manifest(&id))?;
+            let work: Vec<(u32, (tabletsnap_transfer::Manifest, Vec<RestoreTarget>))> = job
+                .targets
+                .iter()
+                .map(|(be, list)| {
+                    let ids = list.iter().map(|t| t.source_tablet_id).collect();
+                    (*be, (manifest.subset(&ids), list.clone()))
+                })
+                .collect();
+            drop(manifest);
+            per_backend(c, &work, |be, (part, list)| {
+                let r = be.download(&job.repo, part, list, &task_control(h));
                 h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
                 r
             })?;

@@ -147,9 +147,23 @@ pub fn download(
     targets: &dyn TargetDirs,
     opts: &DownloadOptions,
 ) -> Result<DownloadReport> {
+    opts.transfer.cancel.check()?;
+    let manifest = repo.read_manifest(id)?;
+    download_manifest(repo, manifest, targets, opts)
+}
+
+/// Restores the tablets of `manifest` (a committed snapshot's manifest, or a
+/// [`Manifest::subset`] of it handed out by a coordinator) into the
+/// directories `targets` gives. Validates the manifest first.
+pub fn download_manifest(
+    repo: &Repository,
+    mut manifest: Manifest,
+    targets: &dyn TargetDirs,
+    opts: &DownloadOptions,
+) -> Result<DownloadReport> {
     let t = &opts.transfer;
     t.cancel.check()?;
-    let mut manifest = repo.read_manifest(id)?;
+    manifest.validate()?;
     if opts.only_targeted {
         manifest
             .tablets

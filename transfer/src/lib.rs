@@ -32,7 +32,7 @@ pub mod workload;
 
 pub use backend::{Backend, Counting, Durability, FaultConfig, Faulty, LocalFs, Memory, Throttled};
 pub use cancel::CancelToken;
-pub use download::{download, DownloadOptions, DownloadReport, TargetDirs};
+pub use download::{download, download_manifest, DownloadOptions, DownloadReport, TargetDirs};
 pub use error::{Error, Result};
 pub use fsutil::TEMP_PREFIX;
 pub use info::{SnapshotId, SnapshotInfo, REPO_FORMAT_VERSION};

@@ -132,6 +132,20 @@ impl Manifest {
         Ok(out)
     }
 
+    /// The part of the manifest holding `tablet_ids` (pack list unchanged, so
+    /// piece indices stay valid): what one node needs to restore its tablets.
+    pub fn subset(&self, tablet_ids: &std::collections::HashSet<u64>) -> Manifest {
+        Manifest {
+            packs: self.packs.clone(),
+            tablets: self
+                .tablets
+                .iter()
+                .filter(|t| tablet_ids.contains(&t.tablet_id))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The key of the pack a piece lives in.
     pub fn pack_key(&self, piece: &Piece) -> &str {
         self.packs
