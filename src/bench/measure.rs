@@ -21,8 +21,32 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Flushes dirty data before a timed operation (untimed), so no phase pays
+/// for the writeback of the one before it: our barriers (syncfs) would
+/// otherwise flush the previous baseline's unflushed copies.
+pub fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+/// Time of a `sync` right after a baseline: its cost of durability.
+pub fn sync_time() -> Duration {
+    let t = Instant::now();
+    settle();
+    t.elapsed()
+}
+
+/// Returns heap freed by earlier phases to the OS, so peak RSS measures the phase.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory held by glibc's allocator.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// Runs `f`, returning its value, the wall time and the peak RSS during it.
 pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration, f64)> {
+    settle();
+    trim_heap();
     reset_peak_rss();
     let t = Instant::now();
     let v = f()?;
@@ -45,6 +69,7 @@ pub fn run_cmd(argv: &[&str], cwd: Option<&Path>) -> Result<Duration> {
     if let Some(d) = cwd {
         c.current_dir(d);
     }
+    settle();
     let t = Instant::now();
     let out = c
         .output()

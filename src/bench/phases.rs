@@ -15,7 +15,7 @@ use tabletsnap_transfer::{
     DownloadOptions, LocalFs, Repository, SnapshotId, SourceFile, UploadOptions, UploadSource,
 };
 
-use super::measure::{have, median, run_cmd, timed, trash};
+use super::measure::{have, median, run_cmd, sync_time, timed, trash};
 use super::{BenchOptions, Row};
 
 fn secs(d: Duration) -> f64 {
@@ -225,6 +225,7 @@ pub fn workload(
     let srcs = sources(&snaps);
     let up_bytes: u64 = srcs.iter().map(UploadSource::total_bytes).sum();
     let (mut ours, mut cpr, mut tar, mut rss) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
+    let mut cpr_sync = Vec::new();
     let ts = "2026-01-01-00-00-00";
     let mut repo_dir = None;
     for r in 0..rounds {
@@ -251,6 +252,7 @@ pub fn workload(
                 ],
                 None,
             )?);
+            cpr_sync.push(*cpr.last().unwrap_or(&Duration::ZERO) + sync_time());
             // The first copy stays: it is what `cp -r` copies back in the download baseline.
             if r > 0 {
                 trash(&dst, trash_dir, "cpr")?;
@@ -291,6 +293,15 @@ pub fn workload(
         name,
         "upload",
         &ours,
+        "cp -r + sync",
+        Some(&cpr_sync),
+        (snap_files, up_bytes),
+        rss,
+    ));
+    rows.push(row(
+        name,
+        "upload",
+        &ours,
         "tar -cf",
         Some(&tar),
         (snap_files, up_bytes),
@@ -301,6 +312,7 @@ pub fn workload(
     // Download and commit into a second engine vs cp -r of the repository back.
     let (mut down, mut commit, mut both, mut cpback, mut rss) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0f64);
+    let mut cpback_sync = Vec::new();
     let ids: Vec<(u64, u32)> = snaps.iter().map(|s| (s.tablet_id, s.schema_hash)).collect();
     let metas: HashMap<u64, (u64, u64)> = snaps
         .iter()
@@ -361,6 +373,7 @@ pub fn workload(
                 ],
                 None,
             )?);
+            cpback_sync.push(*cpback.last().unwrap_or(&Duration::ZERO) + sync_time());
             trash(&dst, trash_dir, "cpback")?;
         }
         println!(
@@ -394,6 +407,15 @@ pub fn workload(
         &both,
         "cp -r",
         Some(&cpback),
+        (snap_files, up_bytes),
+        rss,
+    ));
+    rows.push(row(
+        name,
+        "download+commit",
+        &both,
+        "cp -r + sync",
+        Some(&cpback_sync),
         (snap_files, up_bytes),
         rss,
     ));
