@@ -142,6 +142,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
     let want = |w: &str| opts.workload == "all" || opts.workload.eq_ignore_ascii_case(w);
     if want("w1") {
         let spec = WorkloadSpec::w1().scaled(opts.scale);
+        check_space(&opts.dir, spec.tablets * spec.versions * 8200, opts.rounds)?;
         rows.extend(phases::workload("W1", &spec, opts, &trash, true)?);
     }
     if want("w1") || opts.workload.eq_ignore_ascii_case("jobs") {
@@ -149,6 +150,7 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         rows.extend(phases::jobs("W1 jobs", &spec, opts, &trash)?);
     }
     if want("w2") {
+        check_space(&opts.dir, 32 * (64 << 20), opts.rounds)?;
         rows.extend(phases::workload(
             "W2",
             &w2_spec(opts.scale),
@@ -187,6 +189,24 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         cleanup(&trash);
     }
     Ok(rows)
+}
+
+/// Refuses to start a workload the filesystem has no room for: every round
+/// keeps its copies (ours and the baselines') until the end.
+fn check_space(dir: &Path, bytes: u64, rounds: usize) -> Result<()> {
+    let need = bytes.saturating_mul(3 + 5 * rounds as u64) / 10 * 11;
+    let st =
+        nix::sys::statvfs::statvfs(dir).with_context(|| format!("statfs {}", dir.display()))?;
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    if free < need {
+        anyhow::bail!(
+            "the bench needs about {} GiB free under {} for this workload and {rounds} rounds, only {} GiB are: use fewer --rounds, a smaller --scale, or delete its trash dir",
+            need >> 30,
+            dir.display(),
+            free >> 30
+        );
+    }
+    Ok(())
 }
 
 fn cleanup(trash: &Path) {
