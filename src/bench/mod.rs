@@ -87,14 +87,20 @@ pub fn w3_points(scale: f64) -> Vec<(String, WorkloadSpec)> {
         first_tablet_id: 1_000_001,
         seed: 3,
     };
-    vec![
-        ("1k x 10v".into(), mk(1_000, 10)),
-        ("10k x 10v".into(), mk(10_000, 10)),
-        ("100k x 10v".into(), mk(100_000, 10)),
-        ("2k x 10v".into(), mk(2_000, 10)),
-        ("2k x 50v".into(), mk(2_000, 50)),
-        ("2k x 200v".into(), mk(2_000, 200)),
+    [
+        (1_000, 10),
+        (10_000, 10),
+        (100_000, 10),
+        (2_000, 10),
+        (2_000, 50),
+        (2_000, 200),
     ]
+    .into_iter()
+    .map(|(t, v)| {
+        let spec = mk(t, v);
+        (format!("{}t x {v}v", spec.tablets), spec)
+    })
+    .collect()
 }
 
 fn print_rows(rows: &[Row]) {
