@@ -260,17 +260,10 @@ impl BackendTasks for BackendNode {
         for (t, o) in targets.iter().zip(outcomes) {
             match o {
                 Ok(info) => {
-                    let mut files: Vec<(String, u64, u32)> = info
-                        .files
-                        .iter()
-                        .map(|f| (f.name.clone(), f.size, f.crc32))
+                    let files: Vec<(String, u64, u32)> = info
+                        .all_files()
+                        .map(|f| (f.name, f.size, f.crc32))
                         .collect();
-                    let meta_bytes = info.meta.encode();
-                    files.push((
-                        info.meta_file.to_string(),
-                        meta_bytes.len() as u64,
-                        crc32fast::hash(&meta_bytes),
-                    ));
                     made.push(SnapshotMade {
                         tablet_id: t.tablet_id,
                         version: info.version,

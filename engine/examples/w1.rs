@@ -6,45 +6,15 @@
 //! Old outputs are renamed into a trash dir and deleted only at the end: on
 //! this ext4 a mass delete slows file creation for minutes afterwards.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-use tabletsnap_engine::workload::{populate, WorkloadSpec};
+use tabletsnap_engine::workload::{plain_write, populate, WorkloadSpec};
 use tabletsnap_engine::{Engine, EngineOptions};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-/// The baseline: the same tree of files, created and written, nothing else.
-fn plain_write(root: &Path, spec: &WorkloadSpec, file_size: usize) -> std::io::Result<u64> {
-    let buf = vec![0x5au8; file_size];
-    let ids: Vec<u64> = (0..spec.tablets)
-        .map(|i| spec.first_tablet_id + i)
-        .collect();
-    ids.par_iter()
-        .map(|id| {
-            let dir = root
-                .join("data")
-                .join((id % 100).to_string())
-                .join(id.to_string())
-                .join("12345");
-            std::fs::create_dir_all(&dir)?;
-            let mut n = 0;
-            for v in 0..spec.versions {
-                for s in 0..spec.segments_per_version {
-                    let mut f = std::fs::File::create(dir.join(format!("{v:032x}_{s}.dat")))?;
-                    f.write_all(&buf)?;
-                    n += 1;
-                }
-            }
-            std::fs::File::create(dir.join("tablet.meta"))?.write_all(&buf[..512])?;
-            Ok(n + 1)
-        })
-        .sum()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -178,3 +178,35 @@ pub fn populate(engine: &Engine, spec: &WorkloadSpec) -> Result<Vec<u64>> {
     }
     Ok(ids)
 }
+
+/// The baseline the engine is measured against: the same tree of files as
+/// `spec` (tablet dirs, `versions x segments_per_version` files of
+/// `file_size` bytes and a small meta per tablet), created and written with
+/// nothing else. Returns the number of files.
+pub fn plain_write(
+    root: &std::path::Path,
+    spec: &WorkloadSpec,
+    file_size: usize,
+) -> std::io::Result<u64> {
+    let buf = vec![0x5au8; file_size.max(1)];
+    let ids: Vec<u64> = (0..spec.tablets)
+        .map(|i| spec.first_tablet_id + i)
+        .collect();
+    ids.par_iter()
+        .map(|id| {
+            let dir = root
+                .join("data")
+                .join((id % crate::engine::NUM_SHARDS).to_string())
+                .join(id.to_string())
+                .join("1");
+            std::fs::create_dir_all(&dir)?;
+            for v in 0..spec.versions {
+                for s in 0..spec.segments_per_version {
+                    std::fs::write(dir.join(format!("{v:032x}_{s}.dat")), &buf)?;
+                }
+            }
+            std::fs::write(dir.join("tablet.meta"), &buf[..buf.len().min(512)])?;
+            Ok(spec.versions * spec.segments_per_version as u64 + 1)
+        })
+        .sum()
+}

@@ -50,8 +50,27 @@ pub struct SnapshotInfo {
     pub files: Vec<SnapshotFile>,
     /// The meta file inside `path` (`tablet.meta`), to upload with the files.
     pub meta_file: &'static str,
+    /// Size and crc32 of `meta_file` as written (no need to encode it again).
+    pub meta_size: u64,
+    /// crc32 of `meta_file`.
+    pub meta_crc32: u32,
     /// The meta restricted to the captured version, as written to `meta_file`.
     pub meta: TabletMeta,
+}
+
+impl SnapshotInfo {
+    /// Every file of the snapshot dir, segment files then the meta file:
+    /// what an upload of this snapshot must carry.
+    pub fn all_files(&self) -> impl Iterator<Item = SnapshotFile> + '_ {
+        self.files
+            .iter()
+            .cloned()
+            .chain(std::iter::once(SnapshotFile {
+                name: self.meta_file.to_string(),
+                size: self.meta_size,
+                crc32: self.meta_crc32,
+            }))
+    }
 }
 
 /// Snapshots many tablets in one call: one top dir per store, one outcome per
@@ -164,8 +183,11 @@ fn link_tablet(top: &Dir, cap: &tabletsnap_engine::Capture) -> Result<SnapshotIn
     failpoint::check("snapshot::make::tablet", Some(meta.tablet_id))?;
     // Not fsynced here: the batch's barrier makes links, dirs and meta durable at once.
     let meta_path = dst.path().join(META_FILE_NAME);
-    file::write_new(&meta_path, &meta.encode(), false)?;
+    let meta_bytes = meta.encode();
+    file::write_new(&meta_path, &meta_bytes, false)?;
     Ok(SnapshotInfo {
+        meta_size: meta_bytes.len() as u64,
+        meta_crc32: crc32fast::hash(&meta_bytes),
         tablet_id: meta.tablet_id,
         schema_hash: meta.schema_hash,
         version: cap.version,

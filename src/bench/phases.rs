@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use rayon::prelude::*;
-use tabletsnap_engine::workload::populate;
+use tabletsnap_engine::workload::{plain_write, populate};
 use tabletsnap_engine::{Engine, EngineOptions, Verify, WorkloadSpec};
 use tabletsnap_snapshot::{LoadSnapshotRequest, SnapshotInfo, SnapshotRequest};
 use tabletsnap_transfer::{
@@ -46,29 +45,6 @@ fn row(
     }
 }
 
-/// The baseline for loading: the same tree of files, created and written.
-fn plain_write(root: &Path, spec: &WorkloadSpec, file_size: usize) -> Result<()> {
-    let buf = vec![0x5au8; file_size];
-    let ids: Vec<u64> = (0..spec.tablets)
-        .map(|i| spec.first_tablet_id + i)
-        .collect();
-    ids.par_iter().try_for_each(|id| -> Result<()> {
-        let dir = root
-            .join("data")
-            .join((id % 100).to_string())
-            .join(id.to_string())
-            .join("1");
-        std::fs::create_dir_all(&dir)?;
-        for v in 0..spec.versions {
-            for s in 0..spec.segments_per_version {
-                std::fs::write(dir.join(format!("{v:032x}_{s}.dat")), &buf)?;
-            }
-        }
-        std::fs::write(dir.join("tablet.meta"), &buf[..buf.len().min(512)])?;
-        Ok(())
-    })
-}
-
 fn snapshot_top(info: &SnapshotInfo) -> Result<PathBuf> {
     info.path
         .parent()
@@ -96,21 +72,14 @@ fn sources(snaps: &[SnapshotInfo]) -> Vec<UploadSource> {
     snaps
         .iter()
         .map(|s| {
-            let mut files: Vec<SourceFile> = s
-                .files
-                .iter()
+            let files: Vec<SourceFile> = s
+                .all_files()
                 .map(|f| SourceFile {
-                    name: f.name.clone(),
+                    name: f.name,
                     size: f.size,
                     crc32: f.crc32,
                 })
                 .collect();
-            let meta = s.meta.encode();
-            files.push(SourceFile {
-                name: s.meta_file.to_string(),
-                size: meta.len() as u64,
-                crc32: crc32fast::hash(&meta),
-            });
             UploadSource::new(s.tablet_id, s.path.clone(), files)
         })
         .collect()
