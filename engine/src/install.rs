@@ -109,25 +109,13 @@ fn verify_sources(req: &InstallRequest, verify: Verify) -> Result<usize> {
                 }
                 continue;
             }
-            let buf = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            if buf.len() as u64 != seg.size {
-                return Err(Error::corrupt(
-                    &path,
-                    format!("file is {} bytes, meta says {}", buf.len(), seg.size),
-                ));
-            }
-            let actual = crc32fast::hash(&buf);
-            if actual != seg.crc32 {
-                return Err(Error::ChecksumMismatch {
-                    what: format!(
-                        "snapshot file {} of tablet {}",
-                        path.display(),
-                        req.tablet_id
-                    ),
-                    expected: seg.crc32,
-                    actual,
-                });
-            }
+            crate::read::read_verified(&path, seg, || {
+                format!(
+                    "snapshot file {} of tablet {}",
+                    path.display(),
+                    req.tablet_id
+                )
+            })?;
         }
     }
     Ok(n)

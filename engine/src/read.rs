@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::rowset::RowsetMeta;
+use crate::rowset::{RowsetMeta, SegmentMeta};
 use crate::schema::{Row, Schema};
 use crate::segment::decode_segment;
 
@@ -40,9 +40,13 @@ pub fn row_hash(row: &Row, scratch: &mut Vec<u8>) -> u64 {
     crate::workload::splitmix64(h)
 }
 
-/// Reads and verifies one segment file against its meta (size, whole-file crc, then format).
-pub fn read_segment(path: &Path, schema: &Schema, rs: &RowsetMeta, i: usize) -> Result<Vec<Row>> {
-    let seg = &rs.segments[i];
+/// Reads a segment file and checks its size and whole-file crc32 against its
+/// meta; `what` names the file in a checksum error.
+pub fn read_verified(
+    path: &Path,
+    seg: &SegmentMeta,
+    what: impl FnOnce() -> String,
+) -> Result<Vec<u8>> {
     let buf = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if buf.len() as u64 != seg.size {
         return Err(Error::corrupt(
@@ -53,11 +57,19 @@ pub fn read_segment(path: &Path, schema: &Schema, rs: &RowsetMeta, i: usize) -> 
     let actual = crc32fast::hash(&buf);
     if actual != seg.crc32 {
         return Err(Error::ChecksumMismatch {
-            what: format!("segment file {}", path.display()),
+            what: what(),
             expected: seg.crc32,
             actual,
         });
     }
+    Ok(buf)
+}
+
+/// Reads and verifies one segment file against its meta (size, whole-file crc, then format).
+pub fn read_segment(path: &Path, schema: &Schema, rs: &RowsetMeta, i: usize) -> Result<Vec<Row>> {
+    let buf = read_verified(path, &rs.segments[i], || {
+        format!("segment file {}", path.display())
+    })?;
     decode_segment(path, schema, &buf)
 }
 
