@@ -488,7 +488,7 @@ pub(super) fn cancel(s: &Session, db: Option<&String>, kind: &str) -> Result<Out
         .cluster
         .jobs()
         .running_in(&db)
-        .filter(|h| h.record().kind() == kind)
+        .filter(|h| h.with_record(|r| r.kind() == kind))
     else {
         bail!("no running {kind} job in database '{db}'");
     };

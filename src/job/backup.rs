@@ -115,10 +115,10 @@ impl BackupJob {
 }
 
 fn with_job<T>(h: &JobHandle, f: impl FnOnce(&BackupJob) -> T) -> Result<T> {
-    match h.record() {
-        JobRecord::Backup(j) => Ok(f(&j)),
+    h.with_record(|r| match r {
+        JobRecord::Backup(j) => Ok(f(j)),
         JobRecord::Restore(_) => bail!("job {} is not a backup", h.id),
-    }
+    })
 }
 
 fn update(c: &Cluster, h: &JobHandle, f: impl FnOnce(&mut BackupJob)) -> Result<()> {

@@ -443,10 +443,10 @@ fn apply_plan(
 }
 
 fn with_job<T>(h: &JobHandle, f: impl FnOnce(&RestoreJob) -> T) -> Result<T> {
-    match h.record() {
-        JobRecord::Restore(j) => Ok(f(&j)),
+    h.with_record(|r| match r {
+        JobRecord::Restore(j) => Ok(f(j)),
         JobRecord::Backup(_) => bail!("job {} is not a restore", h.id),
-    }
+    })
 }
 
 fn update(c: &Cluster, h: &JobHandle, f: impl FnOnce(&mut RestoreJob)) -> Result<()> {
