@@ -1,17 +1,13 @@
 //! The `tabletsnap` command: the demo, a statement runner, and a shell.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod cli;
 
-use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use tabletsnap::cluster::{Cluster, DEFAULT_BACKENDS};
-use tabletsnap::exec::{Output, Session};
-use tabletsnap::job::{JobHandle, JobRecord};
-use tabletsnap::sql::{render_batch, render_table};
+use tabletsnap::cluster::DEFAULT_BACKENDS;
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +28,14 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Run statements against a home.
+    /// Run statements against a home, then wait for the jobs they started.
+    ///
+    /// Output is in the mysql client's style; a statement ending in \G
+    /// prints its rows vertically. The exit status is non-zero if a statement
+    /// fails or a job ends CANCELLED (the reason is printed on stderr).
+    /// Ctrl-C while jobs run asks, per job, whether to cancel it or leave it
+    /// running (without a terminal on stdin: leaves it); a job left running
+    /// resumes when the home is next opened. A second Ctrl-C exits at once.
     Sql {
         /// The cluster home (created with 3 backends if new).
         #[arg(long)]
@@ -46,9 +49,14 @@ enum Command {
         /// Backends for a new home.
         #[arg(long, default_value_t = DEFAULT_BACKENDS)]
         backends: u32,
-        /// Statements, separated by `;`.
+        /// Statements, separated by `;` (or `\G` for vertical rows).
         #[arg(short = 'e', long = "execute")]
         execute: String,
+        /// Return right after starting jobs instead of waiting for them. Their
+        /// records are on disk: a job goes on whenever a process has the home
+        /// open, and is resumed by the next process that opens it.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Time every phase of the many-tablet workloads next to cp/tar baselines.
     Bench {
@@ -74,6 +82,10 @@ enum Command {
     /// List every fail point (only in builds with the `failpoints` feature).
     Failpoints,
     /// Interactive shell: line editing, history, jobs in the background.
+    ///
+    /// The prompt shows the current database. With stdin not a terminal it
+    /// reads statements from stdin (no prompt) and stops at the first error.
+    /// On exit it waits for running jobs, where Ctrl-C works as in `sql`.
     Shell {
         /// The cluster home.
         #[arg(long)]
@@ -87,191 +99,81 @@ enum Command {
     },
 }
 
-fn print_output(out: &Output, batch: bool) {
-    match out {
-        Output::Rows(rs) if batch => print!("{}", render_batch(rs)),
-        Output::Rows(rs) => print!("{}", render_table(rs)),
-        Output::Message(m) if !batch => println!("{m}"),
-        Output::Message(_) => {}
-    }
-}
-
-/// Waits for jobs, with a progress bar per job on a terminal.
-fn wait_jobs(jobs: &[Arc<JobHandle>], bars: bool) {
-    if jobs.is_empty() {
-        return;
-    }
-    if !bars {
-        for j in jobs {
-            j.wait();
-        }
-        return;
-    }
-    let multi = indicatif::MultiProgress::new();
-    let style =
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} files {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> ");
-    let shown: Vec<(Arc<JobHandle>, indicatif::ProgressBar)> = jobs
-        .iter()
-        .map(|j| {
-            let r = j.record();
-            let pb = multi.add(indicatif::ProgressBar::new(0));
-            pb.set_style(style.clone());
-            pb.set_prefix(format!("{} {}", r.kind(), r.label()));
-            (Arc::clone(j), pb)
-        })
-        .collect();
-    loop {
-        let mut all_done = true;
-        for (j, pb) in &shown {
-            use std::sync::atomic::Ordering::Relaxed;
-            pb.set_length(j.progress.files_total.load(Relaxed));
-            pb.set_position(j.progress.files_done.load(Relaxed));
-            pb.set_message(state_of(&j.record()));
-            if j.is_done() {
-                pb.finish();
-            } else {
-                all_done = false;
-            }
-        }
-        if all_done {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn state_of(r: &JobRecord) -> String {
-    match r {
-        JobRecord::Backup(j) => j.state.name().to_string(),
-        JobRecord::Restore(j) => j.state.name().to_string(),
-    }
-}
-
-fn sql(home: &Path, user: &str, batch: bool, backends: u32, text: &str) -> Result<()> {
-    let cluster = Cluster::open(home, backends)?;
-    let mut session = Session::new(cluster, user)?;
-    let result = (|| -> Result<()> {
-        for stmt in tabletsnap::sql::parse_statements(text)? {
-            let out = session.execute(stmt)?;
-            print_output(&out, batch);
-        }
-        Ok(())
-    })();
-    // Jobs started here finish before the process exits, even after an error.
-    wait_jobs(
-        session.started_jobs(),
-        !batch && std::io::stderr().is_terminal(),
-    );
-    result
-}
-
-fn shell(home: &Path, user: &str, backends: u32) -> Result<()> {
-    let cluster = Cluster::open(home, backends)?;
-    let mut session = Session::new(cluster, user)?;
-    let mut rl = rustyline::DefaultEditor::new().context("starting the line editor")?;
-    let history = home.join(".tabletsnap_history");
-    let _ = rl.load_history(&history);
-    println!(
-        "tabletsnap shell on {} as {user}; end statements with ';', exit with quit or Ctrl-D",
-        home.display()
-    );
-    let mut buf = String::new();
-    loop {
-        let prompt = if buf.is_empty() {
-            "tabletsnap> "
-        } else {
-            "        -> "
-        };
-        let line = match rl.readline(prompt) {
-            Ok(l) => l,
-            Err(rustyline::error::ReadlineError::Interrupted) => {
-                buf.clear();
-                continue;
-            }
-            Err(rustyline::error::ReadlineError::Eof) => break,
-            Err(e) => return Err(e).context("reading a line"),
-        };
-        let t = line.trim();
-        if buf.is_empty() && matches!(t.to_ascii_lowercase().as_str(), "quit" | "exit" | "\\q") {
-            break;
-        }
-        buf.push_str(&line);
-        buf.push('\n');
-        if !t.ends_with(';') {
-            continue;
-        }
-        let _ = rl.add_history_entry(buf.trim());
-        match tabletsnap::sql::parse_statements(&buf) {
-            Ok(stmts) => {
-                for s in stmts {
-                    let started = Instant::now();
-                    match session.execute(s) {
-                        Ok(out) => {
-                            print_output(&out, false);
-                            println!("({:.2} sec)", started.elapsed().as_secs_f64());
-                        }
-                        Err(e) => {
-                            eprintln!("ERROR: {e:#}");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => eprintln!("ERROR: {e}"),
-        }
-        buf.clear();
-    }
-    let _ = rl.save_history(&history);
-    let running: Vec<_> = session
-        .started_jobs()
-        .iter()
-        .filter(|j| !j.is_done())
-        .cloned()
-        .collect();
-    if !running.is_empty() {
-        println!("waiting for {} running job(s) to finish", running.len());
-        wait_jobs(&running, std::io::stderr().is_terminal());
-    }
-    Ok(())
-}
-
-fn failpoints() -> Result<()> {
+fn failpoints() -> Result<u8> {
     if !cfg!(feature = "failpoints") {
         bail!(
             "this tabletsnap was built without fail points: rebuild with `--features failpoints`"
         );
     }
+    let mut list = String::new();
     for p in tabletsnap::job::all_fail_points() {
-        println!("{p}");
+        list.push_str(p);
+        list.push('\n');
     }
-    Ok(())
+    match cli::out::write_stdout(&list) {
+        Err(e) if !cli::out::is_broken_pipe(&e) => Err(e.into()),
+        _ => Ok(0),
+    }
+}
+
+/// How an error ends the process: mysql-style for the statement commands.
+fn finish(res: Result<u8>, mysql_style: bool) -> ExitCode {
+    match res {
+        Ok(status) => ExitCode::from(status),
+        Err(e) if mysql_style => {
+            eprintln!("{}", cli::out::error_line(&e));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("ERROR: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let res = match cli.command {
-        Command::Demo { dir } => tabletsnap::demo::run(dir.as_deref()).and_then(|ok| {
-            if ok {
-                Ok(())
-            } else {
-                bail!("the restored table differs from the source")
-            }
-        }),
+    // Tests pause or fail jobs of a child process through FAILPOINTS=point=action;...
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
+    match cli.command {
+        Command::Demo { dir } => {
+            cli::interrupt::default_sigpipe();
+            finish(
+                tabletsnap::demo::run(dir.as_deref()).and_then(|ok| {
+                    if ok {
+                        Ok(0)
+                    } else {
+                        bail!("the restored table differs from the source")
+                    }
+                }),
+                false,
+            )
+        }
         Command::Sql {
             home,
             user,
             batch,
             backends,
             execute,
-        } => sql(&home, &user, batch, backends, &execute),
+            no_wait,
+        } => finish(
+            cli::sql(&cli::SqlArgs {
+                home: &home,
+                user: &user,
+                batch,
+                backends,
+                text: &execute,
+                no_wait,
+            }),
+            true,
+        ),
         Command::Shell {
             home,
             user,
             backends,
-        } => shell(&home, &user, backends),
-        Command::Failpoints => failpoints(),
+        } => finish(cli::shell::shell(&home, &user, backends), true),
+        Command::Failpoints => finish(failpoints(), false),
         Command::Bench {
             workload,
             scale,
@@ -280,6 +182,7 @@ fn main() -> ExitCode {
             json,
             keep_trash,
         } => {
+            cli::interrupt::default_sigpipe();
             let opts = tabletsnap::bench::BenchOptions {
                 workload,
                 scale,
@@ -288,14 +191,7 @@ fn main() -> ExitCode {
                 json,
                 keep_trash,
             };
-            tabletsnap::bench::run(&opts).map(|_| ())
-        }
-    };
-    match res {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ERROR: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
+            finish(tabletsnap::bench::run(&opts).map(|_| 0), false)
         }
     }
 }

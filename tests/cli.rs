@@ -1,10 +1,14 @@
-//! The `tabletsnap sql` command as users run it: a BACKUP in one process is
-//! FINISHED for the next (the process waits for its jobs), `--batch` prints
-//! tab-separated rows under a header, errors are one line on stderr with a
-//! non-zero exit, and a home in use by another process is refused.
+//! The `tabletsnap sql` and `shell` commands as users run them: a BACKUP in
+//! one process is FINISHED for the next (the process waits for its jobs),
+//! `--batch` prints tab-separated rows under a header, errors are one line on
+//! stderr with a non-zero exit, and a home in use by another process is
+//! refused. Output reads like the mysql client's; a closed stdout, a
+//! cancelled job and Ctrl-C while waiting each end the process cleanly.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn tabletsnap(home: &Path, args: &[&str], stmts: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tabletsnap"))
@@ -41,7 +45,11 @@ fn fails(home: &Path, args: &[&str], stmts: &str) -> String {
         1,
         "stderr of {stmts:?} is not one line: {stderr:?}"
     );
-    assert!(lines[0].starts_with("ERROR: "), "{stderr:?}");
+    assert!(
+        lines[0].starts_with("ERROR 1064 (42000): ")
+            || lines[0].starts_with("ERROR 1105 (HY000): "),
+        "{stderr:?}"
+    );
     lines[0].to_string()
 }
 
@@ -117,7 +125,10 @@ fn backup_in_one_process_restore_in_another() {
     let boxed = ok(&b, &[], "USE d; SELECT COUNT(*) FROM t");
     assert!(boxed.contains("+----"), "{boxed}");
     assert!(boxed.contains("| count(*) |"), "{boxed}");
-    assert!(boxed.contains("| 42 "), "{boxed}");
+    assert!(
+        boxed.contains("|       42 |"),
+        "numbers right-aligned: {boxed}"
+    );
 }
 
 #[test]
@@ -131,7 +142,9 @@ fn errors_are_one_line_and_exit_non_zero() {
         "SHOW DATABASES;\nSELEC COUNT(*) FROM d.t",
     );
     assert!(e.contains("line 2") && e.contains("expected"), "{e}");
+    assert!(e.starts_with("ERROR 1064 (42000): syntax error"), "{e}");
     let e = fails(&home, &[], "USE nowhere");
+    assert!(e.starts_with("ERROR 1105 (HY000): "), "{e}");
     assert!(e.contains("nowhere"), "{e}");
     let e = fails(
         &home,
@@ -181,4 +194,346 @@ fn a_home_in_use_by_another_process_is_refused() {
     assert!(e.contains("in use"), "{e}");
     drop(held);
     assert_eq!(ok(&home, &["--batch"], "SHOW DATABASES"), "Database\nd\n");
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tabletsnap"))
+}
+
+fn create_repo(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).expect("repo dir");
+    format!(
+        "CREATE REPOSITORY r ON LOCATION \"file://{}\"",
+        dir.display()
+    )
+}
+
+/// Waits for a child, killing it (and failing) if it runs past a minute.
+fn wait_bounded(mut child: std::process::Child) -> Output {
+    let start = Instant::now();
+    while child.try_wait().expect("polling the child").is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("tabletsnap still running after a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+        .wait_with_output()
+        .expect("collecting the child's output")
+}
+
+/// Bytes of a child's pipe, collected by a thread, to wait on with a deadline.
+struct Watch {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Watch {
+    fn new(mut r: impl Read + Send + 'static) -> Watch {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = r.read(&mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch {
+            rx,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads until `needle` has appeared (after what earlier calls consumed).
+    fn until(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.seen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no {needle:?} in {:?}", self.seen),
+            }
+        }
+        let at = self.seen.find(needle).expect("just found") + needle.len();
+        self.seen.drain(..at);
+    }
+}
+
+fn files_named(dir: &Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("listing the repository") {
+        let p = e.expect("a dir entry").path();
+        if p.is_dir() {
+            files_named(&p, ext, out);
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    ok(
+        &home,
+        &["--batch"],
+        "CREATE DATABASE d; USE d; CREATE TABLE t (k INT, v BIGINT) DISTRIBUTED BY HASH(k) \
+         BUCKETS 2 PROPERTIES (\"replication_num\" = \"1\"); INSERT INTO t GENERATE 30000 ROWS SEED 1",
+    );
+    for args in [&[][..], &["--batch"][..]] {
+        // Far more output than a pipe holds, and the reader leaves after one line.
+        let mut child = bin()
+            .arg("sql")
+            .arg("--home")
+            .arg(&home)
+            .args(args)
+            .args(["-e", "SELECT * FROM d.t LIMIT 30000; SHOW DATABASES"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tabletsnap");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("reading the first line");
+        assert!(!first.is_empty());
+        let out = wait_bounded(child);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert_eq!(stderr, "", "{args:?}: nothing on stderr");
+    }
+}
+
+#[test]
+fn a_cancelled_restore_fails_the_command_with_its_reason() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let create_repo = create_repo(&tmp.path().join("repo"));
+    ok(
+        &a,
+        &["--batch"],
+        &format!("{SETUP}; {create_repo}; BACKUP SNAPSHOT d.nightly TO r"),
+    );
+    // Without one of its packs the restore's download fails for good.
+    let mut packs = Vec::new();
+    files_named(&tmp.path().join("repo"), "pack", &mut packs);
+    std::fs::remove_file(&packs[0]).expect("removing a pack");
+    let (h, snaps) = batch(&ok(
+        &b,
+        &["--batch"],
+        &format!("{create_repo}; SHOW SNAPSHOT ON r"),
+    ));
+    let ts = cell(&h, &snaps[0], "Timestamp");
+
+    let out = tabletsnap(
+        &b,
+        &[],
+        &format!(
+            "CREATE DATABASE d; RESTORE SNAPSHOT d.nightly FROM r \
+             PROPERTIES (\"backup_timestamp\" = \"{ts}\")"
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Query OK"));
+    let line = stderr.lines().last().expect("an error line");
+    assert!(
+        line.starts_with("ERROR 1105 (HY000): RESTORE nightly (JobId ")
+            && line.contains(") was CANCELLED: ")
+            && line.contains("not found"),
+        "{stderr}"
+    );
+    let (h, rows) = batch(&ok(&b, &["--batch"], "SHOW RESTORE FROM d"));
+    assert_eq!(cell(&h, &rows[0], "State"), "CANCELLED");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn no_wait_returns_while_the_job_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let create_repo = create_repo(&tmp.path().join("repo"));
+    ok(&home, &["--batch"], &format!("{SETUP}; {create_repo}"));
+    // The backup stops before uploading; only --no-wait lets the process end.
+    let child = bin()
+        .args(["sql", "--no-wait", "--home"])
+        .arg(&home)
+        .args(["-e", "BACKUP SNAPSHOT d.bg TO r"])
+        .env("FAILPOINTS", "job::backup::UPLOADING=pause")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting tabletsnap");
+    let out = wait_bounded(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("(BACKUP bg (JobId ") && stderr.contains("is running; --no-wait"),
+        "{stderr}"
+    );
+    let (h, rows) = batch(&ok(&home, &["--batch"], "SHOW BACKUP FROM d"));
+    assert_ne!(cell(&h, &rows[0], "State"), "CANCELLED");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn ctrl_c_without_a_terminal_leaves_the_job_running_and_exits_130() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let create_repo = create_repo(&tmp.path().join("repo"));
+    ok(&home, &["--batch"], &format!("{SETUP}; {create_repo}"));
+    let mut child = bin()
+        .args(["sql", "--home"])
+        .arg(&home)
+        .args(["-e", "BACKUP SNAPSHOT d.slow TO r"])
+        .env("FAILPOINTS", "job::backup::UPLOADING=pause")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting tabletsnap");
+    // The statement's status line comes after Ctrl-C is caught; the job is
+    // paused, so the process is waiting for it.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("reading stdout");
+    assert!(line.starts_with("Query OK"), "{line:?}");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("sending SIGINT");
+    let out = wait_bounded(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{:?} {stderr}", out.status);
+    assert!(
+        stderr.contains("(BACKUP slow (JobId ")
+            && stderr.contains("left running; it resumes when the home is next opened"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (h, rows) = batch(&ok(&home, &["--batch"], "SHOW BACKUP FROM d"));
+    assert_ne!(cell(&h, &rows[0], "State"), "CANCELLED");
+}
+
+/// Whether `text` has a line `<prefix>(N.NN sec)`.
+fn has_timed_line(text: &str, prefix: &str) -> bool {
+    text.lines().any(|l| {
+        l.strip_prefix(prefix)
+            .and_then(|t| t.strip_prefix('('))
+            .and_then(|t| t.strip_suffix(" sec)"))
+            .is_some_and(|t| t.parse::<f64>().is_ok())
+    })
+}
+
+#[test]
+fn output_reads_like_the_mysql_client() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let out = ok(&home, &[], SETUP);
+    assert!(out.lines().any(|l| l == "Database changed"), "{out}");
+    assert!(has_timed_line(&out, "Query OK, 1 row affected "), "{out}");
+
+    let out = ok(
+        &home,
+        &[],
+        "USE d; SELECT COUNT(*) FROM t; CREATE DATABASE e; SHOW TABLES FROM e; \
+         SHOW PARTITIONS FROM t\\G SHOW DATABASES",
+    );
+    assert!(out.contains("|       42 |"), "{out}");
+    assert!(has_timed_line(&out, "1 row in set "), "{out}");
+    assert!(has_timed_line(&out, "Empty set "), "{out}");
+    assert!(has_timed_line(&out, "2 rows in set "), "{out}");
+    assert!(
+        out.contains(
+            "*************************** 1. row ***************************\n\
+             \x20  PartitionId: "
+        ),
+        "{out}"
+    );
+    assert!(out.contains("\n PartitionName: p1\n"), "{out}");
+    assert!(
+        out.contains("| Database |"),
+        "the statement after \\G runs: {out}"
+    );
+
+    let e = fails(&home, &[], "SHOW DATABASES\\G SELEC 1");
+    assert!(
+        e.starts_with("ERROR 1064 (42000): syntax error at line 1"),
+        "{e}"
+    );
+}
+
+fn shell_piped(home: &Path, input: &str) -> Output {
+    let mut child = bin()
+        .arg("shell")
+        .arg("--home")
+        .arg(home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the shell");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("writing stdin");
+    wait_bounded(child)
+}
+
+#[test]
+fn shell_reads_piped_input_and_runs_the_last_statement_without_terminator() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    ok(&home, &["--batch"], SETUP);
+    let out = shell_piped(&home, "USE d;\nSELECT COUNT(*)\n  FROM t");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.starts_with("Database changed\n"), "{stdout}");
+    assert!(stdout.contains("|       42 |"), "{stdout}");
+    assert!(
+        !stdout.contains("tabletsnap ["),
+        "no prompt without a terminal"
+    );
+
+    // Like `mysql < file`, piped input stops at the first error.
+    let out = shell_piped(&home, "SHOW DATABASES\\G\nSELEC 1;\nSHOW DATABASES;\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.starts_with("ERROR 1064 (42000): "), "{stderr}");
+    assert!(stdout.contains("Database: d\n"), "{stdout}");
+    assert!(!stdout.contains("| Database |"), "{stdout}");
+}
+
+/// The prompt needs a terminal: `script` (util-linux) gives the shell one.
+#[test]
+fn shell_prompt_shows_the_current_database() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    ok(&home, &["--batch"], "CREATE DATABASE d");
+    let command = format!(
+        "'{}' shell --home '{}'",
+        env!("CARGO_BIN_EXE_tabletsnap"),
+        home.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting script(1)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = Watch::new(child.stdout.take().expect("stdout"));
+    out.until("tabletsnap [(none)]> ");
+    stdin.write_all(b"USE d;\n").expect("typing");
+    out.until("Database changed");
+    out.until("tabletsnap [d]> ");
+    stdin.write_all(b"quit\n").expect("typing");
+    drop(stdin);
+    let status = wait_bounded(child).status;
+    assert!(status.success(), "{status:?}");
 }

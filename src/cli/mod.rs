@@ -1,0 +1,113 @@
+//! The `sql` and `shell` commands: running statements, printing results in
+//! the mysql client's style, and waiting for the jobs they start.
+
+pub mod interrupt;
+pub mod jobs;
+pub mod out;
+pub mod script;
+pub mod shell;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use tabletsnap::cluster::Cluster;
+use tabletsnap::exec::Session;
+
+use out::{error_line, is_broken_pipe, render, write_stdout, Style};
+
+/// The exit status after a statement failed.
+pub const EXIT_STATEMENT_FAILED: u8 = 1;
+
+/// What `tabletsnap sql` was asked to do.
+#[derive(Debug)]
+pub struct SqlArgs<'a> {
+    /// The cluster home.
+    pub home: &'a Path,
+    /// User to run as.
+    pub user: &'a str,
+    /// Tab-separated output, no status lines.
+    pub batch: bool,
+    /// Backends for a new home.
+    pub backends: u32,
+    /// The statements.
+    pub text: &'a str,
+    /// Return after starting jobs instead of waiting for them.
+    pub no_wait: bool,
+}
+
+/// Runs the statements, stopping at the first error, then waits for the jobs
+/// they started; returns the exit status. Errors opening the home or
+/// parsing the text come back as `Err`; the rest is printed here.
+pub fn sql(a: &SqlArgs<'_>) -> Result<u8> {
+    let cluster = Cluster::open(a.home, a.backends)?;
+    let mut session = Session::new(cluster, a.user)?;
+    let (text, vertical) = script::normalize(a.text);
+    let stmts = tabletsnap::sql::parse_statements(&text)?;
+    let style = Style {
+        batch: a.batch,
+        blank_line: false,
+    };
+    // Caught from the first job on, so that Ctrl-C never kills a job silently;
+    // a Ctrl-C during a later statement takes effect when it ends.
+    let mut sigint = None;
+    let mut status = 0;
+    for (i, stmt) in stmts.into_iter().enumerate() {
+        if interrupt::pressed() && sigint.is_some() {
+            break;
+        }
+        let started = Instant::now();
+        let jobs_before = session.started_jobs().len();
+        let res = session.execute(stmt);
+        if session.started_jobs().len() > jobs_before && sigint.is_none() && !a.no_wait {
+            sigint = match interrupt::catch() {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    eprintln!("warning: Ctrl-C will end the process without asking: {e:#}");
+                    None
+                }
+            };
+        }
+        let output = match res {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("{}", error_line(&e));
+                status = EXIT_STATEMENT_FAILED;
+                break;
+            }
+        };
+        let vertical = vertical.get(i).copied().unwrap_or(false);
+        if let Err(e) = write_stdout(&render(&output, style, vertical, started.elapsed())) {
+            if is_broken_pipe(&e) {
+                // The reader has gone (`| head`): a normal end; the jobs still finish.
+                break;
+            }
+            return Err(e).context("writing results to stdout");
+        }
+    }
+    let jobs = session.started_jobs();
+    let waited = if a.no_wait {
+        for j in jobs.iter().filter(|j| !j.is_done()) {
+            eprintln!(
+                "job {} ({}) is running; --no-wait: it goes on whenever a process has the home open",
+                j.id,
+                jobs::describe(j)
+            );
+        }
+        let mut waited = 0;
+        for line in jobs.iter().filter_map(|j| jobs::cancelled_line(j)) {
+            eprintln!("{line}");
+            waited = jobs::EXIT_JOB_CANCELLED;
+        }
+        waited
+    } else {
+        jobs::wait(jobs, !a.batch && std::io::stderr().is_terminal())
+    };
+    drop(sigint);
+    Ok(match waited {
+        interrupt::EXIT_INTERRUPTED => waited,
+        _ if status != 0 => status,
+        _ => waited,
+    })
+}
