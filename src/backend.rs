@@ -179,14 +179,17 @@ impl BackendNode {
             .with_context(|| format!("creating tablets on backend {}", self.id))
     }
 
-    /// Publishes one version on each listed tablet (rows may be empty), one barrier for all.
-    pub fn load(&self, items: &[(u64, Vec<Row>)]) -> Result<()> {
+    /// Publishes exactly the given version on each listed `(tablet, version,
+    /// rows)` (rows may be empty), one barrier for all. The coordinator picks
+    /// the version (its visible version + 1): a tablet still holding rowsets
+    /// of a load that failed elsewhere has them replaced, never read.
+    pub fn load(&self, items: &[(u64, u64, Vec<Row>)]) -> Result<()> {
         self.pool
             .install(|| -> Result<()> {
-                let ids: Vec<u64> = items.iter().map(|(t, _)| *t).collect();
-                let batch = self.engine.begin_load(&ids, Durability::Barrier)?;
+                let targets: Vec<(u64, u64)> = items.iter().map(|(t, v, _)| (*t, *v)).collect();
+                let batch = self.engine.begin_load_at(&targets, Durability::Barrier)?;
                 use rayon::prelude::*;
-                items.par_iter().try_for_each(|(t, rows)| {
+                items.par_iter().try_for_each(|(t, _, rows)| {
                     let segs: Vec<&[Row]> = if rows.is_empty() {
                         Vec::new()
                     } else {

@@ -3,7 +3,10 @@
 //! a delay, once no reader pins them.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::engine::{now_ms, Engine};
 use crate::error::{Error, Result};
@@ -24,7 +27,24 @@ pub struct GcStats {
 
 impl Engine {
     /// Merges the rowsets exactly covering versions `[start, end]` into one.
-    pub fn compact(&self, tablet_id: u64, start: u64, end: u64) -> Result<RowsetMeta> {
+    ///
+    /// `visible_version` is the newest version the caller (the coordinator)
+    /// has made visible: versions above it may be leftovers of a load that
+    /// failed elsewhere, which the next load at that version replaces, so
+    /// they are never merged (a merged rowset could not be replaced without
+    /// losing the visible versions in it). A range ending above it is refused.
+    pub fn compact(
+        &self,
+        tablet_id: u64,
+        start: u64,
+        end: u64,
+        visible_version: u64,
+    ) -> Result<RowsetMeta> {
+        if end > visible_version {
+            return Err(Error::InvalidArgument(format!(
+                "tablet {tablet_id}: cannot compact [{start}-{end}]: versions above the visible version {visible_version} may still be replaced"
+            )));
+        }
         let tablet = self.tablet(tablet_id)?;
         let (schema, inputs, pin) = tablet.with_meta(|m| {
             let run: Vec<RowsetMeta> = m
@@ -137,40 +157,70 @@ impl Engine {
 
     /// GC with an explicit cutoff: stale rowsets that went stale at or before `cutoff_ms`.
     pub fn gc_older_than(&self, cutoff_ms: u64) -> Result<GcStats> {
-        let mut stats = GcStats::default();
         let tablets: Vec<_> = self.tablets.read().values().cloned().collect();
-        for tablet in tablets {
-            let s = self.gc_tablet(&tablet, cutoff_ms)?;
-            stats.rowsets_removed += s.rowsets_removed;
-            stats.files_removed += s.files_removed;
-        }
-        Ok(stats)
+        self.gc_tablets(&tablets, cutoff_ms)
     }
 
-    /// GC of one tablet's stale rowsets that went stale at or before `cutoff_ms`.
-    pub(crate) fn gc_tablet(&self, tablet: &Arc<Tablet>, cutoff_ms: u64) -> Result<GcStats> {
+    /// GC of these tablets' stale rowsets that went stale at or before
+    /// `cutoff_ms` and no reader pins. All their new metas are written and
+    /// made durable together (two barriers for the batch, not two fsyncs a
+    /// tablet), then the files are deleted. Writer locks are taken in
+    /// tablet-id order, as load batches do.
+    pub(crate) fn gc_tablets(&self, tablets: &[Arc<Tablet>], cutoff_ms: u64) -> Result<GcStats> {
         let mut stats = GcStats::default();
-        let due = |s: &StaleRowset| {
-            s.stale_since_ms <= cutoff_ms && !tablet.is_pinned(s.rowset.rowset_id)
+        let due = |t: &Tablet, s: &StaleRowset| {
+            s.stale_since_ms <= cutoff_ms && !t.is_pinned(s.rowset.rowset_id)
         };
-        if !tablet.with_meta(|m| m.stale_rowsets.iter().any(due)) {
+        let mut candidates: Vec<&Arc<Tablet>> = tablets
+            .iter()
+            .filter(|t| t.with_meta(|m| m.stale_rowsets.iter().any(|s| due(t, s))))
+            .collect();
+        if candidates.is_empty() {
             return Ok(stats);
         }
-        let _permit = tablet.lock_writer();
-        let mut meta = tablet.meta();
-        let (gone, keep): (Vec<StaleRowset>, Vec<StaleRowset>) =
-            meta.stale_rowsets.drain(..).partition(due);
-        meta.stale_rowsets = keep;
+        candidates.sort_by_key(|t| t.tablet_id);
+        candidates.dedup_by_key(|t| t.tablet_id);
+        let mut staged = Vec::with_capacity(candidates.len());
+        for t in candidates {
+            let permit = t.lock_writer();
+            let mut meta = t.meta();
+            let (gone, keep): (Vec<StaleRowset>, Vec<StaleRowset>) =
+                meta.stale_rowsets.drain(..).partition(|s| due(t, s));
+            if gone.is_empty() {
+                continue;
+            }
+            meta.stale_rowsets = keep;
+            staged.push((permit, meta, gone));
+        }
         fail::fail_point!("engine::gc::before_meta", |_| Err(Error::FailPoint(
             "engine::gc::before_meta".into()
         )));
-        file::write_atomic(&tablet.meta_path(), &meta.encode())?;
-        tablet.set_meta(meta);
-        for s in gone {
-            stats.rowsets_removed += 1;
-            for (name, _) in s.rowset.files() {
-                file::remove_file_if_exists(&tablet.dir().join(name))?;
-                stats.files_removed += 1;
+        let per_file = staged.len() == 1;
+        let metas: Vec<(usize, PathBuf)> = staged
+            .iter()
+            .map(|(p, _, _)| (p.tablet().store, p.tablet().meta_path()))
+            .collect();
+        let written = staged.par_iter().try_for_each(|(p, meta, _)| {
+            file::write_tmp(&p.tablet().meta_path(), &meta.encode(), per_file)
+        });
+        if let Err(e) = written.and_then(|()| self.commit_metas(&metas, per_file)) {
+            // Memory still lists every stale rowset and no file was deleted,
+            // so whichever metas did swap, the next GC finishes the job.
+            for (_, p) in &metas {
+                let _ = file::remove_file_if_exists(&file::tmp_path(p));
+            }
+            return Err(e);
+        }
+        for (permit, meta, gone) in staged {
+            permit.tablet().set_meta(meta);
+            for s in gone {
+                stats.rowsets_removed += 1;
+                for (name, _) in s.rowset.files() {
+                    // Not synced: a deletion lost in a crash leaves an orphan
+                    // that recovery removes.
+                    file::remove_file_if_exists(&permit.tablet().dir().join(name))?;
+                    stats.files_removed += 1;
+                }
             }
         }
         Ok(stats)

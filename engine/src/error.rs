@@ -74,6 +74,17 @@ pub enum Error {
         /// End of the rowset that swallowed it.
         end: u64,
     },
+    /// A load asked for a version the tablet cannot publish: more than one past
+    /// its newest version, inside a merged rowset, or past `u64::MAX`.
+    #[error("tablet {tablet_id}: cannot publish version {version}: {detail}")]
+    VersionRefused {
+        /// The tablet.
+        tablet_id: u64,
+        /// The version asked for.
+        version: u64,
+        /// Why not.
+        detail: String,
+    },
     /// An install would replace a tablet whose schema differs.
     #[error("tablet {tablet_id}: schema differs from the existing tablet ({detail}); refusing to overwrite")]
     SchemaMismatch {

@@ -259,9 +259,7 @@ impl Engine {
         fail::fail_point!("engine::install::before_gc", |_| Err(Error::FailPoint(
             "engine::install::before_gc".into()
         )));
-        for t in replaced {
-            self.gc_tablet(&t, 0)?;
-        }
+        self.gc_tablets(&replaced, 0)?;
         Ok(outcomes)
     }
 

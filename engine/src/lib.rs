@@ -8,6 +8,7 @@ pub mod capture;
 pub mod compaction;
 pub mod engine;
 pub mod error;
+mod failpoint;
 pub mod file;
 pub mod idgen;
 pub mod install;
@@ -37,6 +38,7 @@ pub use workload::WorkloadSpec;
 /// Every fail point the engine defines (active with the `failpoints` feature).
 pub const FAIL_POINTS: &[&str] = &[
     "engine::before_meta_rename",
+    "engine::load::tablet",
     "engine::load::before_segment_write",
     "engine::load::before_meta_commit",
     "engine::gc::before_meta",

@@ -16,7 +16,7 @@ use crate::rowset::{RowsetMeta, SegmentMeta};
 use crate::schema::Row;
 use crate::segment::encode_segment;
 use crate::tablet::{Tablet, WriterPermit};
-use crate::tablet_meta::TabletMeta;
+use crate::tablet_meta::{StaleRowset, TabletMeta};
 
 /// How a batch makes itself durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,12 @@ pub enum Durability {
 struct Pending {
     permit: WriterPermit,
     base: TabletMeta,
+    /// The version the next `add` publishes.
+    next_version: u64,
+    /// Set when the first version of this batch is at or below the tablet's
+    /// newest: the rowsets from there up are leftovers of a load the caller
+    /// never made visible, and the commit drops them in the same meta swap.
+    replace_from: Option<u64>,
     new_rowsets: Vec<RowsetMeta>,
     written: Vec<PathBuf>,
 }
@@ -41,26 +47,93 @@ pub struct LoadBatch<'e> {
     pending: HashMap<u64, Mutex<Pending>>,
 }
 
+/// The first version a batch publishes on a tablet and, if that replaces
+/// unpublished rowsets, the version from which they are dropped.
+fn plan_version(meta: &TabletMeta, requested: Option<u64>) -> Result<(u64, Option<u64>)> {
+    let max = meta.max_version();
+    let version = requested.unwrap_or(max.saturating_add(1));
+    let refuse = |detail: String| Error::VersionRefused {
+        tablet_id: meta.tablet_id,
+        version,
+        detail,
+    };
+    // Validated metas keep every version below u64::MAX, so max + 1 fits.
+    if version == u64::MAX {
+        return Err(refuse("versions stop below u64::MAX".into()));
+    }
+    if version > max + 1 {
+        return Err(refuse(format!(
+            "its newest version is {max}, so the next one must be {} (versions are published without gaps)",
+            max + 1
+        )));
+    }
+    if let Some(r) = meta
+        .rowsets
+        .iter()
+        .find(|r| r.start_version < version && version <= r.end_version)
+    {
+        return Err(refuse(format!(
+            "it lies inside rowset {}, which also holds older versions",
+            r.version_label()
+        )));
+    }
+    let replace_from = (version <= max).then_some(version);
+    Ok((version, replace_from))
+}
+
 impl Engine {
-    /// Starts a batch on `tablet_ids`, taking their writer locks in id order
-    /// (so concurrent batches cannot deadlock).
+    /// Starts a batch on `tablet_ids` whose versions the engine picks: each
+    /// tablet's newest version + 1. For a single node that owns its
+    /// versions (tools, benches); a coordinator uses [`Engine::begin_load_at`].
     pub fn begin_load(&self, tablet_ids: &[u64], durability: Durability) -> Result<LoadBatch<'_>> {
-        let mut ids = tablet_ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        let tablets: Vec<Arc<Tablet>> = ids
+        let targets = tablet_ids.iter().map(|t| (*t, None)).collect();
+        self.begin(targets, durability)
+    }
+
+    /// Starts a batch publishing exactly `version` on each `(tablet_id, version)`.
+    /// A version at or below the tablet's newest replaces the rowsets from that
+    /// version up (leftovers of a load the coordinator never made visible) in
+    /// the commit's meta swap; a version above newest + 1 is refused with
+    /// [`Error::VersionRefused`] naming the tablet. Writer locks are taken in
+    /// tablet-id order, so concurrent batches cannot deadlock.
+    pub fn begin_load_at(
+        &self,
+        targets: &[(u64, u64)],
+        durability: Durability,
+    ) -> Result<LoadBatch<'_>> {
+        let targets = targets.iter().map(|(t, v)| (*t, Some(*v))).collect();
+        self.begin(targets, durability)
+    }
+
+    fn begin(
+        &self,
+        mut targets: Vec<(u64, Option<u64>)>,
+        durability: Durability,
+    ) -> Result<LoadBatch<'_>> {
+        targets.sort_unstable();
+        targets.dedup();
+        if let Some(w) = targets.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::InvalidArgument(format!(
+                "tablet {} is listed twice in one load, with versions {:?} and {:?}",
+                w[0].0, w[0].1, w[1].1
+            )));
+        }
+        let tablets: Vec<(Arc<Tablet>, Option<u64>)> = targets
             .iter()
-            .map(|id| self.tablet(*id))
+            .map(|(id, v)| Ok((self.tablet(*id)?, *v)))
             .collect::<Result<_>>()?;
         let mut pending = HashMap::with_capacity(tablets.len());
-        for t in tablets {
+        for (t, requested) in tablets {
             let permit = t.lock_writer();
             let base = t.meta();
+            let (next_version, replace_from) = plan_version(&base, requested)?;
             pending.insert(
                 t.tablet_id,
                 Mutex::new(Pending {
                     permit,
                     base,
+                    next_version,
+                    replace_from,
                     new_rowsets: Vec::new(),
                     written: Vec::new(),
                 }),
@@ -73,16 +146,26 @@ impl Engine {
         })
     }
 
-    /// Loads `rows` into a tablet as one new version (durable on return),
-    /// split into segments of at most `max_rows_per_segment` rows.
+    /// Loads `rows` into a tablet as its next version (newest + 1), durable on
+    /// return, split into segments of at most `max_rows_per_segment` rows.
     pub fn load(&self, tablet_id: u64, rows: &[Row]) -> Result<u64> {
+        let batch = self.begin_load(&[tablet_id], Durability::PerFile)?;
+        self.load_into(batch, tablet_id, rows)
+    }
+
+    /// Loads `rows` into a tablet as exactly `version` (see [`Engine::begin_load_at`]).
+    pub fn load_at(&self, tablet_id: u64, version: u64, rows: &[Row]) -> Result<()> {
+        let batch = self.begin_load_at(&[(tablet_id, version)], Durability::PerFile)?;
+        self.load_into(batch, tablet_id, rows).map(|_| ())
+    }
+
+    fn load_into(&self, batch: LoadBatch<'_>, tablet_id: u64, rows: &[Row]) -> Result<u64> {
         let per = self.opts.max_rows_per_segment.max(1);
         let segments: Vec<&[Row]> = if rows.is_empty() {
             vec![rows]
         } else {
             rows.chunks(per).collect()
         };
-        let batch = self.begin_load(&[tablet_id], Durability::PerFile)?;
         let v = batch.add(tablet_id, &segments)?;
         batch.commit()?;
         Ok(v)
@@ -97,6 +180,7 @@ impl LoadBatch<'_> {
         let slot = self.pending.get(&tablet_id).ok_or_else(|| {
             Error::InvalidArgument(format!("tablet {tablet_id} is not part of this load batch"))
         })?;
+        crate::failpoint::check("engine::load::tablet", tablet_id)?;
         let mut guard = slot.lock();
         let p = &mut *guard;
         let schema = &p.base.schema;
@@ -107,12 +191,15 @@ impl LoadBatch<'_> {
                     .map_err(|e| Error::InvalidArgument(format!("tablet {tablet_id}: {e}")))?;
             }
         }
+        let version = p.next_version;
+        if version == u64::MAX {
+            return Err(Error::VersionRefused {
+                tablet_id,
+                version,
+                detail: "versions stop below u64::MAX".into(),
+            });
+        }
         let rowset_id = self.engine.alloc_rowset_id()?;
-        let version = p
-            .new_rowsets
-            .last()
-            .map_or(p.base.max_version(), |r| r.end_version)
-            + 1;
         let sync = self.durability == Durability::PerFile;
         let dir = p.permit.tablet().dir().to_path_buf();
         let mut metas = Vec::with_capacity(segments.len());
@@ -140,6 +227,7 @@ impl LoadBatch<'_> {
             creation_time_ms: now_ms(),
         };
         p.new_rowsets.push(rs);
+        p.next_version = version + 1;
         Ok(version)
     }
 
@@ -165,6 +253,19 @@ impl LoadBatch<'_> {
             .into_par_iter()
             .map(|p| {
                 let mut meta = p.base.clone();
+                if let Some(from) = p.replace_from {
+                    // Unpublished leftovers go stale in this very swap; GC
+                    // frees their files once no reader pins them.
+                    let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut meta.rowsets)
+                        .into_iter()
+                        .partition(|r| r.end_version < from);
+                    meta.rowsets = keep;
+                    meta.stale_rowsets
+                        .extend(gone.into_iter().map(|rowset| StaleRowset {
+                            rowset,
+                            stale_since_ms: 0,
+                        }));
+                }
                 meta.rowsets.extend(p.new_rowsets.iter().cloned());
                 file::write_tmp(&p.permit.tablet().meta_path(), &meta.encode(), per_file)?;
                 Ok((p, meta))
@@ -191,9 +292,19 @@ impl LoadBatch<'_> {
             return Err(e);
         }
         let mut out = HashMap::with_capacity(staged.len());
+        let mut replaced = Vec::new();
         for (p, meta) in staged {
             out.insert(meta.tablet_id, meta.max_version());
             p.permit.tablet().set_meta(meta);
+            if p.replace_from.is_some() {
+                replaced.push(Arc::clone(p.permit.tablet()));
+            }
+        }
+        // The versions are published; freeing the replaced files is best
+        // effort: what is left stays listed as stale, for the next GC or
+        // recovery on open.
+        if !replaced.is_empty() {
+            let _ = self.engine.gc_tablets(&replaced, 0);
         }
         Ok(out)
     }

@@ -20,7 +20,7 @@ fn compaction_keeps_checksums_and_gc_frees_files() -> Result<()> {
     }
     let at7 = e.checksum(1, Some(7))?;
     let at4 = e.checksum(1, Some(4))?;
-    let merged = e.compact(1, 2, 5)?;
+    let merged = e.compact(1, 2, 5, 7)?;
     assert_eq!(
         (merged.start_version, merged.end_version, merged.num_rows),
         (2, 5, 80)
@@ -52,7 +52,7 @@ fn compaction_keeps_checksums_and_gc_frees_files() -> Result<()> {
     let e = open(&st)?;
     assert_eq!(e.checksum(1, Some(7))?, at7);
     assert!(
-        e.compact(1, 3, 6).is_err(),
+        e.compact(1, 3, 6, 7).is_err(),
         "a range cutting a rowset is refused"
     );
     Ok(())
@@ -69,7 +69,7 @@ fn gc_waits_for_the_delay_and_for_readers() -> Result<()> {
         e.load(1, &rows(v, 5))?;
     }
     let cap = e.capture(1, None)?;
-    e.compact(1, 2, 4)?;
+    e.compact(1, 2, 4, 4)?;
     assert_eq!(e.gc()?.rowsets_removed, 0, "delay not over");
     assert_eq!(
         e.gc_older_than(u64::MAX)?.rowsets_removed,
@@ -116,7 +116,7 @@ fn concurrent_loads_compaction_and_scans_keep_every_checksum() -> Result<()> {
                     if n >= 4 {
                         let (s, end) =
                             (m.rowsets[n - 3].start_version, m.rowsets[n - 1].end_version);
-                        match e.compact(t, s, end) {
+                        match e.compact(t, s, end, m.max_version()) {
                             Ok(_) | Err(Error::InvalidArgument(_)) => {}
                             Err(other) => return Err(other),
                         }

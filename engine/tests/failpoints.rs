@@ -87,7 +87,7 @@ fn crash_in_gc_before_meta_loses_nothing() -> Result<()> {
         for v in 0..3 {
             e.load(1, &rows(v, 10))?;
         }
-        e.compact(1, 2, 4)?;
+        e.compact(1, 2, 4, 4)?;
         let sum = e.checksum(1, None)?;
         assert!(with_failpoint("engine::gc::before_meta", || e.gc()).is_err());
         std::mem::forget(e);
@@ -106,5 +106,5 @@ fn fail_point_list_names_every_configured_point() {
     for p in tabletsnap_engine::FAIL_POINTS {
         assert!(p.starts_with("engine::"));
     }
-    assert_eq!(tabletsnap_engine::FAIL_POINTS.len(), 9);
+    assert_eq!(tabletsnap_engine::FAIL_POINTS.len(), 10);
 }

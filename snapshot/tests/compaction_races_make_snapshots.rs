@@ -29,7 +29,7 @@ fn racing_compaction_never_yields_wrong_data() -> TestResult {
             let run = || -> Result<(), String> {
                 for (start, end) in [(2, 3), (4, 5), (2, 5), (0, 5)] {
                     for id in &ids {
-                        a.compact(*id, start, end).map_err(|e| e.to_string())?;
+                        a.compact(*id, start, end, max).map_err(|e| e.to_string())?;
                         a.gc_older_than(u64::MAX).map_err(|e| e.to_string())?;
                         std::thread::yield_now();
                     }

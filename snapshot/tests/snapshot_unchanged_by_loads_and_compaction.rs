@@ -31,13 +31,13 @@ fn later_loads_compaction_and_gc_leave_the_snapshot_intact() -> TestResult {
     for s in 0..3 {
         a.load(id, &generate_rows(&default_schema(), 99, s, 30))?;
     }
-    a.compact(id, 2, 6)?;
+    a.compact(id, 2, 6, a.tablet_meta(id)?.max_version())?;
     let gc = a.gc_older_than(u64::MAX)?;
     assert!(
         gc.files_removed > 0,
         "GC must have deleted the merged files"
     );
-    a.compact(id, 7, 9)?;
+    a.compact(id, 7, 9, a.tablet_meta(id)?.max_version())?;
     a.gc_older_than(u64::MAX)?;
     assert_eq!(restore(&b, &info, 9_001)?, expected);
     Ok(())
@@ -47,7 +47,7 @@ fn later_loads_compaction_and_gc_leave_the_snapshot_intact() -> TestResult {
 fn snapshot_at_a_merged_version_is_version_already_merged() -> TestResult {
     let (_a_dir, a, ids) = populated(2)?;
     let id = ids[1];
-    a.compact(id, 2, 5)?;
+    a.compact(id, 2, 5, a.tablet_meta(id)?.max_version())?;
     let out = make_snapshots(
         &a,
         &[

@@ -327,7 +327,23 @@ fn load_rows(
     rows: Vec<(usize, Row)>,
     touched: Vec<usize>,
 ) -> Result<usize> {
+    // Loads of one table run one at a time: each publishes its partitions'
+    // visible version + 1, so two at once would pick the same version.
+    type LoadLocks = std::sync::Mutex<BTreeMap<u64, std::sync::Arc<std::sync::Mutex<()>>>>;
+    static LOAD_LOCKS: LoadLocks = std::sync::Mutex::new(BTreeMap::new());
+    let table_id = s.cluster.catalog().table(db, name)?.id;
+    let lock = std::sync::Arc::clone(
+        LOAD_LOCKS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(table_id)
+            .or_default(),
+    );
+    let _serial = lock.lock().unwrap_or_else(|e| e.into_inner());
     let table = s.cluster.catalog().table(db, name)?.clone();
+    if table.id != table_id {
+        bail!("table '{db}.{name}' was replaced during the INSERT; run it again");
+    }
     check_loadable(&table, db, &touched)?;
     let dist = dist_indices(&table)?;
     let n = rows.len();
@@ -346,12 +362,29 @@ fn load_rows(
         let tid = table.partitions[p].tablets[b].id;
         per_tablet.entry(tid).or_default().push(row);
     }
-    let mut per_be: BTreeMap<u32, Vec<(u64, Vec<Row>)>> = BTreeMap::new();
+    // Every tablet of a partition publishes the partition's next version,
+    // chosen here: a backend that accepted an earlier load which failed on
+    // another backend (so was never made visible) replaces it, instead of
+    // stacking this load above it where readers at the catalog version
+    // would see the failed load's rows.
+    let mut versions: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut per_be: BTreeMap<u32, Vec<(u64, u64, Vec<Row>)>> = BTreeMap::new();
     for p in &touched {
-        for t in &table.partitions[*p].tablets {
+        let part = &table.partitions[*p];
+        let version = part.visible_version.checked_add(1).ok_or_else(|| {
+            anyhow!(
+                "partition '{}' of table {name} has no version left",
+                part.name
+            )
+        })?;
+        versions.insert(part.id, version);
+        for t in &part.tablets {
             let rows = per_tablet.get(&t.id).cloned().unwrap_or_default();
             for be in &t.replicas {
-                per_be.entry(*be).or_default().push((t.id, rows.clone()));
+                per_be
+                    .entry(*be)
+                    .or_default()
+                    .push((t.id, version, rows.clone()));
             }
         }
     }
@@ -373,10 +406,15 @@ fn load_rows(
     s.cluster.update_catalog(|c| {
         let t = c.table_mut(db, name)?;
         // By id, not position: a restore may have added partitions meanwhile.
-        for p in &touched {
-            let id = table.partitions[*p].id;
-            if let Some(part) = t.partitions.iter_mut().find(|x| x.id == id) {
-                part.visible_version += 1;
+        for (id, version) in &versions {
+            if let Some(part) = t.partitions.iter_mut().find(|x| x.id == *id) {
+                if part.visible_version + 1 != *version {
+                    bail!(
+                        "partition '{}' of table {name} changed version during the INSERT; run it again",
+                        part.name
+                    );
+                }
+                part.visible_version = *version;
             }
         }
         Ok(())
