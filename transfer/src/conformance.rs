@@ -107,6 +107,19 @@ fn ranges(b: &dyn Backend) {
         b.get_range_into("c/range/x", 8, 3, &mut buf).is_err(),
         "a range past the end is an error for get_range_into too"
     );
+    // Ranges come from manifests, i.e. from the repository: absurd ones are
+    // refused before any buffer is sized by them, and never overflow.
+    for (offset, len) in [(0, u64::MAX / 2), (u64::MAX, 2), (2, u64::MAX)] {
+        assert!(
+            b.get_range("c/range/x", offset, len).is_err(),
+            "range {offset}+{len} is an error"
+        );
+        assert!(
+            b.get_range_into("c/range/x", offset, len, &mut buf)
+                .is_err(),
+            "range {offset}+{len} is an error for get_range_into"
+        );
+    }
 }
 
 fn listing(b: &dyn Backend) {

@@ -102,6 +102,44 @@ pub enum Error {
         /// The newest version this build understands.
         supported: u32,
     },
+    /// A path under a [`crate::LocalFs`] root is a symbolic link. Following it
+    /// could read or write outside the repository, so every operation refuses.
+    #[error("repository path {} is a symbolic link; refusing to follow it out of the repository root {} (key '{key}'): replace the link with the directory or file itself", path.display(), root.display())]
+    SymlinkRefused {
+        /// The key whose path met the link.
+        key: String,
+        /// The symbolic link.
+        path: PathBuf,
+        /// The backend's root directory.
+        root: PathBuf,
+    },
+    /// The directory a repository location names does not exist.
+    #[error("repository location {} does not exist (is the filesystem mounted?)", path.display())]
+    LocationNotFound {
+        /// The missing directory.
+        path: PathBuf,
+    },
+    /// Numbers read from a repository object overflow when added or multiplied.
+    #[error("{what}: {detail} overflows")]
+    Overflow {
+        /// The object (and entry) holding the numbers.
+        what: String,
+        /// The operation that overflows, with its operands.
+        detail: String,
+    },
+    /// Whether a snapshot is committed could not be told (its `info` object
+    /// exists but could not be read).
+    #[error("cannot tell whether snapshot '{label}' at {timestamp} is committed in repository '{repo}': {reason}")]
+    CommitStateUnknown {
+        /// The repository name.
+        repo: String,
+        /// The snapshot label.
+        label: String,
+        /// The snapshot timestamp.
+        timestamp: String,
+        /// Why the info could not be read.
+        reason: String,
+    },
     /// The repository does not exist under the backend root.
     #[error("repository '{name}' not found (create it first)")]
     RepositoryNotFound {

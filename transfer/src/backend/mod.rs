@@ -67,6 +67,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         let _ = (key, partial);
         Ok(())
     }
+
+    /// Removes the temp objects that interrupted puts left under the
+    /// directory `prefix` names (its complete `/`-separated components; empty
+    /// for the whole backend) and that were last modified more than
+    /// `older_than` ago, so puts still in flight keep theirs. Returns how many
+    /// it removed. Backends whose puts leave nothing behind do nothing.
+    fn sweep_stale_temp(&self, prefix: &str, older_than: std::time::Duration) -> Result<u64> {
+        let _ = (prefix, older_than);
+        Ok(0)
+    }
 }
 
 /// A shared backend is a backend, so wrappers can stack over an `Arc` the
@@ -98,6 +108,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn put_torn(&self, key: &str, partial: &[u8]) -> Result<()> {
         (**self).put_torn(key, partial)
+    }
+    fn sweep_stale_temp(&self, prefix: &str, older_than: std::time::Duration) -> Result<u64> {
+        (**self).sweep_stale_temp(prefix, older_than)
     }
 }
 

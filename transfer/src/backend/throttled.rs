@@ -85,4 +85,8 @@ impl<B: Backend> Backend for Throttled<B> {
     fn put_torn(&self, key: &str, partial: &[u8]) -> Result<()> {
         self.inner.put_torn(key, partial)
     }
+
+    fn sweep_stale_temp(&self, prefix: &str, older_than: std::time::Duration) -> Result<u64> {
+        self.inner.sweep_stale_temp(prefix, older_than)
+    }
 }
