@@ -147,8 +147,10 @@ pub fn download(
     targets: &dyn TargetDirs,
     opts: &DownloadOptions,
 ) -> Result<DownloadReport> {
-    opts.transfer.cancel.check()?;
-    let manifest = repo.read_manifest(id)?;
+    let t = &opts.transfer;
+    t.cancel.check()?;
+    let what = format!("{}{}", repo.key(&Repository::snapshot_dir(id)), "manifest");
+    let manifest = t.retry.run(&what, &t.cancel, || repo.read_manifest(id))?;
     download_manifest(repo, manifest, targets, opts)
 }
 
@@ -398,7 +400,7 @@ fn run_len(ctx: &Ctx<'_>, refs: &[PieceRef]) -> usize {
     for &r in &refs[1..] {
         let p = ctx.piece(r);
         let new_end = end.max(p.offset + p.len);
-        if p.offset > end + MAX_GAP || new_end - start > MAX_RUN {
+        if p.offset > end.saturating_add(MAX_GAP) || new_end - start > MAX_RUN {
             break;
         }
         end = new_end;

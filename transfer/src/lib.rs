@@ -40,7 +40,7 @@ pub use manifest::{FileEntry, Manifest, Piece, TabletEntry, MANIFEST_VERSION};
 pub use options::TransferOptions;
 pub use progress::{Progress, ProgressFn};
 pub use rate::RateLimiter;
-pub use repository::Repository;
+pub use repository::{CommitState, Repository, SnapshotStatus};
 pub use retry::RetryPolicy;
 pub use rng::SplitMix64;
 pub use source::{SourceFile, UploadSource};

@@ -76,16 +76,18 @@ pub struct Manifest {
 impl Manifest {
     /// Number of files over all tablets.
     pub fn file_count(&self) -> u64 {
-        self.tablets.iter().map(|t| t.files.len() as u64).sum()
+        self.tablets
+            .iter()
+            .fold(0u64, |n, t| n.saturating_add(t.files.len() as u64))
     }
 
-    /// Total bytes of all files.
+    /// Total bytes of all files. [`Manifest::validate`] refuses a manifest
+    /// whose total overflows; an unvalidated one saturates rather than panics.
     pub fn total_bytes(&self) -> u64 {
         self.tablets
             .iter()
             .flat_map(|t| &t.files)
-            .map(|f| f.size)
-            .sum()
+            .fold(0u64, |n, f| n.saturating_add(f.size))
     }
 
     /// Merges the manifests of a backup's parts (one per writer) into one:
@@ -191,12 +193,17 @@ impl Manifest {
     /// truncation gives a checksum or corruption error; a newer format version
     /// gives [`Error::UnsupportedVersion`].
     pub fn decode(data: &[u8]) -> Result<Self> {
-        const WHAT: &str = "manifest";
-        let mut r = Reader::new(data, WHAT);
+        Self::decode_named(data, "manifest")
+    }
+
+    /// Like [`Manifest::decode`]; `what` names the object in errors, e.g.
+    /// `manifest of nightly@2026-11-26-13-14-46`.
+    pub fn decode_named(data: &[u8], what: &str) -> Result<Self> {
+        let mut r = Reader::new(data, what);
         // The version check comes first: a newer format may change the trailer too.
         check_header(&mut r, MANIFEST_MAGIC, MANIFEST_VERSION)?;
-        let body = check_crc_trailer(data, WHAT)?;
-        let mut r = Reader::new(&body[12..], WHAT);
+        let body = check_crc_trailer(data, what)?;
+        let mut r = Reader::new(&body[12..], what);
         let n_packs = r.count(4)?;
         let mut packs = Vec::with_capacity(n_packs);
         for _ in 0..n_packs {
@@ -242,18 +249,25 @@ impl Manifest {
         }
         r.expect_end()?;
         let m = Manifest { packs, tablets };
-        m.validate()?;
+        m.validate_named(what)?;
         Ok(m)
     }
 
     /// Checks the invariants every reader relies on: valid pack keys, safe
     /// relative paths, no duplicate tablet or path, pieces that point at known
-    /// packs and add up to the file size and crc.
+    /// packs and add up to the file size and crc, and sizes and offsets whose
+    /// sums fit in 64 bits (so readers may add them unchecked).
     pub fn validate(&self) -> Result<()> {
+        self.validate_named("manifest")
+    }
+
+    /// Like [`Manifest::validate`]; `what` names the manifest in errors.
+    pub fn validate_named(&self, what: &str) -> Result<()> {
         let corrupt = |reason: String| Error::Corrupt {
-            what: "manifest".to_string(),
+            what: what.to_string(),
             reason,
         };
+        let mut total_bytes = 0u64;
         for p in &self.packs {
             validate_key(p)?;
         }
@@ -280,7 +294,14 @@ impl Manifest {
                         t.tablet_id, f.path
                     )));
                 }
-                self.validate_pieces(t.tablet_id, f).map_err(corrupt)?;
+                self.validate_pieces(what, t.tablet_id, f)?;
+                total_bytes = total_bytes.checked_add(f.size).ok_or_else(|| Error::Overflow {
+                    what: what.to_string(),
+                    detail: format!(
+                        "the total size of all files, {total_bytes} bytes before tablet {} file '{}', + its size {}",
+                        t.tablet_id, f.path, f.size
+                    ),
+                })?;
             }
             for f in &t.files {
                 if let Some((parent, _)) = f.path.split_once('/') {
@@ -296,36 +317,59 @@ impl Manifest {
         Ok(())
     }
 
-    fn validate_pieces(&self, tablet: u64, f: &FileEntry) -> std::result::Result<(), String> {
+    fn validate_pieces(&self, what: &str, tablet: u64, f: &FileEntry) -> Result<()> {
+        let corrupt = |reason: String| Error::Corrupt {
+            what: what.to_string(),
+            reason,
+        };
+        let overflow = |detail: String| Error::Overflow {
+            what: what.to_string(),
+            detail,
+        };
         let mut total = 0u64;
         let mut crc = crc32fast::Hasher::new();
-        for p in &f.pieces {
+        for (i, p) in f.pieces.iter().enumerate() {
             if p.pack as usize >= self.packs.len() {
-                return Err(format!(
+                return Err(corrupt(format!(
                     "tablet {tablet} file '{}': piece points at pack {} of {}",
                     f.path,
                     p.pack,
                     self.packs.len()
-                ));
+                )));
             }
             if p.len == 0 {
-                return Err(format!("tablet {tablet} file '{}': empty piece", f.path));
+                return Err(corrupt(format!(
+                    "tablet {tablet} file '{}': empty piece",
+                    f.path
+                )));
             }
-            total = total.saturating_add(p.len);
+            if p.offset.checked_add(p.len).is_none() {
+                return Err(overflow(format!(
+                    "piece {i} of tablet {tablet} file '{}' at offset {} + len {}",
+                    f.path, p.offset, p.len
+                )));
+            }
+            total = total.checked_add(p.len).ok_or_else(|| {
+                overflow(format!(
+                    "the pieces of tablet {tablet} file '{}', {total} bytes before piece {i}, + its len {}",
+                    f.path, p.len
+                ))
+            })?;
+            // After the overflow checks: the hasher adds lengths unchecked.
             let piece_crc = crc32fast::Hasher::new_with_initial_len(p.crc32, p.len);
             crc.combine(&piece_crc);
         }
         if total != f.size {
-            return Err(format!(
+            return Err(corrupt(format!(
                 "tablet {tablet} file '{}': pieces hold {total} bytes, file has {}",
                 f.path, f.size
-            ));
+            )));
         }
         if crc.finalize() != f.crc32 {
-            return Err(format!(
+            return Err(corrupt(format!(
                 "tablet {tablet} file '{}': piece checksums do not combine to the file checksum",
                 f.path
-            ));
+            )));
         }
         Ok(())
     }
@@ -426,6 +470,113 @@ mod tests {
         let mut m = sample();
         m.tablets[1].tablet_id = 7;
         assert!(Manifest::decode(&m.encode()).is_err());
+    }
+
+    /// A one-tablet manifest whose files have the given pieces (offset, len),
+    /// sizes and crcs consistent with them, so only the numbers are wrong.
+    fn with_pieces(files: &[&[(u64, u64)]]) -> Manifest {
+        let files = files
+            .iter()
+            .enumerate()
+            .map(|(i, pieces)| {
+                let mut crc = crc32fast::Hasher::new();
+                let mut size = 0u64;
+                let mut wrapped = false;
+                let pieces = pieces
+                    .iter()
+                    .map(|&(offset, len)| {
+                        // The hasher adds lengths unchecked; an overflowing
+                        // file is refused before its crc is looked at.
+                        match size.checked_add(len) {
+                            Some(s) if !wrapped => {
+                                crc.combine(&crc32fast::Hasher::new_with_initial_len(7, len));
+                                size = s;
+                            }
+                            _ => {
+                                wrapped = true;
+                                size = size.wrapping_add(len);
+                            }
+                        }
+                        Piece {
+                            pack: 0,
+                            offset,
+                            len,
+                            crc32: 7,
+                        }
+                    })
+                    .collect();
+                FileEntry {
+                    path: format!("f{i}"),
+                    size,
+                    crc32: crc.finalize(),
+                    pieces,
+                }
+            })
+            .collect();
+        Manifest {
+            packs: vec!["p".to_string()],
+            tablets: vec![TabletEntry {
+                tablet_id: 1,
+                dirs: vec![],
+                files,
+            }],
+        }
+    }
+
+    fn overflow_message(m: &Manifest) -> String {
+        match Manifest::decode_named(&m.encode(), "manifest of nightly@2026-11-26-13-14-46") {
+            Err(e @ Error::Overflow { .. }) => e.to_string(),
+            other => panic!("expected an overflow error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn piece_end_past_u64_is_refused() {
+        let msg = overflow_message(&with_pieces(&[&[(u64::MAX, 10)]]));
+        assert!(
+            msg.contains("manifest of nightly@2026-11-26-13-14-46")
+                && msg.contains("file 'f0' at offset 18446744073709551615 + len 10 overflows"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn piece_lengths_summing_past_u64_are_refused() {
+        // Saturating, the sum would equal the (wrapped) size and pass.
+        let msg = overflow_message(&with_pieces(&[&[(0, u64::MAX), (0, 1)]]));
+        assert!(
+            msg.contains("file 'f0'") && msg.contains("overflows"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn file_sizes_summing_past_u64_are_refused() {
+        let half = 1u64 << 63;
+        let m = with_pieces(&[&[(0, half)], &[(0, half)]]);
+        let msg = overflow_message(&m);
+        assert!(msg.contains("total size") && msg.contains("f1"), "{msg}");
+        assert_eq!(m.total_bytes(), u64::MAX, "unvalidated totals saturate");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn extreme_offsets_and_lengths_never_panic(
+            pieces in proptest::collection::vec(
+                (proptest::prop_oneof![proptest::num::u64::ANY, 0..4u64, (u64::MAX - 4)..=u64::MAX],
+                 proptest::prop_oneof![proptest::num::u64::ANY, 1..4u64, (u64::MAX - 4)..=u64::MAX]),
+                1..4,
+            )
+        ) {
+            let m = with_pieces(&[&pieces]);
+            let fits = pieces.iter().all(|(o, l)| o.checked_add(*l).is_some())
+                && pieces.iter().try_fold(0u64, |t, (_, l)| t.checked_add(*l)).is_some();
+            let r = Manifest::decode(&m.encode());
+            proptest::prop_assert_eq!(r.is_ok(), fits, "{:?}", r);
+            if let Ok(d) = r {
+                proptest::prop_assert_eq!(d.total_bytes(), m.tablets[0].files[0].size);
+            }
+        }
     }
 
     #[test]

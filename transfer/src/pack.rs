@@ -169,7 +169,13 @@ pub(crate) fn decode_tail(tail: &[u8], key: &str) -> Result<PackTail> {
     if r.bytes(8)? != PACK_MAGIC {
         return Err(r.corrupt("bad magic"));
     }
-    if index.len() != n * INDEX_ENTRY_LEN as usize {
+    let index_len = n
+        .checked_mul(INDEX_ENTRY_LEN as usize)
+        .ok_or_else(|| Error::Overflow {
+            what: what.clone(),
+            detail: format!("index size {n} pieces * {INDEX_ENTRY_LEN} bytes"),
+        })?;
+    if index.len() != index_len {
         return Err(r.corrupt(format!("index of {} bytes for {n} pieces", index.len())));
     }
     let mut r = Reader::new(index, &what);

@@ -26,6 +26,31 @@ pub const REPO_INFO: &str = "__repo_info";
 /// Prefix of every snapshot label directory.
 pub const SNAPSHOT_DIR_PREFIX: &str = "__ss_";
 
+/// What a snapshot's `info` object (the commit point) says, as read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitState {
+    /// There is no `info` object: the snapshot is not committed (an
+    /// interrupted attempt may have left packs, a manifest or a meta).
+    Absent,
+    /// A valid `info` object commits the snapshot; it pins the manifest by
+    /// size and crc32.
+    Committed(SnapshotInfo),
+    /// An `info` object exists (or may: the read failed) but could not be
+    /// read or decoded. Anything destructive must treat the snapshot as
+    /// committed.
+    Unreadable(String),
+}
+
+/// A snapshot found by [`Repository::list_snapshots_with_status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotStatus {
+    /// Its `info` object is valid.
+    Committed(SnapshotInfo),
+    /// Its `info` object is there but damaged or unreadable; one sentence
+    /// saying how, e.g. `info object is damaged: checksum mismatch in ...`.
+    Damaged(String),
+}
+
 /// A handle on one repository of a backend; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -114,8 +139,40 @@ impl Repository {
     }
 
     /// Committed snapshots (those with a valid `info`), sorted by label then
-    /// timestamp. Uncommitted or damaged ones are left out.
+    /// timestamp. Uncommitted or damaged ones are left out; see
+    /// [`Repository::list_snapshots_with_status`] for the damaged ones.
     pub fn list_snapshots(&self) -> Result<Vec<SnapshotId>> {
+        let mut ids = self.info_ids()?;
+        ids.retain(|id| self.read_info(id).is_ok());
+        Ok(ids)
+    }
+
+    /// Every snapshot with an `info` object, sorted by label then timestamp,
+    /// each with its info or a sentence describing the damage. Transient read
+    /// errors are retried first; one that persists is reported as damage.
+    /// Snapshots without an `info` (never committed) are not listed.
+    pub fn list_snapshots_with_status(&self) -> Result<Vec<(SnapshotId, SnapshotStatus)>> {
+        let retry = crate::RetryPolicy::default();
+        let cancel = crate::CancelToken::new();
+        let mut out = Vec::new();
+        for id in self.info_ids()? {
+            let key = self.object_key(&id, "info");
+            let state = retry
+                .run(&key, &cancel, || self.try_commit_state(&id))
+                .unwrap_or_else(|e| CommitState::Unreadable(unreadable(&e)));
+            match state {
+                // Deleted since the listing.
+                CommitState::Absent => {}
+                CommitState::Committed(info) => out.push((id, SnapshotStatus::Committed(info))),
+                CommitState::Unreadable(why) => out.push((id, SnapshotStatus::Damaged(why))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ids of every `info` object under the repository, sorted. Keys that
+    /// do not form a valid id cannot be named by a user and are left out.
+    fn info_ids(&self) -> Result<Vec<SnapshotId>> {
         let prefix = self.key(SNAPSHOT_DIR_PREFIX);
         let mut ids = Vec::new();
         for key in self.backend.list(&prefix)? {
@@ -126,15 +183,37 @@ impl Repository {
             let [label, ts, "info"] = parts.as_slice() else {
                 continue;
             };
-            let Ok(id) = SnapshotId::new(label, ts) else {
-                continue;
-            };
-            if self.read_info(&id).is_ok() {
+            if let Ok(id) = SnapshotId::new(label, ts) {
                 ids.push(id);
             }
         }
         ids.sort();
         Ok(ids)
+    }
+
+    /// Whether snapshot `id` is committed, from one read of its `info`. Only
+    /// a definite "no such object" is [`CommitState::Absent`]; an info that
+    /// exists but is damaged, and any failed read (transient ones included),
+    /// is [`CommitState::Unreadable`]. Cleanup must delete only on `Absent`.
+    pub fn commit_state(&self, id: &SnapshotId) -> CommitState {
+        self.try_commit_state(id)
+            .unwrap_or_else(|e| CommitState::Unreadable(unreadable(&e)))
+    }
+
+    /// Like [`Repository::commit_state`], but a retryable read error is
+    /// returned as such, so a caller can retry it.
+    fn try_commit_state(&self, id: &SnapshotId) -> Result<CommitState> {
+        let key = self.object_key(id, "info");
+        let data = match self.backend.get(&key) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(CommitState::Absent),
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => return Ok(CommitState::Unreadable(unreadable(&e))),
+        };
+        Ok(match self.decode_info(id, key, &data) {
+            Ok(info) => CommitState::Committed(info),
+            Err(e) => CommitState::Unreadable(format!("info object is damaged: {e}")),
+        })
     }
 
     fn snapshot_not_found(&self, id: &SnapshotId) -> Error {
@@ -155,7 +234,11 @@ impl Repository {
                 e
             }
         })?;
-        let info = SnapshotInfo::decode(&data, &key)?;
+        self.decode_info(id, key, &data)
+    }
+
+    fn decode_info(&self, id: &SnapshotId, key: String, data: &[u8]) -> Result<SnapshotInfo> {
+        let info = SnapshotInfo::decode(data, &key)?;
         if &info.id != id {
             return Err(Error::Corrupt {
                 what: key,
@@ -196,14 +279,17 @@ impl Repository {
     pub fn read_manifest(&self, id: &SnapshotId) -> Result<Manifest> {
         let info = self.read_info(id)?;
         let data = self.read_pinned(id, "manifest", info.manifest_len, info.manifest_crc)?;
-        Manifest::decode(&data)
+        Manifest::decode_named(&data, &format!("manifest of {id}"))
     }
 
     /// Reads the manifest object of a snapshot that may not be committed
     /// (no info to check it against; its own crc still is), e.g. to tell
     /// whose it is when cleaning up.
     pub fn read_manifest_uncommitted(&self, id: &SnapshotId) -> Result<Manifest> {
-        Manifest::decode(&self.backend.get(&self.object_key(id, "manifest"))?)
+        Manifest::decode_named(
+            &self.backend.get(&self.object_key(id, "manifest"))?,
+            &format!("manifest of {id} (uncommitted)"),
+        )
     }
 
     /// Starts a backup; fails if that label and timestamp are already committed.
@@ -245,22 +331,47 @@ impl Repository {
     /// Commits a backup whose data was uploaded by part writers: checks the
     /// manifest, checks every pack it names is stored, then writes manifest,
     /// meta and `info` (the commit point) with barriers between.
+    ///
+    /// Idempotent, so a job may rerun it after a crash or a lost reply: an
+    /// `info` already recording this manifest (same size and crc32) means an
+    /// earlier attempt committed it, and its info is returned. One recording
+    /// another manifest is [`Error::SnapshotExists`]; one that cannot be read
+    /// is [`Error::CommitStateUnknown`]. Manifest and meta objects an earlier
+    /// attempt stored with the same bytes are kept, not put again.
     pub fn commit_backup(
         &self,
         id: &SnapshotId,
         manifest: &Manifest,
         meta: &[u8],
     ) -> Result<SnapshotInfo> {
-        manifest.validate()?;
-        if self.backend.head(&self.object_key(id, "info"))?.is_some() {
-            return Err(Error::SnapshotExists {
-                repo: self.name.clone(),
-                label: id.label.clone(),
-                timestamp: id.timestamp.clone(),
-            });
-        }
+        manifest.validate_named(&format!("manifest of {id}"))?;
         let retry = crate::RetryPolicy::default();
         let cancel = crate::CancelToken::new();
+        let info_key = self.object_key(id, "info");
+        match retry.run(&info_key, &cancel, || self.try_commit_state(id))? {
+            CommitState::Absent => {}
+            CommitState::Committed(info) => {
+                let mbytes = manifest.encode();
+                if info.manifest_len == mbytes.len() as u64
+                    && info.manifest_crc == crc32fast::hash(&mbytes)
+                {
+                    return Ok(info);
+                }
+                return Err(Error::SnapshotExists {
+                    repo: self.name.clone(),
+                    label: id.label.clone(),
+                    timestamp: id.timestamp.clone(),
+                });
+            }
+            CommitState::Unreadable(reason) => {
+                return Err(Error::CommitStateUnknown {
+                    repo: self.name.clone(),
+                    label: id.label.clone(),
+                    timestamp: id.timestamp.clone(),
+                    reason,
+                })
+            }
+        }
         for pack in &manifest.packs {
             let key = self.key(pack);
             if retry
@@ -300,6 +411,16 @@ impl Repository {
         crate::download::download(self, id, targets, opts)
     }
 
+    /// Removes temp objects (`.tstmp-*` files of [`crate::LocalFs`]) that
+    /// interrupted puts left anywhere under this repository and that are
+    /// older than `older_than`; returns how many. A crash between writing a
+    /// temp file and renaming it leaves one behind, and nothing else ever
+    /// removes it. Call it when starting a backup, with an age well above the
+    /// longest put (e.g. an hour), so puts of a concurrent writer survive.
+    pub fn sweep_stale_temp(&self, older_than: std::time::Duration) -> Result<u64> {
+        self.backend.sweep_stale_temp(&self.prefix, older_than)
+    }
+
     /// Deletes a snapshot: `info` first (un-committing it, so a crash midway
     /// leaves only an invisible incomplete backup), then everything else under
     /// its directory. Also removes incomplete backups.
@@ -311,4 +432,9 @@ impl Repository {
         }
         self.backend.barrier()
     }
+}
+
+/// One sentence for an info object whose read failed.
+fn unreadable(e: &Error) -> String {
+    format!("info object could not be read: {e}")
 }

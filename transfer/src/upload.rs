@@ -229,13 +229,32 @@ pub(crate) fn commit_snapshot(
         let key = repo.key(&format!("{dir}{name}"));
         retry.run(&key, cancel, || backend.put(&key, data))
     };
+    // A rerun after a crash or a lost reply finds what the earlier attempt
+    // stored: the same bytes stay (no second write of a large manifest, and
+    // nothing to refuse for a store whose objects cannot be replaced).
+    let put_unless_stored = |name: &str, data: &[u8]| {
+        let key = repo.key(&format!("{dir}{name}"));
+        let stored = retry.run(&key, cancel, || match backend.head(&key)? {
+            Some(len) if len == data.len() as u64 => match backend.get(&key) {
+                Ok(d) => Ok(d == data),
+                Err(e) if e.is_not_found() => Ok(false),
+                Err(e) => Err(e),
+            },
+            _ => Ok(false),
+        })?;
+        if stored {
+            Ok(())
+        } else {
+            put(name, data)
+        }
+    };
     let mbytes = manifest.encode();
     backend.barrier()?;
     fail::fail_point!("upload::before_manifest", |_| Err(Error::FailPoint(
         "upload::before_manifest".into()
     )));
-    put("manifest", &mbytes)?;
-    put("meta", meta)?;
+    put_unless_stored("manifest", &mbytes)?;
+    put_unless_stored("meta", meta)?;
     backend.barrier()?;
     fail::fail_point!("upload::before_info", |_| Err(Error::FailPoint(
         "upload::before_info".into()
