@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tabletsnap_transfer::{Backend, LocalFs, Memory, Repository};
 
 fn registry() -> &'static Mutex<HashMap<String, Arc<dyn Backend>>> {
@@ -55,21 +55,47 @@ pub fn parse_location(location: &str) -> Result<String> {
     )
 }
 
-/// The storage behind a location.
+/// Whether to make a location that does not exist yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Open,
+    Create,
+}
+
+/// The storage behind an existing location; never creates it. A missing
+/// directory (say, an unmounted mount point) or a `mem://` store no CREATE
+/// REPOSITORY made in this process is an error.
 pub fn backend_for(location: &str) -> Result<Arc<dyn Backend>> {
+    location_backend(location, Mode::Open)
+}
+
+fn location_backend(location: &str, mode: Mode) -> Result<Arc<dyn Backend>> {
     let location = parse_location(location)?;
     let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(b) = reg.get(&location) {
         return Ok(Arc::clone(b));
     }
     if let Some(path) = location.strip_prefix("file://") {
-        let b: Arc<dyn Backend> = Arc::new(
-            // Puts skip fsync; the uploader's barriers (syncfs) before the
-            // manifest and before the info make them durable in one go.
-            LocalFs::with_durability(path, tabletsnap_transfer::Durability::Batched)
-                .with_context(|| format!("opening repository location {location}"))?,
+        // Puts skip fsync; the uploader's barriers (syncfs) before the
+        // manifest and before the info make them durable in one go.
+        let durability = tabletsnap_transfer::Durability::Batched;
+        let fs = match mode {
+            Mode::Open => LocalFs::open(path, durability),
+            Mode::Create => LocalFs::create(path, durability),
+        };
+        return match fs {
+            Ok(fs) => Ok(Arc::new(fs)),
+            Err(tabletsnap_transfer::Error::LocationNotFound { .. }) => {
+                bail!("location {location} does not exist (is the filesystem mounted?)")
+            }
+            Err(e) => Err(e).with_context(|| format!("opening repository location {location}")),
+        };
+    }
+    if mode == Mode::Open {
+        bail!(
+            "location {location} does not exist (mem:// stores live in one process; \
+             CREATE REPOSITORY in this process makes one)"
         );
-        return Ok(b);
     }
     // mem:// stores live as long as the process, shared by every home in it.
     let b: Arc<dyn Backend> = Arc::new(Memory::new());
@@ -77,11 +103,32 @@ pub fn backend_for(location: &str) -> Result<Arc<dyn Backend>> {
     Ok(b)
 }
 
-/// Opens (creating if new) the repository `name` at `location`.
+/// Opens the existing repository `name` at `location`. Never creates
+/// anything: a missing location or repository is an error that says so.
 pub fn open_repository(name: &str, location: &str) -> Result<Repository> {
-    let backend = backend_for(location)?;
+    let backend = location_backend(location, Mode::Open)
+        .map_err(|e| anyhow!("repository '{name}': {e:#}"))?;
+    match with_retries(|| Repository::open(Arc::clone(&backend), name)) {
+        Ok(repo) => Ok(repo),
+        Err(tabletsnap_transfer::Error::RepositoryNotFound { .. }) => bail!(
+            "repository '{name}': location {location} holds no repository '{name}' \
+             (is the filesystem mounted? CREATE REPOSITORY creates one)"
+        ),
+        Err(e) => Err(e).with_context(|| format!("opening repository '{name}' at {location}")),
+    }
+}
+
+/// Creates the repository `name` at `location` (the directory, or the
+/// `mem://` store, and the repository's info object), or opens it if it
+/// exists already (another cluster's: that is how two clusters share one).
+/// Only CREATE REPOSITORY calls this. The name is checked before anything
+/// is made, so a refused name leaves nothing behind.
+pub fn create_repository(name: &str, location: &str) -> Result<Repository> {
+    tabletsnap_transfer::names::validate_component("repository name", name)?;
+    let backend = location_backend(location, Mode::Create)
+        .map_err(|e| anyhow!("repository '{name}': {e:#}"))?;
     with_retries(|| Repository::open_or_create(Arc::clone(&backend), name))
-        .with_context(|| format!("opening repository '{name}' at {location}"))
+        .with_context(|| format!("creating repository '{name}' at {location}"))
 }
 
 /// Runs a small repository read, retrying transient errors and checksum or
@@ -108,5 +155,69 @@ pub fn with_retries<T>(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(r: Result<Repository>) -> String {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn opening_never_creates_a_location_or_a_repository() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mnt = tmp.path().join("mnt/x");
+        let loc = format!("file://{}", mnt.display());
+        let msg = message(open_repository("r", &loc));
+        assert!(
+            msg.contains(&format!(
+                "repository 'r': location {loc} does not exist (is the filesystem mounted?)"
+            )),
+            "{msg}"
+        );
+        assert!(
+            !tmp.path().join("mnt").exists(),
+            "opening created the location"
+        );
+
+        // An empty mount point directory: the location is there, the repository is not.
+        std::fs::create_dir_all(&mnt).expect("mkdir");
+        let msg = message(open_repository("r", &loc));
+        assert!(msg.contains("holds no repository 'r'"), "{msg}");
+        assert!(std::fs::read_dir(&mnt).expect("read_dir").next().is_none());
+
+        create_repository("r", &loc).expect("create");
+        open_repository("r", &loc).expect("open after create");
+        create_repository("r", &loc).expect("create again opens the existing one");
+    }
+
+    #[test]
+    fn a_refused_name_creates_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("new");
+        let loc = format!("file://{}", dir.display());
+        for bad in ["../x", ".hidden", "a/b", ""] {
+            assert!(create_repository(bad, &loc).is_err(), "{bad:?} accepted");
+        }
+        assert!(!dir.exists(), "a refused name created the location");
+        assert!(create_repository("bad/name", "mem://repo_unit_bad_name").is_err());
+        assert!(backend_for("mem://repo_unit_bad_name").is_err());
+    }
+
+    #[test]
+    fn a_mem_store_exists_only_once_created() {
+        let loc = "mem://repo_unit_never_created";
+        let msg = message(open_repository("r", loc));
+        assert!(msg.contains("does not exist"), "{msg}");
+        create_repository("r", loc).expect("create");
+        open_repository("r", loc).expect("open");
+        let msg = message(open_repository("other", loc));
+        assert!(msg.contains("holds no repository 'other'"), "{msg}");
     }
 }

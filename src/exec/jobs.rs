@@ -30,9 +30,9 @@ pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Ou
             cr.name
         );
     }
-    // Opening creates the repository's info object, or checks an existing one
-    // (another cluster's: that is how two clusters share a repository).
-    crate::repo::open_repository(&cr.name, &location)?;
+    // Creates the location and the repository's info object, or checks an
+    // existing one (another cluster's: that is how two clusters share a repository).
+    crate::repo::create_repository(&cr.name, &location)?;
     s.cluster.update_catalog(|c| {
         c.repositories.insert(
             cr.name.clone(),

@@ -365,11 +365,9 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
     release_all(c, &job.snapshots);
     if let Ok(repo) = crate::repo::open_repository(&job.repo.name, &job.repo.location) {
         if let Ok(id) = job.snapshot_id() {
-            if !repo
-                .list_snapshots()
-                .map(|l| l.contains(&id))
-                .unwrap_or(true)
-            {
+            // Only a definite "no info" is uncommitted: an info that cannot
+            // be read may be a committed backup, whose objects must stay.
+            if repo.commit_state(&id) == tabletsnap_transfer::CommitState::Absent {
                 remove_own_objects(&repo, &id, &job);
             }
         }
