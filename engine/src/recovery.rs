@@ -1,6 +1,7 @@
-//! Recovery on open: find every tablet dir, load metas in parallel, remove
-//! what no committed meta references (temp files, orphan segments, tablet dirs
-//! whose meta never committed), and report corrupt metas by tablet and path.
+//! Recovery on open: find every tablet dir, load metas in parallel, free the
+//! stale rowsets (nothing can pin them before the engine is open), remove what
+//! no live rowset references (temp files, orphan segments, tablet dirs whose
+//! meta never committed), and report corrupt metas by tablet and path.
 
 use std::collections::HashSet;
 use std::fs;
@@ -22,6 +23,12 @@ pub struct RecoveryReport {
     pub temp_files_removed: usize,
     /// Segment files no meta referenced, removed.
     pub orphan_files_removed: usize,
+    /// Stale rowsets (replaced by compaction, overwrite or a reloaded
+    /// version, and not yet collected when the process stopped) dropped from
+    /// their metas.
+    pub stale_rowsets_freed: usize,
+    /// Segment files of those stale rowsets, removed.
+    pub stale_files_removed: usize,
     /// Tablet dirs without a committed meta, removed.
     pub uncommitted_tablets_removed: Vec<PathBuf>,
     /// Tablets whose meta is corrupt: (tablet id, meta path, reason). Left untouched.
@@ -35,7 +42,9 @@ pub(crate) struct Scan {
 }
 
 enum Outcome {
-    Loaded(TabletMeta, usize, usize),
+    /// The committed meta, and whether a temp meta without its stale rowsets
+    /// was written (to be committed behind the store's barriers).
+    Loaded(TabletMeta, bool),
     Uncommitted,
     Corrupt(String),
 }
@@ -80,20 +89,23 @@ pub(crate) fn recover(stores: &[Store]) -> Result<Scan> {
     }
     let outcomes: Vec<Result<Outcome>> = candidates
         .par_iter()
-        .map(|(_, id, dir)| recover_tablet(*id, dir))
+        .map(|(_, id, dir)| load_tablet(*id, dir))
         .collect();
     let mut scan = Scan {
         tablets: Vec::new(),
         corrupt: Vec::new(),
         report: RecoveryReport::default(),
     };
+    // Metas rewritten without their stale rowsets: (store, meta path).
+    let mut rewritten: Vec<(usize, PathBuf)> = Vec::new();
+    let mut loaded: Vec<(usize, TabletMeta, PathBuf, bool)> = Vec::new();
     for ((si, id, dir), outcome) in candidates.into_iter().zip(outcomes) {
         match outcome? {
-            Outcome::Loaded(meta, tmp, orphans) => {
-                scan.report.temp_files_removed += tmp;
-                scan.report.orphan_files_removed += orphans;
-                scan.report.tablets_loaded += 1;
-                scan.tablets.push((si, meta, dir));
+            Outcome::Loaded(meta, rewrite) => {
+                if rewrite {
+                    rewritten.push((si, dir.join(META_FILE_NAME)));
+                }
+                loaded.push((si, meta, dir, rewrite));
             }
             Outcome::Uncommitted => {
                 file::remove_dir_all_if_exists(&dir)?;
@@ -116,10 +128,44 @@ pub(crate) fn recover(stores: &[Store]) -> Result<Scan> {
             }
         }
     }
+    // The metas that forget stale rowsets are durable before any of their
+    // files is deleted: never a meta naming a missing file.
+    if !rewritten.is_empty() {
+        let mut used: Vec<usize> = rewritten.iter().map(|(s, _)| *s).collect();
+        used.sort_unstable();
+        used.dedup();
+        for s in &used {
+            file::syncfs(&stores[*s].root)?;
+        }
+        rewritten
+            .par_iter()
+            .try_for_each(|(_, p)| file::commit_tmp(p))?;
+        for s in &used {
+            file::syncfs(&stores[*s].root)?;
+        }
+    }
+    let cleaned: Vec<Result<Cleaned>> = loaded
+        .par_iter()
+        .map(|(_, meta, dir, _)| clean_tablet_dir(meta, dir))
+        .collect();
+    for ((si, mut meta, dir, rewrite), cleaned) in loaded.into_iter().zip(cleaned) {
+        let c = cleaned?;
+        scan.report.temp_files_removed += c.tmp;
+        scan.report.orphan_files_removed += c.orphans;
+        scan.report.stale_files_removed += c.stale_files;
+        if rewrite {
+            scan.report.stale_rowsets_freed += meta.stale_rowsets.len();
+            meta.stale_rowsets.clear();
+        }
+        scan.report.tablets_loaded += 1;
+        scan.tablets.push((si, meta, dir));
+    }
     Ok(scan)
 }
 
-fn recover_tablet(id: u64, dir: &Path) -> Result<Outcome> {
+/// Loads and checks a tablet's meta. A meta with stale rowsets gets a temp
+/// copy without them (not synced: the caller's barrier covers it).
+fn load_tablet(id: u64, dir: &Path) -> Result<Outcome> {
     let meta_path = dir.join(META_FILE_NAME);
     let buf = match fs::read(&meta_path) {
         Ok(b) => b,
@@ -140,13 +186,44 @@ fn recover_tablet(id: u64, dir: &Path) -> Result<Outcome> {
             meta.tablet_id
         )));
     }
+    // Stale rowsets wait for readers that may still hold them; before the
+    // engine is open there are none, and nothing else would ever free them
+    // (an overwrite install that crashed before its GC left them for good).
+    let rewrite = !meta.stale_rowsets.is_empty();
+    if rewrite {
+        let fresh = TabletMeta {
+            stale_rowsets: Vec::new(),
+            ..meta.clone()
+        };
+        file::write_tmp(&meta_path, &fresh.encode(), false)?;
+    }
+    Ok(Outcome::Loaded(meta, rewrite))
+}
+
+struct Cleaned {
+    tmp: usize,
+    orphans: usize,
+    stale_files: usize,
+}
+
+/// Removes every temp file and every `.dat` file the live rowsets of `meta`
+/// do not name (the meta on disk no longer lists stale rowsets by now).
+fn clean_tablet_dir(meta: &TabletMeta, dir: &Path) -> Result<Cleaned> {
     let live: HashSet<String> = meta
         .rowsets
         .iter()
-        .chain(meta.stale_rowsets.iter().map(|s| &s.rowset))
         .flat_map(|r| r.files().map(|(name, _)| name))
         .collect();
-    let (mut tmp, mut orphans) = (0, 0);
+    let stale: HashSet<String> = meta
+        .stale_rowsets
+        .iter()
+        .flat_map(|s| s.rowset.files().map(|(name, _)| name))
+        .collect();
+    let mut c = Cleaned {
+        tmp: 0,
+        orphans: 0,
+        stale_files: 0,
+    };
     for e in fs::read_dir(dir).at(dir)? {
         let e = e.at(dir)?;
         let name = e.file_name().to_string_lossy().into_owned();
@@ -154,13 +231,15 @@ fn recover_tablet(id: u64, dir: &Path) -> Result<Outcome> {
             continue;
         }
         if name.ends_with(TMP_SUFFIX) {
-            tmp += 1;
+            c.tmp += 1;
+        } else if stale.contains(&name) {
+            c.stale_files += 1;
         } else if name.ends_with(".dat") {
-            orphans += 1;
+            c.orphans += 1;
         } else {
             continue;
         }
         file::remove_file_if_exists(&e.path())?;
     }
-    Ok(Outcome::Loaded(meta, tmp, orphans))
+    Ok(c)
 }
