@@ -346,22 +346,71 @@ impl Engine {
     /// Drops a tablet: its directory moves to the store's trash (atomic) and is deleted.
     /// Files hard-linked elsewhere (snapshots) stay valid.
     pub fn drop_tablet(&self, id: u64) -> Result<()> {
-        let tablet = self.tablet(id)?;
-        let _permit = tablet.lock_writer();
-        let store = &self.stores[tablet.store];
-        let trash = store
-            .trash_dir()
-            .join(format!("{id}.{}.{}", tablet.schema_hash, now_ms()));
-        std::fs::rename(tablet.dir(), &trash).map_err(|e| Error::io(tablet.dir(), e))?;
-        file::fsync_dir(file::parent_of(tablet.dir()))?;
-        self.tablets.write().remove(&id);
-        store.tablets.fetch_sub(1, Ordering::Relaxed);
-        // The tablet is gone once the rename is durable; deleting the bytes can fail harmlessly.
-        let _ = file::remove_dir_all_if_exists(&trash);
-        if let Some(tablet_id_dir) = tablet.dir().parent() {
-            let _ = std::fs::remove_dir(tablet_id_dir);
+        self.drop_tablets(&[id])
+    }
+
+    /// Drops tablets: each directory moves to its store's trash, then one
+    /// barrier per store makes every move durable (one tablet: an fsync of
+    /// both parent dirs instead), then the trash copies are deleted. All ids
+    /// must exist (`TabletNotFound` before anything moves). If a move fails,
+    /// the tablets moved before it are still dropped, and the error returned.
+    pub fn drop_tablets(&self, ids: &[u64]) -> Result<()> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let tablets: Vec<Arc<Tablet>> = ids
+            .iter()
+            .map(|id| self.tablet(*id))
+            .collect::<Result<_>>()?;
+        let permits: Vec<_> = tablets.iter().map(|t| t.lock_writer()).collect();
+        let single = permits.len() == 1;
+        let stamp = now_ms();
+        let mut moved: Vec<(&Arc<Tablet>, PathBuf)> = Vec::with_capacity(tablets.len());
+        let mut failed = None;
+        for t in &tablets {
+            let trash = self.stores[t.store]
+                .trash_dir()
+                .join(format!("{}.{}.{stamp}", t.tablet_id, t.schema_hash));
+            let res = if single {
+                file::rename_durable(t.dir(), &trash)
+            } else {
+                file::rename(t.dir(), &trash)
+            };
+            match res {
+                Ok(()) => moved.push((t, trash)),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        Ok(())
+        if !single && !moved.is_empty() {
+            // Source and trash parents are on the store's filesystem (checked at open).
+            let mut used: Vec<usize> = moved.iter().map(|(t, _)| t.store).collect();
+            used.sort_unstable();
+            used.dedup();
+            self.barrier(&used)?;
+        }
+        {
+            let mut map = self.tablets.write();
+            for (t, _) in &moved {
+                map.remove(&t.tablet_id);
+                self.stores[t.store].tablets.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        drop(permits);
+        // The tablets are gone once the moves are durable; deleting the bytes
+        // can fail harmlessly (recovery empties the trash).
+        for (t, trash) in &moved {
+            let _ = file::remove_dir_all_if_exists(trash);
+            if let Some(tablet_id_dir) = t.dir().parent() {
+                let _ = std::fs::remove_dir(tablet_id_dir);
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The path of a tablet's segment file for rowset `rs`, segment `i`.

@@ -67,6 +67,25 @@ pub fn write_new(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     Ok(())
 }
 
+/// Renames `from` to `to` and fsyncs both parent directories (once when they
+/// are the same): a rename across directories changes an entry in each, and
+/// either one lost in a crash would resurrect or lose the file.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).at(from)?;
+    let (a, b) = (parent_of(from), parent_of(to));
+    fsync_dir(a)?;
+    if a != b {
+        fsync_dir(b)?;
+    }
+    Ok(())
+}
+
+/// Renames `from` to `to` without making it durable: the caller runs a
+/// barrier ([`syncfs`]) covering both parents before relying on it.
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).at(from)
+}
+
 /// Fsyncs a directory so that entries created, renamed or removed in it persist.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
@@ -149,6 +168,20 @@ mod tests {
         write_atomic(&p, b"two")?;
         assert_eq!(read(&p)?, b"two");
         assert!(!tmp_path(&p).exists());
+        Ok(())
+    }
+
+    #[test]
+    fn durable_rename_across_directories() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        create_dir_all_durable(&a.join("x"))?;
+        create_dir_all_durable(&b)?;
+        rename_durable(&a.join("x"), &b.join("y"))?;
+        assert!(b.join("y").is_dir() && !a.join("x").exists());
+        rename_durable(&b.join("y"), &b.join("z"))?;
+        assert!(b.join("z").is_dir());
+        assert!(rename_durable(&a.join("gone"), &b.join("w")).is_err());
         Ok(())
     }
 
