@@ -111,9 +111,30 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Refuses a store whose barrier would miss some of it: `syncfs` on the
+/// root covers only the root's filesystem, so its data dir and shards, its
+/// snapshot dir and top dirs, and its trash must all be on that filesystem.
+fn check_one_filesystem(s: &Store) -> Result<()> {
+    let mut dirs = vec![s.data_dir(), s.snapshot_dir(), s.trash_dir()];
+    for parent in [s.data_dir(), s.snapshot_dir()] {
+        for e in std::fs::read_dir(&parent).map_err(|e| Error::io(&parent, e))? {
+            let p = e.map_err(|e| Error::io(&parent, e))?.path();
+            if p.is_dir() {
+                dirs.push(p);
+            }
+        }
+    }
+    let with_dev: Vec<(PathBuf, u64)> = dirs
+        .into_iter()
+        .map(|d| file::device_of(&d).map(|dev| (d, dev)))
+        .collect::<Result<_>>()?;
+    file::check_same_device(&s.root, file::device_of(&s.root)?, &with_dev)
+}
+
 impl Engine {
-    /// Opens the engine: creates missing store dirs, empties trash, loads every
-    /// tablet in parallel, removes temp and orphan files, and reports corrupt metas.
+    /// Opens the engine: creates missing store dirs, refuses a store not on one
+    /// filesystem, empties trash, loads every tablet in parallel, removes temp
+    /// and orphan files, and reports corrupt metas.
     pub fn open(opts: EngineOptions) -> Result<Engine> {
         if opts.stores.is_empty() {
             return Err(Error::InvalidArgument(
@@ -132,6 +153,7 @@ impl Engine {
             for d in [s.data_dir(), s.snapshot_dir(), s.trash_dir()] {
                 file::create_dir_all_durable(&d)?;
             }
+            check_one_filesystem(s)?;
         }
         let ids = RowsetIdAllocator::open(&stores[0].root)?;
         let scan = recovery::recover(&stores)?;

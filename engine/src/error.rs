@@ -106,6 +106,15 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
+    /// A directory a store's barrier must cover is on another filesystem than
+    /// the store root, so `syncfs` on the root would not make it durable.
+    #[error("{path} is on another filesystem than its store root {root} (a mount point or a symlink inside the store?); one syncfs on the root would not make its writes durable: mount the store at its root, with everything under it on that filesystem")]
+    NotOnStoreFilesystem {
+        /// The offending directory.
+        path: PathBuf,
+        /// The store root.
+        root: PathBuf,
+    },
     /// A fail point fired (only with the `failpoints` feature).
     #[error("fail point {0} fired")]
     FailPoint(String),

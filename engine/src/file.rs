@@ -98,6 +98,26 @@ pub fn syncfs(path: &Path) -> Result<()> {
     nix::unistd::syncfs(&f).map_err(|e| crate::Error::io(path, std::io::Error::from(e)))
 }
 
+/// Checks that every directory in `dirs` (with its `st_dev`) is on the
+/// device of `root`, the path a barrier ([`syncfs`]) is called on: syncfs
+/// covers one filesystem, so a dir elsewhere (a mount point, a symlink out)
+/// would silently miss every barrier. Errors name the first dir that is not.
+pub fn check_same_device(root: &Path, root_dev: u64, dirs: &[(PathBuf, u64)]) -> Result<()> {
+    match dirs.iter().find(|(_, dev)| *dev != root_dev) {
+        Some((path, _)) => Err(crate::Error::NotOnStoreFilesystem {
+            path: path.clone(),
+            root: root.to_path_buf(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The device (`st_dev`) of `path`, following symlinks.
+pub fn device_of(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).map(|m| m.dev()).at(path)
+}
+
 /// Creates `dir` and its missing parents, then fsyncs each directory whose
 /// entries changed, so the new path survives a crash.
 pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
@@ -169,6 +189,27 @@ mod tests {
         assert_eq!(read(&p)?, b"two");
         assert!(!tmp_path(&p).exists());
         Ok(())
+    }
+
+    #[test]
+    fn a_dir_on_another_device_is_named() {
+        let root = Path::new("/s");
+        let ok = vec![
+            (PathBuf::from("/s/data"), 7),
+            (PathBuf::from("/s/trash"), 7),
+        ];
+        assert!(check_same_device(root, 7, &ok).is_ok());
+        assert!(check_same_device(root, 7, &[]).is_ok());
+        let mut bad = ok.clone();
+        bad.insert(1, (PathBuf::from("/s/snapshot"), 9));
+        bad.push((PathBuf::from("/s/data/3"), 8));
+        let err = check_same_device(root, 7, &bad).expect_err("mount point accepted");
+        assert!(
+            matches!(&err, crate::Error::NotOnStoreFilesystem { path, root }
+                if path == Path::new("/s/snapshot") && root == Path::new("/s")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/s/snapshot"));
     }
 
     #[test]
