@@ -68,7 +68,15 @@ impl RowsetIdAllocator {
     pub fn next(&self) -> Result<RowsetId> {
         let mut st = self.state.lock();
         if st.0 == st.1 {
-            let limit = st.1 + BLOCK;
+            let limit = st.1.checked_add(BLOCK).ok_or_else(|| {
+                Error::corrupt(
+                    &self.path,
+                    format!(
+                        "rowset id high-water mark {} leaves no ids to allocate",
+                        st.1
+                    ),
+                )
+            })?;
             self.persist(limit)?;
             st.1 = limit;
         }
@@ -81,6 +89,22 @@ impl RowsetIdAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exhausted_high_water_mark_is_an_error_naming_the_file() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join(FILE_NAME);
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&7u64.to_le_bytes());
+        buf.extend_from_slice(&(u64::MAX - 3).to_le_bytes());
+        let crc = crc32fast::hash(&buf);
+        buf.extend_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &buf).map_err(|e| Error::io(&path, e))?;
+        let a = RowsetIdAllocator::open(dir.path())?;
+        let err = a.next().expect_err("allocated past u64::MAX");
+        assert!(err.to_string().contains(FILE_NAME), "{err}");
+        Ok(())
+    }
 
     #[test]
     fn ids_are_never_reused_across_reopen() -> Result<()> {

@@ -51,20 +51,21 @@ pub struct LoadBatch<'e> {
 /// unpublished rowsets, the version from which they are dropped.
 fn plan_version(meta: &TabletMeta, requested: Option<u64>) -> Result<(u64, Option<u64>)> {
     let max = meta.max_version();
-    let version = requested.unwrap_or(max.saturating_add(1));
+    let next = max.checked_add(1);
+    let version = requested.or(next).unwrap_or(u64::MAX);
     let refuse = |detail: String| Error::VersionRefused {
         tablet_id: meta.tablet_id,
         version,
         detail,
     };
-    // Validated metas keep every version below u64::MAX, so max + 1 fits.
-    if version == u64::MAX {
+    // Validated metas keep every version below u64::MAX, so this is only
+    // reached by a caller asking for it.
+    let Some(next) = next.filter(|_| version != u64::MAX) else {
         return Err(refuse("versions stop below u64::MAX".into()));
-    }
-    if version > max + 1 {
+    };
+    if version > next {
         return Err(refuse(format!(
-            "its newest version is {max}, so the next one must be {} (versions are published without gaps)",
-            max + 1
+            "its newest version is {max}, so the next one must be {next} (versions are published without gaps)"
         )));
     }
     if let Some(r) = meta

@@ -271,19 +271,31 @@ pub fn decode_segment(path: &Path, schema: &Schema, buf: &[u8]) -> Result<Vec<Ro
         if p.offset != expect_offset {
             return Err(Error::corrupt(path, "pages do not tile the segment body"));
         }
-        expect_offset = p.offset.saturating_add(p.len);
+        expect_offset = p.offset.checked_add(p.len).ok_or_else(|| {
+            Error::corrupt(
+                path,
+                format!(
+                    "page at offset {} has length {}: offset + length overflows u64",
+                    p.offset, p.len
+                ),
+            )
+        })?;
     }
     if expect_offset != footer_start as u64 {
         return Err(Error::corrupt(path, "pages do not tile the segment body"));
     }
     let rows_len = usize::try_from(row_count)
         .ok()
-        .filter(|n| *n <= body_len.saturating_mul(8) + 1)
+        .filter(|n| *n <= body_len.saturating_mul(8).saturating_add(1))
         .ok_or_else(|| Error::corrupt(path, "row count is implausible"))?;
     let mut columns: Vec<Vec<Value>> = vec![Vec::with_capacity(rows_len); ncols];
     for p in &pages {
-        let start = p.offset as usize;
-        let bytes = &buf[start..start + p.len as usize];
+        // The tiling check bounds every page inside [0, footer_start).
+        let bytes = usize::try_from(p.offset)
+            .ok()
+            .zip(usize::try_from(p.len).ok())
+            .and_then(|(start, len)| buf.get(start..start.checked_add(len)?))
+            .ok_or_else(|| Error::corrupt(path, "page lies outside the segment body"))?;
         let actual = crc32fast::hash(bytes);
         if actual != p.crc {
             return Err(Error::ChecksumMismatch {
@@ -464,6 +476,52 @@ mod tests {
         let empty = encode_segment(&s, &[], 2);
         assert!(decode_segment(Path::new("e.dat"), &s, &empty)?.is_empty());
         Ok(())
+    }
+
+    /// Rewrites page `i`'s offset and length in the footer of `img` and fixes
+    /// the footer crc, so only the bounds checks stand between them and a read.
+    fn set_page(img: &mut [u8], ncols: usize, i: usize, offset: u64, len: u64) {
+        let n = img.len();
+        let footer_len = u32::from_le_bytes([img[n - 16], img[n - 15], img[n - 14], img[n - 13]]);
+        let footer_start = n - TRAILER_LEN - footer_len as usize;
+        let entry = footer_start + 8 + 4 + 5 * ncols + 4 + 36 * i;
+        img[entry + 16..entry + 24].copy_from_slice(&offset.to_le_bytes());
+        img[entry + 24..entry + 32].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&img[footer_start..n - TRAILER_LEN]);
+        img[n - 12..n - 8].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    #[test]
+    fn page_offsets_and_lengths_that_overflow_are_corruption() {
+        let s = Schema::new(vec![Column::new("i", ColumnType::Int).key()]);
+        let rows: Vec<Row> = (0..5).map(|i| vec![Value::Int(i)]).collect();
+        let img = encode_segment(&s, &rows, 2);
+        let cases = [
+            // offset + len past u64::MAX
+            vec![(0, 0, u64::MAX), (1, u64::MAX, 2)],
+            // a length past the file
+            vec![(0, 0, u64::MAX / 2)],
+            // an offset past the file
+            vec![(2, u64::MAX - 1, 1)],
+        ];
+        for case in cases {
+            let mut bad = img.clone();
+            for (i, off, len) in &case {
+                set_page(&mut bad, 1, *i, *off, *len);
+            }
+            let err = decode_segment(Path::new("t/seg_0.dat"), &s, &bad)
+                .expect_err("overflowing page accepted");
+            let msg = err.to_string();
+            assert!(matches!(err, Error::Corruption { .. }), "{msg}");
+            assert!(msg.contains("t/seg_0.dat"), "{msg}");
+        }
+        let mut bad = img.clone();
+        set_page(&mut bad, 1, 0, 0, u64::MAX);
+        set_page(&mut bad, 1, 1, u64::MAX, 2);
+        let msg = decode_segment(Path::new("x.dat"), &s, &bad)
+            .expect_err("overflow")
+            .to_string();
+        assert!(msg.contains("overflows"), "{msg}");
     }
 
     proptest! {

@@ -46,20 +46,53 @@ pub struct TabletMeta {
     pub creation_time_ms: u64,
 }
 
+/// A rowset's row count and size equal the sums over its segments, and
+/// those sums do not overflow.
+fn check_rowset_sums(t: u64, r: &RowsetMeta) -> std::result::Result<(), String> {
+    let overflow = |what: &str| {
+        format!(
+            "tablet {t}: rowset {} has segment {what} whose sum overflows u64",
+            r.rowset_id
+        )
+    };
+    let rows = r
+        .segments
+        .iter()
+        .try_fold(0u64, |acc, s| acc.checked_add(s.num_rows))
+        .ok_or_else(|| overflow("row counts"))?;
+    let size = r
+        .segments
+        .iter()
+        .try_fold(0u64, |acc, s| acc.checked_add(s.size))
+        .ok_or_else(|| overflow("sizes"))?;
+    if rows != r.num_rows || size != r.data_size {
+        return Err(format!(
+            "tablet {t}: rowset {} row count or size disagrees with its segments",
+            r.rowset_id
+        ));
+    }
+    Ok(())
+}
+
 impl TabletMeta {
     /// The newest published version (the end of the last rowset).
     pub fn max_version(&self) -> u64 {
         self.rowsets.last().map_or(0, |r| r.end_version)
     }
 
-    /// Total rows visible at the max version.
+    /// Total rows visible at the max version. A validated meta's total fits
+    /// (`validate` checks it); beyond that it saturates rather than wrap.
     pub fn num_rows(&self) -> u64 {
-        self.rowsets.iter().map(|r| r.num_rows).sum()
+        self.rowsets
+            .iter()
+            .fold(0u64, |acc, r| acc.saturating_add(r.num_rows))
     }
 
-    /// Total bytes of visible segment files.
+    /// Total bytes of visible segment files (saturating, like [`TabletMeta::num_rows`]).
     pub fn data_size(&self) -> u64 {
-        self.rowsets.iter().map(|r| r.data_size).sum()
+        self.rowsets
+            .iter()
+            .fold(0u64, |acc, r| acc.saturating_add(r.data_size))
     }
 
     /// The rowsets that exactly cover [0, version], or why not.
@@ -102,26 +135,39 @@ impl TabletMeta {
         })
     }
 
-    /// Checks the invariants: rowsets contiguous from 0, segment sums consistent.
+    /// Checks the invariants: rowsets contiguous from 0, every version below
+    /// `u64::MAX` (so the next version always fits), segment sums consistent,
+    /// and no sum of rows or bytes overflowing. Messages name the tablet; the
+    /// decoder adds the file.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        let t = self.tablet_id;
         let mut next = 0u64;
+        let (mut rows_total, mut size_total) = (0u64, 0u64);
         for r in &self.rowsets {
             if r.start_version != next || r.end_version < r.start_version {
                 return Err(format!(
-                    "rowset {} covers {} but version {next} was expected next",
+                    "tablet {t}: rowset {} covers {} but version {next} was expected next",
                     r.rowset_id,
                     r.version_label()
                 ));
             }
-            next = r.end_version + 1;
-            let rows: u64 = r.segments.iter().map(|s| s.num_rows).sum();
-            let size: u64 = r.segments.iter().map(|s| s.size).sum();
-            if rows != r.num_rows || size != r.data_size {
+            if r.end_version == u64::MAX {
                 return Err(format!(
-                    "rowset {} row count or size disagrees with its segments",
+                    "tablet {t}: rowset {} ends at version u64::MAX; versions stay below it",
                     r.rowset_id
                 ));
             }
+            next = r.end_version + 1;
+            check_rowset_sums(t, r)?;
+            rows_total = rows_total.checked_add(r.num_rows).ok_or_else(|| {
+                format!("tablet {t}: the total row count of its rowsets overflows u64")
+            })?;
+            size_total = size_total.checked_add(r.data_size).ok_or_else(|| {
+                format!("tablet {t}: the total data size of its rowsets overflows u64")
+            })?;
+        }
+        for stale in &self.stale_rowsets {
+            check_rowset_sums(t, &stale.rowset)?;
         }
         Ok(())
     }
@@ -227,6 +273,87 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    /// Decoding `m` (encoded with a valid crc, so only the checks of the
+    /// content can refuse it) fails naming the file and the tablet.
+    fn assert_refused(m: &TabletMeta, needle: &str) {
+        let img = m.encode();
+        let err = match TabletMeta::decode(Path::new("dir/tablet.meta"), &img) {
+            Ok(_) => panic!("a meta that overflows was accepted ({needle})"),
+            Err(e) => e,
+        };
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Corruption { .. }), "{msg}");
+        assert!(msg.contains("dir/tablet.meta"), "{msg}");
+        assert!(msg.contains("tablet 3"), "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+    }
+
+    #[test]
+    fn overflowing_versions_sizes_and_counts_are_corruption() {
+        // A version at u64::MAX: max_version() + 1 would overflow.
+        let mut m = sample();
+        m.rowsets[2].start_version = 5;
+        m.rowsets[2].end_version = u64::MAX;
+        assert_refused(&m, "u64::MAX");
+        // A version range that wraps the next expected version.
+        let mut m = sample();
+        m.rowsets.truncate(2);
+        m.rowsets[1].end_version = u64::MAX;
+        assert_refused(&m, "u64::MAX");
+        // Segment sizes whose sum overflows (and wraps to the recorded size).
+        let mut m = sample();
+        let seg = m.rowsets[1].segments[0].clone();
+        m.rowsets[1].segments = vec![
+            SegmentMeta {
+                size: u64::MAX,
+                ..seg.clone()
+            },
+            SegmentMeta { size: 11, ..seg },
+        ];
+        m.rowsets[1].data_size = 10;
+        m.rowsets[1].num_rows = 4;
+        assert_refused(&m, "sizes");
+        // Segment row counts whose sum overflows.
+        let mut m = sample();
+        let seg = m.rowsets[1].segments[0].clone();
+        m.rowsets[1].segments = vec![
+            SegmentMeta {
+                num_rows: u64::MAX,
+                ..seg.clone()
+            },
+            SegmentMeta { num_rows: 3, ..seg },
+        ];
+        m.rowsets[1].num_rows = 2;
+        m.rowsets[1].data_size = 20;
+        assert_refused(&m, "row counts");
+        // Rowsets whose totals overflow although each is consistent.
+        let mut m = sample();
+        for r in &mut m.rowsets[1..] {
+            r.segments[0].num_rows = u64::MAX / 2 + 1;
+            r.num_rows = u64::MAX / 2 + 1;
+        }
+        assert_refused(&m, "total row count");
+        let mut m = sample();
+        for r in &mut m.rowsets[1..] {
+            r.segments[0].size = u64::MAX / 2 + 1;
+            r.data_size = u64::MAX / 2 + 1;
+        }
+        assert_refused(&m, "total data size");
+        // A stale rowset is checked as well.
+        let mut m = sample();
+        let mut bad = m.rowsets[2].clone();
+        bad.segments.push(SegmentMeta {
+            size: u64::MAX,
+            crc32: 0,
+            num_rows: 0,
+        });
+        m.stale_rowsets.push(StaleRowset {
+            rowset: bad,
+            stale_since_ms: 0,
+        });
+        assert_refused(&m, "sizes");
     }
 
     #[test]
