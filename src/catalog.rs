@@ -63,6 +63,11 @@ pub struct Partition {
     pub tablets: Vec<TabletInfo>,
     /// Set while a restore job fills this partition: not readable.
     pub restoring_job: Option<u64>,
+    /// Set from the moment a restore that replaces this partition is
+    /// accepted until that job ends: loads are refused, so no acknowledged
+    /// write is overwritten by the restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_fence: Option<u64>,
 }
 
 /// A table.
@@ -174,8 +179,23 @@ pub struct Catalog {
     pub repositories: BTreeMap<String, RepoDef>,
 }
 
-/// Newest catalog format this build reads.
-pub const CATALOG_FORMAT_VERSION: u32 = 1;
+/// Newest catalog format this build reads (2: the document is wrapped with
+/// a crc32 of its canonical encoding).
+pub const CATALOG_FORMAT_VERSION: u32 = 2;
+
+/// The file as stored: the catalog and a crc32 over its compact JSON
+/// encoding, so an edit or a torn copy is caught at open.
+#[derive(Serialize)]
+struct SealedRef<'a> {
+    crc32: u32,
+    catalog: &'a Catalog,
+}
+
+#[derive(Deserialize)]
+struct Sealed {
+    crc32: u32,
+    catalog: serde_json::Value,
+}
 
 impl Catalog {
     /// A fresh catalog with the root admin user.
@@ -199,12 +219,27 @@ impl Catalog {
         home.join(CATALOG_FILE)
     }
 
-    /// Loads the catalog of `home`.
+    /// Loads the catalog of `home`, checking its crc32 and its structure.
     pub fn load(home: &Path) -> Result<Catalog> {
         let path = Self::path(home);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let cat: Catalog = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is damaged or not a catalog", path.display()))?;
+        let damaged = || format!("{} is damaged or not a catalog", path.display());
+        let cat: Catalog = match serde_json::from_slice::<Sealed>(&bytes) {
+            Ok(sealed) => {
+                let canonical = serde_json::to_vec(&sealed.catalog).with_context(damaged)?;
+                let actual = crc32fast::hash(&canonical);
+                if actual != sealed.crc32 {
+                    bail!(
+                        "{} was changed outside tabletsnap or is damaged: its checksum is {actual:#010x}, the file records {:#010x}; restore the file from a copy",
+                        path.display(),
+                        sealed.crc32
+                    );
+                }
+                serde_json::from_value(sealed.catalog).with_context(damaged)?
+            }
+            // Format 1 had no seal; it is sealed at the next save.
+            Err(_) => serde_json::from_slice(&bytes).with_context(damaged)?,
+        };
         if cat.format_version > CATALOG_FORMAT_VERSION {
             bail!(
                 "{} has format version {}, newer than this tabletsnap reads ({CATALOG_FORMAT_VERSION}); upgrade tabletsnap",
@@ -212,12 +247,88 @@ impl Catalog {
                 cat.format_version
             );
         }
+        cat.check()
+            .with_context(|| format!("{} is inconsistent", path.display()))?;
         Ok(cat)
     }
 
-    /// Writes the catalog durably (temp, fsync, rename, fsync dir).
+    /// Checks what the code relies on: one tablet per bucket, replicas on
+    /// existing backends, columns that exist, ids below the next id.
+    pub fn check(&self) -> Result<()> {
+        let max = crate::cluster::MAX_BACKENDS;
+        if self.backends == 0 || self.backends > max {
+            bail!(
+                "the cluster has {} backends; 1 to {max} are supported",
+                self.backends
+            );
+        }
+        for (dbname, db) in &self.databases {
+            for (name, t) in &db.tables {
+                let what = format!("table '{dbname}.{name}'");
+                if t.buckets == 0 {
+                    bail!("{what} has 0 buckets");
+                }
+                if t.partitions.is_empty() {
+                    bail!("{what} has no partitions");
+                }
+                if let Some(pc) = &t.partition_column {
+                    if t.partition_column_index().is_none() {
+                        bail!("{what}: partition column '{pc}' is not a column");
+                    }
+                }
+                for d in &t.distribution {
+                    if !t.schema.columns.iter().any(|c| &c.name == d) {
+                        bail!("{what}: distribution column '{d}' is not a column");
+                    }
+                }
+                for p in &t.partitions {
+                    if p.tablets.len() != t.buckets as usize {
+                        bail!(
+                            "{what}, partition '{}': {} tablets for {} buckets",
+                            p.name,
+                            p.tablets.len(),
+                            t.buckets
+                        );
+                    }
+                    if p.visible_version == 0 {
+                        bail!("{what}, partition '{}': visible version 0", p.name);
+                    }
+                    for tab in &p.tablets {
+                        if tab.replicas.is_empty()
+                            || tab.replicas.iter().any(|b| *b == 0 || *b > self.backends)
+                        {
+                            bail!(
+                                "{what}, partition '{}': tablet {} has replicas {:?} on a cluster of {} backends",
+                                p.name,
+                                tab.id,
+                                tab.replicas,
+                                self.backends
+                            );
+                        }
+                        if tab.id >= self.next_id {
+                            bail!(
+                                "{what}: tablet id {} is not below the next id {}",
+                                tab.id,
+                                self.next_id
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the catalog durably (temp, fsync, rename, fsync dir), sealed with its crc32.
     pub fn save(&self, home: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).context("encoding the catalog")?;
+        // Through a Value, as load does: keys sorted, so both sides agree.
+        let value = serde_json::to_value(self).context("encoding the catalog")?;
+        let canonical = serde_json::to_vec(&value).context("encoding the catalog")?;
+        let sealed = SealedRef {
+            crc32: crc32fast::hash(&canonical),
+            catalog: self,
+        };
+        let bytes = serde_json::to_vec_pretty(&sealed).context("encoding the catalog")?;
         file::write_atomic(&Self::path(home), &bytes).context("saving the catalog")?;
         Ok(())
     }

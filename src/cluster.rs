@@ -16,6 +16,67 @@ use crate::job::JobManager;
 /// Default number of backends in a new home.
 pub const DEFAULT_BACKENDS: u32 = 3;
 
+/// The most backends a home may have (each is a set of dirs and threads in
+/// this process).
+pub const MAX_BACKENDS: u32 = 64;
+
+/// The first thing in `home` that only an existing cluster makes.
+fn existing_data(home: &Path) -> Result<Option<PathBuf>> {
+    for e in std::fs::read_dir(home).with_context(|| format!("listing {}", home.display()))? {
+        let e = e.with_context(|| format!("listing {}", home.display()))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let is_backend = name
+            .strip_prefix("be")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if is_backend || name == "jobs" {
+            return Ok(Some(e.path()));
+        }
+    }
+    Ok(None)
+}
+
+/// Checks the catalog against the tablets it names: a replica that holds
+/// fewer versions than its partition's visible version means the catalog
+/// and the data are not of the same moment (an old copy of one of them).
+fn cross_check(catalog: &Catalog, backends: &[Arc<BackendNode>]) -> Result<()> {
+    let problems: Vec<String> = backends
+        .par_iter()
+        .flat_map_iter(|node| {
+            let be = crate::backend::BackendTasks::id(node.as_ref());
+            let mut out = Vec::new();
+            for (dbname, db) in &catalog.databases {
+                for t in db.tables.values() {
+                    for p in t.partitions.iter().filter(|p| p.restoring_job.is_none()) {
+                        for tab in p.tablets.iter().filter(|x| x.replicas.contains(&be)) {
+                            // A missing or unreadable tablet is reported when read.
+                            let Ok(tablet) = node.engine().tablet(tab.id) else {
+                                continue;
+                            };
+                            let have = tablet.meta().max_version();
+                            if have < p.visible_version {
+                                out.push(format!(
+                                    "table '{dbname}.{}', partition '{}': the catalog says version {}, but tablet {} on backend {be} holds only up to version {have}",
+                                    t.name, p.name, p.visible_version, tab.id
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    if let Some(first) = problems.first() {
+        bail!(
+            "the catalog does not match the data on the backends ({} problem{}); first: {first}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
 /// An open cluster home.
 pub struct Cluster {
     home: PathBuf,
@@ -35,6 +96,10 @@ impl Cluster {
     /// Opens `home`, creating a cluster of `backends` nodes if it is new.
     /// Unfinished jobs are resumed (or cancelled cleanly if they cannot be).
     pub fn open(home: &Path, backends: u32) -> Result<Arc<Cluster>> {
+        // Before anything is created: a refused open leaves no trace.
+        if !Catalog::path(home).exists() && (backends == 0 || backends > MAX_BACKENDS) {
+            bail!("a cluster has 1 to {MAX_BACKENDS} backends, not {backends}");
+        }
         file::create_dir_all_durable(home)
             .with_context(|| format!("creating home {}", home.display()))?;
         let lock_path = home.join("LOCK");
@@ -58,8 +123,13 @@ impl Cluster {
         let catalog = if Catalog::path(home).exists() {
             Catalog::load(home)?
         } else {
-            if backends == 0 {
-                bail!("a cluster needs at least one backend");
+            if let Some(found) = existing_data(home)? {
+                bail!(
+                    "home {} holds cluster data ({}) but no {}: the catalog is missing, so opening it would start an empty cluster over existing tablets; put the catalog back from a copy, or use a new home",
+                    home.display(),
+                    found.display(),
+                    crate::catalog::CATALOG_FILE
+                );
             }
             let c = Catalog::new(backends);
             c.save(home)?;
@@ -77,6 +147,7 @@ impl Cluster {
                 BackendNode::open(id, &home.join(format!("be{id}")), threads, transfer_threads)
             })
             .collect::<Result<_>>()?;
+        cross_check(&catalog, &backends)?;
         let cluster = Arc::new(Cluster {
             home: home.to_path_buf(),
             _lock: lock,
@@ -105,6 +176,8 @@ impl Cluster {
         let out = f(&mut copy)?;
         copy.save(&self.home)?;
         *cat = copy;
+        drop(cat);
+        crate::job::commit_point("catalog::after_save")?;
         Ok(out)
     }
 

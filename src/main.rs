@@ -136,6 +136,7 @@ fn main() -> ExitCode {
     // Tests pause or fail jobs of a child process through FAILPOINTS=point=action;...
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
+    tabletsnap::job::crash::arm_abort_from_env();
     match cli.command {
         Command::Demo { dir } => {
             cli::interrupt::default_sigpipe();

@@ -267,7 +267,7 @@ fn backup_rejections_name_the_offender() {
     rejected_backup(
         &mut s,
         "BACKUP SNAPSHOT d.l TO r PROPERTIES (\"timeout\" = \"3\")",
-        &["timeout", "\"3\"", "at least"],
+        &["timeout", "\"3\"", "from 10 to 2592000"],
     );
     rejected_backup(
         &mut s,

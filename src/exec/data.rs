@@ -241,6 +241,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
                 visible_version: 1,
                 tablets,
                 restoring_job: None,
+                load_fence: None,
             });
         }
         let table = Table {
@@ -311,8 +312,9 @@ fn check_loadable(t: &Table, db: &str, partitions: &[usize]) -> Result<()> {
         }
     }
     for p in partitions {
-        if let Some(job) = t.partitions[*p].restoring_job {
-            bail!("partition '{}' of table '{db}.{}' is being restored by job {job}; INSERT is refused until it finishes", t.partitions[*p].name, t.name);
+        let part = &t.partitions[*p];
+        if let Some(job) = part.restoring_job.or(part.load_fence) {
+            bail!("partition '{}' of table '{db}.{}' is being restored by job {job}, which replaces it; loads into it are refused until the job ends (SHOW RESTORE FROM {db})", part.name, t.name);
         }
     }
     Ok(())
@@ -405,6 +407,17 @@ fn load_rows(
     }
     s.cluster.update_catalog(|c| {
         let t = c.table_mut(db, name)?;
+        // The fences again, under the catalog lock the publish holds: a
+        // restore accepted while the rows were being written wins, and this
+        // load is not acknowledged (its version is replaced by the next one).
+        let now: Vec<usize> = versions
+            .keys()
+            .filter_map(|id| t.partitions.iter().position(|x| x.id == *id))
+            .collect();
+        if now.len() != versions.len() {
+            bail!("a partition of table {db}.{name} was dropped or replaced during the INSERT; nothing was loaded");
+        }
+        check_loadable(t, db, &now)?;
         // By id, not position: a restore may have added partitions meanwhile.
         for (id, version) in &versions {
             if let Some(part) = t.partitions.iter_mut().find(|x| x.id == *id) {

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use tabletsnap_engine::engine::now_ms;
-use tabletsnap_transfer::SnapshotId;
+use tabletsnap_transfer::{SnapshotId, SnapshotStatus};
 
 use super::{Output, Session};
 use crate::backend::{RepoRef, SnapshotTarget};
 use crate::catalog::RepoDef;
 use crate::job::meta::{BackupMeta, BackupPartition, BackupTable, BACKUP_META_VERSION};
-use crate::job::restore::{make_plan, read_backup_meta, RestoreObj};
+use crate::job::restore::{fence_loads, make_plan, read_backup_meta, RestoreObj};
 use crate::job::{
     fmt_time, repo_timestamp, BackupJob, BackupState, JobHandle, JobRecord, JobStatus, RestoreJob,
     RestoreState, DEFAULT_TIMEOUT_SECS,
@@ -282,6 +282,7 @@ pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
         finished_ms: None,
         plan: None,
         targets: Vec::new(),
+        commit_step: Default::default(),
         status: JobStatus {
             status: "OK".into(),
             ..Default::default()
@@ -289,8 +290,17 @@ pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
     };
     // Refuse a different schema or range now, before anything changes.
     let mut dry = s.cluster.catalog().clone();
-    make_plan(&mut dry, &job, &meta, false)?;
-    s.cluster.jobs().start(&s.cluster, JobRecord::Restore(job))
+    let plan = make_plan(&mut dry, &job, &meta, false)?;
+    drop(dry);
+    let fence_job = job.clone();
+    // From the moment the statement returns, loads into what the restore
+    // replaces are refused (PENDING fences again, for a crash before this).
+    s.cluster
+        .jobs()
+        .start_with(&s.cluster, JobRecord::Restore(job), || {
+            s.cluster
+                .update_catalog(|c| fence_loads(c, &fence_job, &plan))
+        })
 }
 
 fn jobs_in(s: &Session, db: Option<&String>, kind: &str) -> Result<Vec<Arc<JobHandle>>> {
@@ -427,21 +437,30 @@ pub(super) fn show_snapshot(
 ) -> Result<Output> {
     let r = repo_ref(s, repo)?;
     let repository = crate::repo::open_repository(&r.name, &r.location)?;
-    let ids = crate::repo::with_retries(|| repository.list_snapshots())?;
+    // Every info found, readable or not: a damaged one is listed with its
+    // damage in Status rather than silently left out.
+    let listed = repository.list_snapshots_with_status()?;
+    let status_of = |st: &SnapshotStatus| match st {
+        SnapshotStatus::Committed(_) => "OK".to_string(),
+        SnapshotStatus::Damaged(why) => format!("DAMAGED: {why}"),
+    };
     let Some(f) = filter else {
         let mut rs = ResultSet::new(["Snapshot", "Timestamp", "Status"]);
-        for id in ids {
-            rs.push_row([id.label.clone(), id.timestamp.clone(), "OK".to_string()]);
+        for (id, st) in &listed {
+            rs.push_row([id.label.clone(), id.timestamp.clone(), status_of(st)]);
         }
         return Ok(Output::Rows(rs));
     };
     let mut rs = ResultSet::new(["Snapshot", "Timestamp", "Status", "Database", "Details"]);
-    for id in ids.iter().filter(|id| {
+    for (id, st) in listed.iter().filter(|(id, _)| {
         id.label == f.snapshot && f.timestamp.as_ref().is_none_or(|t| t == &id.timestamp)
     }) {
-        let (status, db, details) = match snapshot_details(&repository, id) {
-            Ok((db, d)) => ("OK".to_string(), db, d),
-            Err(e) => (format!("ERROR: {e:#}"), String::new(), String::new()),
+        let (status, db, details) = match st {
+            SnapshotStatus::Damaged(_) => (status_of(st), String::new(), String::new()),
+            SnapshotStatus::Committed(_) => match snapshot_details(&repository, id) {
+                Ok((db, d)) => ("OK".to_string(), db, d),
+                Err(e) => (format!("DAMAGED: {e:#}"), String::new(), String::new()),
+            },
         };
         rs.push_row([id.label.clone(), id.timestamp.clone(), status, db, details]);
     }
@@ -457,6 +476,8 @@ fn snapshot_details(
         &format!("snapshot {}/{}", id.label, id.timestamp),
     )?;
     let manifest = repo.read_manifest(id)?;
+    let by_tablet: std::collections::HashMap<u64, &tabletsnap_transfer::TabletEntry> =
+        manifest.tablets.iter().map(|e| (e.tablet_id, e)).collect();
     let mut out = format!("__ss_{}/{}/\n", id.label, id.timestamp);
     for t in &meta.tables {
         out.push_str(&format!("  {} (id {})\n", t.name, t.id));
@@ -466,7 +487,7 @@ fn snapshot_details(
                 p.name, p.version, p.rows
             ));
             for tab in &p.tablets {
-                if let Some(e) = manifest.tablets.iter().find(|e| e.tablet_id == *tab) {
+                if let Some(e) = by_tablet.get(tab) {
                     let bytes: u64 = e.files.iter().map(|f| f.size).sum();
                     out.push_str(&format!(
                         "      {tab}/ {} files {} bytes\n",

@@ -12,10 +12,19 @@ fn parse_date(s: &str) -> Option<i32> {
     let y: i64 = it.next()?.trim().parse().ok()?;
     let m: u32 = it.next()?.trim().parse().ok()?;
     let d: u32 = it.next()?.trim().parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return None;
     }
     i32::try_from(days_from_civil(y, m, d)).ok()
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
 }
 
 fn parse_datetime(s: &str) -> Option<i64> {
@@ -36,7 +45,26 @@ fn parse_datetime(s: &str) -> Option<i64> {
 
 /// Converts a literal for a column of type `ty`, naming the column on error.
 pub fn literal_to_value(lit: &Literal, ty: ColumnType, column: &str) -> Result<Value> {
-    let bad = || anyhow::anyhow!("column {column} ({}) cannot hold {lit:?}", ty.sql_name());
+    let bad = || {
+        let shown = match lit {
+            Literal::String(s) => format!("'{s}'"),
+            Literal::Int(i) => i.to_string(),
+            Literal::Float(f) => f.to_string(),
+            Literal::Bool(b) => b.to_string(),
+            Literal::Null => "NULL".into(),
+        };
+        let why = match ty {
+            ColumnType::Date => " (not a valid date: use YYYY-MM-DD with a real month and day)",
+            ColumnType::DateTime => {
+                " (not a valid datetime: use YYYY-MM-DD HH:MM:SS with a real date and time)"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!(
+            "column {column} ({}) cannot hold the value {shown}{why}",
+            ty.sql_name()
+        )
+    };
     Ok(match (ty, lit) {
         (_, Literal::Null) => Value::Null,
         (ColumnType::Boolean, Literal::Bool(b)) => Value::Boolean(*b),

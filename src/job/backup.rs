@@ -14,7 +14,7 @@ use tabletsnap_engine::engine::now_ms;
 use tabletsnap_transfer::{Manifest, SnapshotId};
 
 use super::meta::BackupMeta;
-use super::{drive, per_backend, JobHandle, JobRecord, JobStatus, Machine, Step};
+use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
 use crate::backend::{BackendTasks, RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
 use crate::cluster::Cluster;
 
@@ -97,6 +97,9 @@ pub struct BackupJob {
     pub status: JobStatus,
 }
 
+/// Age past which a repository temp object is a leftover, not a put in flight.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
 /// The pack dir of one backend's part: cluster and job in the name, so two
 /// clusters (or two jobs) writing the same label in the same second never
 /// touch each other's packs.
@@ -165,15 +168,27 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             let timeout = Duration::from_secs(job.timeout_s.max(1));
             // A retry after a partial failure starts from a clean slate.
             release_all(c, &job.snapshots);
-            let made = per_backend(c, &job.assignments, |be, targets| {
+            let results = per_backend_each(c, &job.assignments, |be, targets| {
                 let r = be.make_snapshots(targets, timeout);
                 h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
                 r
             });
-            let made = match made {
-                Ok(m) => m,
-                Err(e) => return Err(e.context("SNAPSHOTING")),
-            };
+            let mut made = Vec::with_capacity(results.len());
+            let mut first_err = None;
+            for (be, r) in results {
+                match r {
+                    Ok(m) => made.push((be, m)),
+                    Err(e) => {
+                        first_err.get_or_insert(e.context(format!("SNAPSHOTING on backend {be}")));
+                    }
+                }
+            }
+            if let Some(e) = first_err {
+                // The backends that succeeded hold snapshot dirs nobody will
+                // upload: release them now, not at the job timeout.
+                release_all(c, &made);
+                return Err(e);
+            }
             update(c, h, |j| {
                 j.snapshots = made;
                 j.snapshot_finished_ms = Some(now_ms());
@@ -182,6 +197,9 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
         }
         BackupState::UploadSnapshot => {
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+            // Temp objects a crashed or failed put left behind (an hour is
+            // far longer than any single put takes).
+            let _ = repo.sweep_stale_temp(STALE_TEMP_AGE);
             let id = job.snapshot_id()?;
             if crate::repo::with_retries(|| repo.list_snapshots())?.contains(&id) {
                 bail!(
@@ -243,6 +261,8 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             let dir = c.jobs().scratch_dir(job.id);
             let parts = read_parts(&dir, &job)?;
             let manifest = Manifest::merge(parts)?;
+            let uploaded: std::collections::HashSet<u64> =
+                manifest.tablets.iter().map(|e| e.tablet_id).collect();
             for t in job
                 .meta
                 .tables
@@ -250,7 +270,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                 .flat_map(|t| &t.partitions)
                 .flat_map(|p| &p.tablets)
             {
-                if !manifest.tablets.iter().any(|e| e.tablet_id == *t) {
+                if !uploaded.contains(t) {
                     bail!("SAVE_META: tablet {t} is missing from the uploaded manifest");
                 }
             }
@@ -272,14 +292,19 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                         job.label, job.repo.name
                     )
                 })?;
+            super::commit_point("job::backup::after_info_put")?;
             release_all(c, &job.snapshots);
-            let _ = std::fs::remove_dir_all(&dir);
+            // The scratch manifest and meta outlive the FINISHED record: a
+            // rerun of this step after a crash here commits again (a no-op
+            // for the same manifest) and needs them.
             update(c, h, |j| {
                 j.finished_ms = Some(now_ms());
                 j.state = BackupState::Finished;
                 j.status.status = "OK".into();
                 j.snapshots.clear();
             })?;
+            super::commit_point("job::backup::after_finished_save")?;
+            let _ = std::fs::remove_dir_all(&dir);
             return Ok(Step::Done);
         }
         BackupState::Finished | BackupState::Cancelled => return Ok(Step::Done),

@@ -38,3 +38,37 @@ pub fn check(err: &anyhow::Error) -> bool {
     }
     crashed()
 }
+
+/// Environment variable naming a fail point at which the process aborts
+/// (no unwinding, no cleanup): the process-kill crash harness sets it on a
+/// child `tabletsnap` built with the `failpoints` feature.
+pub const ABORT_AT_ENV: &str = "TABLETSNAP_ABORT_AT";
+
+/// Arms [`ABORT_AT_ENV`]: the named fail point (of any layer) aborts the
+/// process when reached. `name@N` aborts at its N-th hit. Returns the point armed.
+pub fn arm_abort_from_env() -> Option<String> {
+    let spec = std::env::var(ABORT_AT_ENV).ok()?;
+    #[cfg(feature = "failpoints")]
+    {
+        let (name, nth) = match spec.split_once('@') {
+            Some((n, k)) => (n.to_string(), k.parse::<u64>().unwrap_or(1).max(1)),
+            None => (spec.clone(), 1),
+        };
+        let hits = std::sync::atomic::AtomicU64::new(0);
+        let r = fail::cfg_callback(name.clone(), move || {
+            if hits.fetch_add(1, Ordering::SeqCst) + 1 >= nth {
+                std::process::abort();
+            }
+        });
+        if let Err(e) = r {
+            eprintln!("ERROR: cannot arm {ABORT_AT_ENV}={spec}: {e}");
+            std::process::exit(2);
+        }
+        Some(spec)
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        eprintln!("ERROR: {ABORT_AT_ENV}={spec} needs a build with `--features failpoints`");
+        std::process::exit(2);
+    }
+}

@@ -42,6 +42,14 @@ pub const FAIL_POINTS: &[&str] = &[
     "job::restore::DOWNLOADING",
     "job::restore::COMMIT",
     "job::restore::COMMITTING",
+    "job::after_record_save",
+    "job::backup::after_info_put",
+    "job::backup::after_finished_save",
+    "job::restore::after_catalog_apply",
+    "job::restore::after_install",
+    "job::restore::after_publish",
+    "job::restore::after_release",
+    "catalog::after_save",
 ];
 
 /// Every fail point of every layer, engine first, for harnesses to enumerate.
@@ -128,6 +136,10 @@ pub struct JobStatus {
     pub status: String,
     /// Failed attempts of the current state.
     pub attempts: u32,
+    /// A cancel that has begun but not finished cleaning up: a restarted
+    /// process finishes it instead of resuming the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelling: Option<String>,
 }
 
 /// Live progress of a running job.
@@ -322,6 +334,19 @@ impl JobManager {
 
     /// Registers and starts a new job (refused if `db` has a running job).
     pub fn start(&self, cluster: &Arc<Cluster>, rec: JobRecord) -> Result<Arc<JobHandle>> {
+        self.start_with(cluster, rec, || Ok(()))
+    }
+
+    /// Like [`start`](Self::start), running `accept` after the record is
+    /// saved and before the job's thread starts (a restore fences its tables
+    /// there, so the fence exists from the moment the statement returns). If
+    /// `accept` fails the job is recorded CANCELLED with that reason.
+    pub fn start_with(
+        &self,
+        cluster: &Arc<Cluster>,
+        rec: JobRecord,
+        accept: impl FnOnce() -> Result<()>,
+    ) -> Result<Arc<JobHandle>> {
         let h = {
             let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(r) = jobs
@@ -343,6 +368,18 @@ impl JobManager {
             jobs.insert(h.id, Arc::clone(&h));
             h
         };
+        if let Err(e) = accept() {
+            let reason = format!("{e:#}");
+            let _ = self.update(&h, |r| {
+                match r {
+                    JobRecord::Backup(j) => j.state = BackupState::Cancelled,
+                    JobRecord::Restore(j) => j.state = RestoreState::Cancelled,
+                }
+                r.status_mut().status = format!("[CANCELLED] {reason}");
+            });
+            h.mark_done();
+            return Err(e);
+        }
         spawn(cluster, &h)?;
         Ok(h)
     }
@@ -364,7 +401,8 @@ impl JobManager {
         f(&mut copy);
         self.save(&copy)?;
         *rec = copy;
-        Ok(())
+        drop(rec);
+        commit_point("job::after_record_save")
     }
 }
 
@@ -383,9 +421,28 @@ fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
         .name(format!("job-{}", h.id))
         .spawn(move || {
             let kind = job.record();
-            match kind {
+            let run = std::panic::AssertUnwindSafe(|| match kind {
                 JobRecord::Backup(_) => backup::run(&c, &job),
                 JobRecord::Restore(_) => restore::run(&c, &job),
+            });
+            if let Err(panic) = std::panic::catch_unwind(run) {
+                let msg = panic_message(&*panic);
+                let reason = format!("internal error: the job thread panicked: {msg}");
+                if !crash::crashed() {
+                    // Cancel as any other failure would (a restore past its
+                    // point of no return is left for the next open to resume).
+                    let cancelled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        match job.record() {
+                            JobRecord::Backup(_) => backup::cancel(&c, &job, &reason),
+                            JobRecord::Restore(_) => restore::cancel(&c, &job, &reason),
+                        }
+                    }));
+                    if cancelled.is_err() || !job.with_record(JobRecord::is_done) {
+                        let _ = c.jobs().update(&job, |r| {
+                            r.status_mut().task_err_msg = reason.clone();
+                        });
+                    }
+                }
             }
             // Let go of the cluster before anyone waiting is woken: they may
             // close the home and reopen it, which needs the lock released.
@@ -394,6 +451,16 @@ fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
         })
         .context("starting a job thread")?;
     Ok(())
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
 }
 
 /// Capped exponential backoff for attempt `n` (1-based): 0.5 s, 1 s, 2 s ... at most 8 s.
@@ -423,12 +490,17 @@ pub(crate) enum Step {
     Done,
 }
 
+/// A job's deadline; saturating, so no stored timeout can overflow it.
+fn deadline_ms(create_ms: u64, timeout_s: u64) -> u64 {
+    create_ms.saturating_add(timeout_s.saturating_mul(1000))
+}
+
 /// Checks the deadline and the cancel flag between steps.
 pub(crate) fn interrupted(h: &JobHandle, create_ms: u64, timeout_s: u64) -> Option<String> {
     if let Some(r) = h.cancel_reason() {
         return Some(r);
     }
-    if now_ms() > create_ms + timeout_s * 1000 {
+    if now_ms() > deadline_ms(create_ms, timeout_s) {
         h.request_cancel(&format!(
             "timeout: the job ran longer than its timeout of {timeout_s} s"
         ));
@@ -440,7 +512,7 @@ pub(crate) fn interrupted(h: &JobHandle, create_ms: u64, timeout_s: u64) -> Opti
 /// Arms a watchdog that cancels the job's transfers at its deadline.
 pub(crate) fn watchdog(h: &Arc<JobHandle>, create_ms: u64, timeout_s: u64) {
     let job = Arc::clone(h);
-    let deadline = create_ms + timeout_s * 1000;
+    let deadline = deadline_ms(create_ms, timeout_s);
     let _ = std::thread::Builder::new()
         .name(format!("job-{}-watchdog", h.id))
         .spawn(move || loop {
@@ -456,6 +528,12 @@ pub(crate) fn watchdog(h: &Arc<JobHandle>, create_ms: u64, timeout_s: u64) {
             }
             std::thread::sleep(Duration::from_millis((deadline - now).min(200)));
         });
+}
+
+/// Fail point right after a commit-point write (compiled in with
+/// `failpoints`): the process-kill harness aborts the process here.
+pub fn commit_point(name: &str) -> Result<()> {
+    state_fail_point(name)
 }
 
 /// Fail point at a job state transition (compiled in with `failpoints`).
@@ -494,6 +572,10 @@ pub(crate) struct Machine<'a> {
 /// bounded retries with backoff (unbounded once forward-only). A simulated
 /// crash stops the loop where it is, without cleanup.
 pub(crate) fn drive(c: &Cluster, h: &Arc<JobHandle>, create: u64, timeout: u64, m: &Machine<'_>) {
+    if let Some(reason) = h.with_record(|r| r.status().cancelling.clone()) {
+        cancel_until_done(h, m, &reason);
+        return;
+    }
     watchdog(h, create, timeout);
     loop {
         if crash::crashed() {
@@ -513,7 +595,7 @@ pub(crate) fn drive(c: &Cluster, h: &Arc<JobHandle>, create: u64, timeout: u64, 
                 .flatten()
             {
                 Some(reason) => {
-                    (m.cancel)(&reason);
+                    cancel_until_done(h, m, &reason);
                     Ok(Step::Done)
                 }
                 None => (m.step)(),
@@ -543,14 +625,61 @@ pub(crate) fn drive(c: &Cluster, h: &Arc<JobHandle>, create: u64, timeout: u64, 
                 if h.cancel.is_cancelled() {
                     continue;
                 }
+                if is_permanent(&e) {
+                    cancel_until_done(h, m, &format!("{name} failed: {msg}"));
+                    return;
+                }
                 if attempts >= MAX_TASK_ATTEMPTS {
-                    (m.cancel)(&format!("{name} failed {attempts} times: {msg}"));
+                    cancel_until_done(h, m, &format!("{name} failed {attempts} times: {msg}"));
                     return;
                 }
                 // A cancel during the backoff ends the wait early.
                 let _ = h.cancel.sleep(backoff(attempts));
             }
         }
+    }
+}
+
+/// Whether a step error cannot go away by trying again: the repository's
+/// data is missing, damaged or of a newer format. Such a job fails at once
+/// instead of retrying (the transfer layer already re-read what might have
+/// been corrupted in transit).
+pub(crate) fn is_permanent(e: &anyhow::Error) -> bool {
+    use tabletsnap_transfer::Error as E;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<E>(),
+            Some(
+                E::NotFound { .. }
+                    | E::ChecksumMismatch { .. }
+                    | E::SizeMismatch { .. }
+                    | E::Corrupt { .. }
+                    | E::UnsupportedVersion { .. }
+                    | E::RepositoryNotFound { .. }
+                    | E::SnapshotNotFound { .. }
+                    | E::InvalidKey { .. }
+                    | E::InvalidName { .. }
+            )
+        )
+    })
+}
+
+/// Cancels, retrying with capped backoff while the cleanup cannot finish
+/// (a catalog save that fails): a job is never marked CANCELLED with its
+/// tables still fenced, and a process that dies meanwhile finishes the
+/// cancel at its next start (the reason is persisted first).
+fn cancel_until_done(h: &Arc<JobHandle>, m: &Machine<'_>, reason: &str) {
+    let mut attempt = 0;
+    loop {
+        if crash::crashed() {
+            return;
+        }
+        (m.cancel)(reason);
+        if h.with_record(JobRecord::is_done) || (m.state)().is_some_and(|(_, _, fwd)| fwd) {
+            return;
+        }
+        attempt += 1;
+        std::thread::sleep(backoff(attempt));
     }
 }
 
@@ -561,22 +690,41 @@ pub(crate) fn per_backend<T: Send, I: Sync>(
     work: &[(u32, I)],
     f: impl Fn(&dyn crate::backend::BackendTasks, &I) -> Result<T> + Sync,
 ) -> Result<Vec<(u32, T)>> {
+    per_backend_each(c, work, f)
+        .into_iter()
+        .map(|(be, r)| r.map(|t| (be, t)))
+        .collect()
+}
+
+/// Like [`per_backend`], but returns every backend's own result, so a caller
+/// can undo what the backends that succeeded made when another one failed.
+pub(crate) fn per_backend_each<T: Send, I: Sync>(
+    c: &Cluster,
+    work: &[(u32, I)],
+    f: impl Fn(&dyn crate::backend::BackendTasks, &I) -> Result<T> + Sync,
+) -> Vec<(u32, Result<T>)> {
     std::thread::scope(|s| {
         let handles: Vec<_> = work
             .iter()
             .map(|(be, item)| {
                 let f = &f;
-                s.spawn(move || -> Result<(u32, T)> {
+                let h = s.spawn(move || -> Result<T> {
                     let node = c.backend(*be)?;
-                    Ok((*be, f(node.as_ref(), item)?))
-                })
+                    f(node.as_ref(), item)
+                });
+                (*be, h)
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a backend task panicked"))?
+            .map(|(be, h)| {
+                let r = h.join().unwrap_or_else(|p| {
+                    Err(anyhow::anyhow!(
+                        "a task on backend {be} panicked: {}",
+                        panic_message(&*p)
+                    ))
+                });
+                (be, r)
             })
             .collect()
     })

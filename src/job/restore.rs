@@ -20,7 +20,7 @@ use tabletsnap_transfer::SnapshotId;
 
 use super::backup::task_control;
 use super::meta::{BackupMeta, BackupTable};
-use super::{drive, per_backend, JobHandle, JobRecord, JobStatus, Machine, Step};
+use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
 use crate::backend::{BackendTasks, RepoRef, RestoreTarget};
 use crate::catalog::{Catalog, Partition, Table, TabletInfo};
 use crate::cluster::Cluster;
@@ -153,8 +153,27 @@ pub struct RestoreJob {
     pub plan: Option<Vec<TablePlan>>,
     /// Per backend, its replicas to fill.
     pub targets: Vec<(u32, Vec<RestoreTarget>)>,
+    /// How far COMMITTING got: each sub-step is persisted, so a rerun after
+    /// a crash finds what it needs (the download dirs until released).
+    #[serde(default)]
+    pub commit_step: CommitStep,
     /// Errors and status.
     pub status: JobStatus,
+}
+
+/// The persisted sub-steps of COMMITTING.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitStep {
+    /// Nothing installed yet (or not known to be).
+    #[default]
+    Started,
+    /// Every replica installed (tablet metas swapped).
+    Installed,
+    /// Versions published and fences lifted in the catalog.
+    Published,
+    /// Download dirs released.
+    Released,
 }
 
 impl RestoreJob {
@@ -378,6 +397,60 @@ fn ranges_overlap(
     })
 }
 
+/// Fences what a restore will replace against loads: the existing target
+/// tables (all loads refused unless `allow_load`) and the existing
+/// partitions it overwrites (loads always refused). Called when the job is
+/// accepted and again in PENDING; idempotent. Fails if another restore
+/// already holds a target table.
+pub fn fence_loads(cat: &mut Catalog, job: &RestoreJob, plan: &[TablePlan]) -> Result<()> {
+    let db = cat.db_mut(&job.db)?;
+    for tp in plan {
+        let Some(t) = db.tables.get_mut(&tp.target) else {
+            continue;
+        };
+        if let Some(other) = t.restoring_job.filter(|j| *j != job.id) {
+            bail!(
+                "table '{}.{}' is being restored by job {other}",
+                job.db,
+                tp.target
+            );
+        }
+        t.restoring_job = Some(job.id);
+        t.allow_load_while_restoring = job.allow_load;
+        let replaced: std::collections::HashSet<u64> = tp
+            .partitions
+            .iter()
+            .filter(|p| !p.created)
+            .map(|p| p.partition_id)
+            .collect();
+        for p in t.partitions.iter_mut() {
+            if replaced.contains(&p.id) {
+                p.load_fence = Some(job.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lifts every fence `job` set on `db` (tables, partitions, load fences).
+fn lift_fences(cat: &mut Catalog, db: &str, job: u64) -> Result<()> {
+    let db = cat.db_mut(db)?;
+    for t in db.tables.values_mut() {
+        if t.restoring_job == Some(job) {
+            t.restoring_job = None;
+        }
+        for p in t.partitions.iter_mut() {
+            if p.restoring_job == Some(job) {
+                p.restoring_job = None;
+            }
+            if p.load_fence == Some(job) {
+                p.load_fence = None;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Applies a plan to the catalog: creates tables and partitions (restoring,
 /// unreadable) and fences existing tables. Idempotent.
 fn apply_plan(
@@ -403,8 +476,6 @@ fn apply_plan(
             restoring_job: Some(job.id),
             allow_load_while_restoring: job.allow_load,
         });
-        table.restoring_job = Some(job.id);
-        table.allow_load_while_restoring = job.allow_load;
         for pp in tp.partitions.iter().filter(|p| p.created) {
             if table.partitions.iter().any(|p| p.id == pp.partition_id) {
                 continue;
@@ -425,6 +496,7 @@ fn apply_plan(
                     })
                     .collect(),
                 restoring_job: Some(job.id),
+                load_fence: None,
             };
             // Keep range order: insert before the first partition whose upper is above ours.
             let pos = table
@@ -439,7 +511,7 @@ fn apply_plan(
             table.partitions.insert(pos, part);
         }
     }
-    Ok(())
+    fence_loads(cat, job, plan)
 }
 
 fn with_job<T>(h: &JobHandle, f: impl FnOnce(&RestoreJob) -> T) -> Result<T> {
@@ -530,11 +602,26 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
         RestoreState::Snapshoting => {
             release_dirs(c, &job.targets);
             let mut targets = job.targets.clone();
-            let prepared = per_backend(c, &targets, |be, list| {
+            let results = per_backend_each(c, &targets, |be, list| {
                 let mut l = list.clone();
                 be.prepare_restore(&mut l)?;
                 Ok(l)
-            })?;
+            });
+            let mut prepared = Vec::with_capacity(results.len());
+            let mut first_err = None;
+            for (be, r) in results {
+                match r {
+                    Ok(l) => prepared.push((be, l)),
+                    Err(e) => {
+                        first_err.get_or_insert(e.context(format!("SNAPSHOTING on backend {be}")));
+                    }
+                }
+            }
+            if let Some(e) = first_err {
+                // Nothing records the dirs the other backends made: remove them now.
+                release_dirs(c, &prepared);
+                return Err(e);
+            }
             targets = prepared;
             update(c, h, |j| {
                 j.targets = targets;
@@ -547,18 +634,16 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             let id = SnapshotId::new(&job.label, &job.timestamp)?;
             let manifest = crate::repo::with_retries(|| repo.read_manifest(&id))?;
             let (mut files, mut bytes) = (0u64, 0u64);
+            let by_tablet: std::collections::HashMap<u64, &tabletsnap_transfer::TabletEntry> =
+                manifest.tablets.iter().map(|e| (e.tablet_id, e)).collect();
             for (_, list) in &job.targets {
                 for t in list {
-                    let entry = manifest
-                        .tablets
-                        .iter()
-                        .find(|e| e.tablet_id == t.source_tablet_id)
-                        .with_context(|| {
-                            format!(
-                                "tablet {} is missing from the backup manifest",
-                                t.source_tablet_id
-                            )
-                        })?;
+                    let entry = by_tablet.get(&t.source_tablet_id).with_context(|| {
+                        format!(
+                            "tablet {} is missing from the backup manifest",
+                            t.source_tablet_id
+                        )
+                    })?;
                     files += entry.files.len() as u64;
                     bytes += entry.files.iter().map(|f| f.size).sum::<u64>();
                 }
@@ -626,8 +711,10 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 let db = cat.db_mut(&job.db)?;
                 for tp in &plan {
                     if let Some(t) = db.tables.get_mut(&tp.target) {
+                        let ids: std::collections::HashSet<u64> =
+                            tp.partitions.iter().map(|pp| pp.partition_id).collect();
                         for p in t.partitions.iter_mut() {
-                            if tp.partitions.iter().any(|pp| pp.partition_id == p.id) {
+                            if ids.contains(&p.id) {
                                 p.restoring_job = Some(job.id);
                             }
                         }
@@ -638,33 +725,47 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             update(c, h, |j| j.state = RestoreState::Committing)?;
         }
         RestoreState::Committing => {
-            h.progress
-                .unfinished_tasks
-                .store(job.targets.len() as u64, Ordering::Relaxed);
-            per_backend(c, &job.targets, |be, list| {
-                let r = be.commit(list);
-                h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
-                r
-            })?;
             let plan = job.plan.clone().unwrap_or_default();
-            c.update_catalog(|cat| {
-                let db = cat.db_mut(&job.db)?;
-                for tp in &plan {
-                    if let Some(t) = db.tables.get_mut(&tp.target) {
+            if job.commit_step < CommitStep::Installed {
+                h.progress
+                    .unfinished_tasks
+                    .store(job.targets.len() as u64, Ordering::Relaxed);
+                per_backend(c, &job.targets, |be, list| {
+                    let r = be.commit(list);
+                    h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
+                    r
+                })?;
+                super::commit_point("job::restore::after_install")?;
+                update(c, h, |j| j.commit_step = CommitStep::Installed)?;
+            }
+            if job.commit_step < CommitStep::Published {
+                c.update_catalog(|cat| {
+                    let db = cat.db_mut(&job.db)?;
+                    for tp in &plan {
+                        let Some(t) = db.tables.get_mut(&tp.target) else {
+                            continue;
+                        };
+                        let versions: std::collections::HashMap<u64, u64> = tp
+                            .partitions
+                            .iter()
+                            .map(|pp| (pp.partition_id, pp.version))
+                            .collect();
                         for p in t.partitions.iter_mut() {
-                            if let Some(pp) =
-                                tp.partitions.iter().find(|pp| pp.partition_id == p.id)
-                            {
-                                p.visible_version = pp.version;
-                                p.restoring_job = None;
+                            if let Some(v) = versions.get(&p.id) {
+                                p.visible_version = *v;
                             }
                         }
-                        t.restoring_job = None;
                     }
-                }
-                Ok(())
-            })?;
-            release_dirs(c, &job.targets);
+                    lift_fences(cat, &job.db, job.id)
+                })?;
+                super::commit_point("job::restore::after_publish")?;
+                update(c, h, |j| j.commit_step = CommitStep::Published)?;
+            }
+            if job.commit_step < CommitStep::Released {
+                release_dirs(c, &job.targets);
+                super::commit_point("job::restore::after_release")?;
+                update(c, h, |j| j.commit_step = CommitStep::Released)?;
+            }
             update(c, h, |j| {
                 j.finished_ms = Some(now_ms());
                 j.state = RestoreState::Finished;
@@ -688,7 +789,9 @@ fn release_dirs(c: &Cluster, targets: &[(u32, Vec<RestoreTarget>)]) {
 
 /// Cancels (not from COMMITTING on): removes download dirs, drops the tables
 /// and partitions this job created, unfences existing tables. Existing data is
-/// never touched: nothing was installed before COMMITTING.
+/// never touched: nothing was installed before COMMITTING. The reason is
+/// persisted first; if the catalog cannot be updated the job is not marked
+/// CANCELLED (the caller retries, or the next process finishes the cancel).
 pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
     let Ok(job) = with_job(h, Clone::clone) else {
         return;
@@ -696,17 +799,26 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
     if job.state.is_done() || job.state == RestoreState::Committing {
         return;
     }
+    if job.status.cancelling.is_none()
+        && update(c, h, |j| j.status.cancelling = Some(reason.to_string())).is_err()
+    {
+        return;
+    }
     release_dirs(c, &job.targets);
+    let mut created_tablets: Vec<(u32, u64)> = Vec::new();
     if let Some(plan) = &job.plan {
-        let mut created_tablets: Vec<(u32, u64)> = Vec::new();
-        let _ = c.update_catalog(|cat| {
+        for tp in plan {
+            for pp in tp.partitions.iter().filter(|p| p.created) {
+                for (_, tid, replicas) in &pp.tablets {
+                    created_tablets.extend(replicas.iter().map(|b| (*b, *tid)));
+                }
+            }
+        }
+    }
+    let res = c.update_catalog(|cat| {
+        if let Some(plan) = &job.plan {
             let db = cat.db_mut(&job.db)?;
             for tp in plan {
-                for pp in tp.partitions.iter().filter(|p| p.created) {
-                    for (_, tid, replicas) in &pp.tablets {
-                        created_tablets.extend(replicas.iter().map(|b| (*b, *tid)));
-                    }
-                }
                 if tp.created {
                     if db
                         .tables
@@ -716,32 +828,40 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
                         db.tables.remove(&tp.target);
                     }
                 } else if let Some(t) = db.tables.get_mut(&tp.target) {
-                    let created: Vec<u64> = tp
+                    let created: std::collections::HashSet<u64> = tp
                         .partitions
                         .iter()
                         .filter(|p| p.created)
                         .map(|p| p.partition_id)
                         .collect();
                     t.partitions.retain(|p| !created.contains(&p.id));
-                    for p in t.partitions.iter_mut() {
-                        if p.restoring_job == Some(job.id) {
-                            p.restoring_job = None;
-                        }
-                    }
-                    t.restoring_job = None;
                 }
             }
-            Ok(())
-        });
-        for (be, tid) in created_tablets {
-            if let Ok(node) = c.backend(be) {
-                let _ = node.drop_tablets(&[tid]);
-            }
+        }
+        // Fences set at acceptance exist even without a plan in the record.
+        if cat.databases.contains_key(&job.db) {
+            lift_fences(cat, &job.db, job.id)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        let msg = format!("cancelling: the catalog could not be updated: {e:#}");
+        let _ = update(c, h, |j| j.status.task_err_msg = msg);
+        return;
+    }
+    let mut per_be: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+    for (be, tid) in created_tablets {
+        per_be.entry(be).or_default().push(tid);
+    }
+    for (be, tids) in per_be {
+        if let Ok(node) = c.backend(be) {
+            let _ = node.drop_tablets(&tids);
         }
     }
     let _ = update(c, h, |j| {
         j.state = RestoreState::Cancelled;
         j.finished_ms = Some(now_ms());
         j.status.status = format!("[CANCELLED] {reason}");
+        j.status.cancelling = None;
     });
 }

@@ -6,6 +6,9 @@
 /// The smallest `"timeout"` a job accepts, in seconds.
 pub const MIN_TIMEOUT_SECS: u64 = 10;
 
+/// The largest `"timeout"` a job accepts, in seconds (30 days).
+pub const MAX_TIMEOUT_SECS: u64 = 30 * 86_400;
+
 /// The largest `"replication_num"` a restore accepts.
 pub const MAX_REPLICATION_NUM: u16 = 16;
 
@@ -158,9 +161,11 @@ fn timeout(key: &str, value: &str) -> Result<u64, PropertyError> {
         .trim()
         .parse::<u64>()
         .ok()
-        .filter(|secs| *secs >= MIN_TIMEOUT_SECS)
+        .filter(|secs| (MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(secs))
         .ok_or_else(|| {
-            let expected = format!("a whole number of seconds, at least {MIN_TIMEOUT_SECS}");
+            let expected = format!(
+                "a whole number of seconds from {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS} (30 days)"
+            );
             invalid(key, value, &expected)
         })
 }
@@ -237,12 +242,22 @@ mod tests {
             backup_err(&[("type", "incremental")]),
             "invalid value \"incremental\" for property \"type\": expected \"full\""
         );
-        for bad in ["abc", "9", "-60", "1.5", ""] {
+        for bad in [
+            "abc",
+            "9",
+            "-60",
+            "1.5",
+            "",
+            "2592001",
+            "18446744073709551",
+            "18446744073709551615",
+            "18446744073709551616",
+        ] {
             assert_eq!(
                 backup_err(&[("timeout", bad)]),
                 format!(
                     "invalid value \"{bad}\" for property \"timeout\": \
-                     expected a whole number of seconds, at least 10"
+                     expected a whole number of seconds from 10 to 2592000 (30 days)"
                 )
             );
         }
