@@ -16,6 +16,7 @@ pub mod conformance;
 mod download;
 mod error;
 mod fsutil;
+pub mod gc;
 mod info;
 pub mod manifest;
 pub mod names;
@@ -25,9 +26,11 @@ mod progress;
 mod rate;
 mod repository;
 mod retry;
+pub mod reuse;
 mod rng;
 mod source;
 mod upload;
+pub mod verify;
 pub mod workload;
 
 pub use backend::{Backend, Counting, Durability, FaultConfig, Faulty, LocalFs, Memory, Throttled};
@@ -35,6 +38,7 @@ pub use cancel::CancelToken;
 pub use download::{download, download_manifest, DownloadOptions, DownloadReport, TargetDirs};
 pub use error::{Error, Result};
 pub use fsutil::TEMP_PREFIX;
+pub use gc::{GcReport, DEFAULT_GC_GRACE_MS};
 pub use info::{SnapshotId, SnapshotInfo, REPO_FORMAT_VERSION};
 pub use manifest::{FileEntry, Manifest, Piece, TabletEntry, MANIFEST_VERSION};
 pub use options::TransferOptions;
@@ -42,8 +46,10 @@ pub use progress::{Progress, ProgressFn};
 pub use rate::RateLimiter;
 pub use repository::{CommitState, Repository, SnapshotStatus};
 pub use retry::RetryPolicy;
+pub use reuse::{ReuseIndex, ReuseStats};
 pub use rng::SplitMix64;
 pub use source::{SourceFile, UploadSource};
+pub use verify::{verify_snapshot, TabletDamage, VerifyOptions, VerifyReport};
 pub use upload::{
     BackupWriter, UploadOptions, UploadReport, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE,
 };
@@ -54,4 +60,8 @@ pub const FAIL_POINTS: &[&str] = &[
     "upload::before_manifest",
     "upload::before_info",
     "download::before_rename",
+    "gc::after_info_delete",
+    "gc::before_pack_delete",
+    "gc::before_marker_delete",
+    "gc::before_marker_put",
 ];

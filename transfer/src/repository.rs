@@ -134,7 +134,7 @@ impl Repository {
         format!("{SNAPSHOT_DIR_PREFIX}{}/{}/", id.label, id.timestamp)
     }
 
-    fn object_key(&self, id: &SnapshotId, object: &str) -> String {
+    pub(crate) fn object_key(&self, id: &SnapshotId, object: &str) -> String {
         self.key(&format!("{}{object}", Self::snapshot_dir(id)))
     }
 
@@ -172,7 +172,7 @@ impl Repository {
 
     /// The ids of every `info` object under the repository, sorted. Keys that
     /// do not form a valid id cannot be named by a user and are left out.
-    fn info_ids(&self) -> Result<Vec<SnapshotId>> {
+    pub(crate) fn info_ids(&self) -> Result<Vec<SnapshotId>> {
         let prefix = self.key(SNAPSHOT_DIR_PREFIX);
         let mut ids = Vec::new();
         for key in self.backend.list(&prefix)? {
@@ -202,7 +202,7 @@ impl Repository {
 
     /// Like [`Repository::commit_state`], but a retryable read error is
     /// returned as such, so a caller can retry it.
-    fn try_commit_state(&self, id: &SnapshotId) -> Result<CommitState> {
+    pub(crate) fn try_commit_state(&self, id: &SnapshotId) -> Result<CommitState> {
         let key = self.object_key(id, "info");
         let data = match self.backend.get(&key) {
             Ok(d) => d,
@@ -421,13 +421,24 @@ impl Repository {
         self.backend.sweep_stale_temp(&self.prefix, older_than)
     }
 
-    /// Deletes a snapshot: `info` first (un-committing it, so a crash midway
-    /// leaves only an invisible incomplete backup), then everything else under
-    /// its directory. Also removes incomplete backups.
+    /// Deletes a snapshot at once: `info` first (un-committing it, so a crash
+    /// midway leaves only an invisible incomplete backup), then everything
+    /// else under its directory except packs another committed manifest
+    /// references (all packs stay if that cannot be told). Also removes
+    /// incomplete backups. Not safe against a backup of another cluster
+    /// committing concurrently: `DROP SNAPSHOT` uses
+    /// [`Repository::drop_snapshot`] and [`Repository::gc`] instead.
     pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
         self.backend.delete(&self.object_key(id, "info"))?;
         self.backend.barrier()?;
+        let referenced = self.referenced_packs().ok();
+        let root = self.key("");
         for key in self.backend.list(&self.key(&Self::snapshot_dir(id)))? {
+            let rel = key.strip_prefix(&root).unwrap_or(&key);
+            let is_pack = rel.contains("/packs/");
+            if is_pack && referenced.as_ref().is_none_or(|r| r.contains(rel)) {
+                continue;
+            }
             self.backend.delete(&key)?;
         }
         self.backend.barrier()

@@ -41,6 +41,10 @@ pub struct UploadOptions {
     pub resume: bool,
     /// Threads, retries, cancellation, rate limit, progress.
     pub transfer: TransferOptions,
+    /// Files earlier backups stored: a file found here with the same
+    /// identity is not uploaded, its manifest entry points at those pieces
+    /// (an incremental backup). `None`: upload everything (a full backup).
+    pub reuse: Option<std::sync::Arc<crate::reuse::ReuseIndex>>,
 }
 
 impl Default for UploadOptions {
@@ -50,6 +54,7 @@ impl Default for UploadOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             resume: true,
             transfer: TransferOptions::default(),
+            reuse: None,
         }
     }
 }
@@ -67,6 +72,11 @@ pub struct UploadReport {
     pub packs_put: u64,
     /// Packs found already stored and verified (resume).
     pub packs_reused: u64,
+    /// Files not uploaded because an earlier backup stored them
+    /// ([`UploadOptions::reuse`]); counted in `files` too.
+    pub files_reused: u64,
+    /// Bytes of those files; counted in `bytes` too.
+    pub bytes_reused: u64,
 }
 
 /// An uncommitted backup: [`upload`](Self::upload) data, then
@@ -129,7 +139,7 @@ impl BackupWriter {
         let t = &opts.transfer;
         self.retry = t.retry.clone();
         self.cancel = t.cancel.clone();
-        let sources = normalize(sources)?;
+        let (sources, reused) = split_reused(normalize(sources)?, opts.reuse.as_deref());
         let plans = pack::plan(&sources, opts.pack_size.max(1), opts.chunk_size.max(1));
         let backend = self.repo.backend().as_ref();
         let snap_dir = Repository::snapshot_dir(&self.id);
@@ -146,8 +156,12 @@ impl BackupWriter {
         } else {
             HashSet::new()
         };
-        let files_total: u64 = sources.iter().map(|s| s.files.len() as u64).sum();
-        let bytes_total: u64 = sources.iter().map(UploadSource::total_bytes).sum();
+        let files_reused = reused.iter().map(|r| r.len() as u64).sum::<u64>();
+        let bytes_reused: u64 = reused.iter().flatten().map(|(_, f)| f.size).sum();
+        let files_total: u64 =
+            sources.iter().map(|s| s.files.len() as u64).sum::<u64>() + files_reused;
+        let bytes_total: u64 =
+            sources.iter().map(UploadSource::total_bytes).sum::<u64>() + bytes_reused;
         let ctx = Ctx {
             backend,
             repo: &self.repo,
@@ -157,6 +171,7 @@ impl BackupWriter {
             limiter: t.rate_limit.map(RateLimiter::new),
             progress: ProgressTracker::new(files_total, bytes_total, t.progress.clone()),
         };
+        ctx.progress.add(files_reused, bytes_reused);
         let keys: Vec<String> = plans
             .iter()
             .map(|p| format!("{packs_dir}{:08}.pack", p.seq))
@@ -174,15 +189,29 @@ impl BackupWriter {
             .filter(|f| f.size == 0)
             .count() as u64;
         ctx.progress.add(zero_files, 0);
-        let manifest = build_manifest(&sources, &plans, keys, &results)?;
-        let reused = results.iter().filter(|r| r.1).count() as u64;
+        let mut manifest = build_manifest(&sources, &plans, keys, &results)?;
+        if let Some(index) = opts.reuse.as_deref() {
+            let mut pack_map = std::collections::HashMap::new();
+            for (pos, files) in reused.iter().enumerate() {
+                for (path, stored) in files {
+                    index.attach(&mut manifest, pos, path, stored, &mut pack_map);
+                }
+            }
+            for t in &mut manifest.tablets {
+                t.files.sort_by(|a, b| a.path.cmp(&b.path));
+            }
+            manifest.validate()?;
+        }
+        let reused_packs = results.iter().filter(|r| r.1).count() as u64;
         self.manifest = Some(manifest);
         Ok(UploadReport {
             files: files_total,
             bytes: bytes_total,
             packs: plans.len() as u64,
-            packs_put: plans.len() as u64 - reused,
-            packs_reused: reused,
+            packs_put: plans.len() as u64 - reused_packs,
+            packs_reused: reused_packs,
+            files_reused,
+            bytes_reused,
         })
     }
 
@@ -210,6 +239,33 @@ impl BackupWriter {
             &self.cancel,
         )
     }
+}
+
+/// Per upload source, the files reused from earlier backups with their stored copies.
+type Reused = Vec<Vec<(String, crate::reuse::StoredFile)>>;
+
+/// Drops from `sources` the files `index` holds with the same identity;
+/// returns what remains to upload and, per source (same order), the reused
+/// files with their stored copies.
+fn split_reused(
+    mut sources: Vec<UploadSource>,
+    index: Option<&crate::reuse::ReuseIndex>,
+) -> (Vec<UploadSource>, Reused) {
+    let mut reused = vec![Vec::new(); sources.len()];
+    let Some(index) = index else {
+        return (sources, reused);
+    };
+    for (s, out) in sources.iter_mut().zip(&mut reused) {
+        let tablet_id = s.tablet_id;
+        s.files.retain(|f| {
+            let hit = index.lookup(tablet_id, &f.name, f.size, f.crc32);
+            if let Some(stored) = hit {
+                out.push((f.name.clone(), stored.clone()));
+            }
+            hit.is_none()
+        });
+    }
+    (sources, reused)
 }
 
 /// Writes manifest, meta and (last, the commit point) info of snapshot `id`,
