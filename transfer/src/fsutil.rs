@@ -98,6 +98,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     Ok(())
 }
 
+/// Like [`write_atomic`], but only if `path` does not exist: the temp file
+/// is hard-linked to `path`, which fails if the name is taken, so of two
+/// writers (in any processes) exactly one wins. Returns whether this call
+/// created `path`; an existing one is left untouched.
+pub fn write_new(path: &Path, bytes: &[u8], durable: bool) -> Result<bool> {
+    let tmp = temp_path_for(path);
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        write_in_pieces(&mut f, bytes).map_err(|e| Error::io(&tmp, e))?;
+        if durable {
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        }
+        drop(f);
+        match fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    })();
+    let _ = fs::remove_file(&tmp);
+    if durable && matches!(result, Ok(true)) {
+        if let Some(dir) = path.parent() {
+            fsync_dir(dir)?;
+        }
+    }
+    result
+}
+
 /// Fsyncs a directory so entries created or renamed in it survive a crash.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

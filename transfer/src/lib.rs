@@ -28,12 +28,15 @@ mod repository;
 mod retry;
 pub mod reuse;
 mod rng;
+mod secret;
 mod source;
 mod upload;
 pub mod verify;
 pub mod workload;
 
-pub use backend::{Backend, Counting, Durability, FaultConfig, Faulty, LocalFs, Memory, Throttled};
+pub use backend::{
+    Backend, Counting, Durability, FaultConfig, Faulty, LocalFs, Memory, S3Config, Throttled, S3,
+};
 pub use cancel::CancelToken;
 pub use download::{download, download_manifest, DownloadOptions, DownloadReport, TargetDirs};
 pub use error::{Error, Result};
@@ -48,6 +51,7 @@ pub use repository::{CommitState, Repository, SnapshotStatus};
 pub use retry::RetryPolicy;
 pub use reuse::{ReuseIndex, ReuseStats};
 pub use rng::SplitMix64;
+pub use secret::Secret;
 pub use source::{SourceFile, UploadSource};
 pub use verify::{verify_snapshot, TabletDamage, VerifyOptions, VerifyReport};
 pub use upload::{

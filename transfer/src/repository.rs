@@ -282,6 +282,13 @@ impl Repository {
         Manifest::decode_named(&data, &format!("manifest of {id}"))
     }
 
+    /// The raw bytes of a snapshot's manifest object, retried.
+    fn read_manifest_bytes(&self, id: &SnapshotId) -> Result<Vec<u8>> {
+        let key = self.object_key(id, "manifest");
+        crate::RetryPolicy::default()
+            .run(&key, &crate::CancelToken::new(), || self.backend.get(&key))
+    }
+
     /// Reads the manifest object of a snapshot that may not be committed
     /// (no info to check it against; its own crc still is), e.g. to tell
     /// whose it is when cleaning up.
@@ -352,8 +359,12 @@ impl Repository {
             CommitState::Absent => {}
             CommitState::Committed(info) => {
                 let mbytes = manifest.encode();
+                // The manifest ends in its own crc32, so the crc32 of the
+                // whole object is the same constant for every manifest:
+                // compare the stored bytes, not the pinned crc.
                 if info.manifest_len == mbytes.len() as u64
                     && info.manifest_crc == crc32fast::hash(&mbytes)
+                    && self.read_manifest_bytes(id).is_ok_and(|m| m == mbytes)
                 {
                     return Ok(info);
                 }

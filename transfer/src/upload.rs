@@ -326,7 +326,34 @@ pub(crate) fn commit_snapshot(
         pack_count: manifest.packs.len() as u64,
     };
     cancel.check()?;
-    put("info", &info.encode())?;
+    // The commit point is written only if absent (S3: If-None-Match: *), so
+    // of two clusters committing the same label and timestamp one wins and
+    // the other is told. Finding an info recording this very manifest means
+    // an earlier attempt of ours stored it and its reply was lost.
+    let info_key = repo.key(&format!("{dir}info"));
+    let info_bytes = info.encode();
+    if !retry.run(&info_key, cancel, || {
+        backend.put_if_absent(&info_key, &info_bytes)
+    })? {
+        let stored = retry
+            .run(&info_key, cancel, || repo.read_info(id))
+            .map_err(|e| Error::CommitStateUnknown {
+                repo: repo.name().to_string(),
+                label: id.label.clone(),
+                timestamp: id.timestamp.clone(),
+                reason: e.to_string(),
+            })?;
+        // The whole info, not just the manifest's crc32: a manifest ends in
+        // its own crc32, so the crc32 of any manifest object is one constant.
+        if stored != info {
+            return Err(Error::SnapshotExists {
+                repo: repo.name().to_string(),
+                label: id.label.clone(),
+                timestamp: id.timestamp.clone(),
+            });
+        }
+        return Ok(stored);
+    }
     backend.barrier()?;
     Ok(info)
 }

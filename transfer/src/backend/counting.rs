@@ -118,6 +118,18 @@ impl<B: Backend> Backend for Counting<B> {
         self.inner.delete(key)
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        self.put_bytes
+            .fetch_add(data.len() as u64, Ordering::SeqCst);
+        self.inner.put_if_absent(key, data)
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete_many(keys)
+    }
+
     fn barrier(&self) -> Result<()> {
         self.inner.barrier()
     }

@@ -207,6 +207,13 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inner.delete(key)
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        // A torn conditional put stores nothing (the condition and the
+        // write are one request), so only errors are injected.
+        self.decide("put", key)?;
+        self.inner.put_if_absent(key, data)
+    }
+
     fn barrier(&self) -> Result<()> {
         self.inner.barrier()
     }

@@ -242,6 +242,11 @@ impl Backend for LocalFs {
         fsutil::write_atomic(&path, data, self.durable())
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let path = self.path_for_put(key, self.durable())?;
+        fsutil::write_new(&path, data, self.durable())
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>> {
         let (mut f, path) = self.open_object(key)?;
         let mut data = Vec::new();

@@ -46,6 +46,17 @@ impl Backend for Memory {
         Ok(())
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        validate_key(key)?;
+        match self.write().entry(key.to_string()) {
+            std::collections::btree_map::Entry::Occupied(_) => Ok(false),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(Arc::new(data.to_vec()));
+                Ok(true)
+            }
+        }
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>> {
         Ok(self.object(key)?.as_ref().clone())
     }

@@ -4,12 +4,14 @@ mod counting;
 mod faulty;
 mod local_fs;
 mod memory;
+pub mod s3;
 mod throttled;
 
 pub use counting::{Counting, OpCounts};
 pub use faulty::{FaultConfig, Faulty};
 pub use local_fs::{Durability, LocalFs};
 pub use memory::Memory;
+pub use s3::{S3Config, S3};
 pub use throttled::Throttled;
 
 use crate::error::{Error, Result};
@@ -51,6 +53,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Removes an object; removing an absent object succeeds.
     fn delete(&self, key: &str) -> Result<()>;
+
+    /// Stores `data` under `key` only if no object is there: `Ok(true)` if
+    /// this call stored it, `Ok(false)` if an object already existed (left
+    /// as it was). Two writers racing on one key cannot both get `true`.
+    /// The commit point (a snapshot's `info`) is written this way.
+    ///
+    /// The default is a check then a put, atomic only against writers in
+    /// this process that hold no other handle on the store; backends shared
+    /// between processes override it ([`LocalFs`]: a hard link, which fails
+    /// if the name exists; [`S3`]: `If-None-Match: *`).
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        if self.head(key)?.is_some() {
+            return Ok(false);
+        }
+        self.put(key, data)?;
+        Ok(true)
+    }
+
+    /// Removes several objects; absent ones are fine. Stores with a batch
+    /// delete ([`S3`]: DeleteObjects, 1000 keys a request) override it.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        keys.iter().try_for_each(|k| self.delete(k))
+    }
 
     /// Makes every put that returned before this call durable.
     ///
@@ -102,6 +127,12 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn delete(&self, key: &str) -> Result<()> {
         (**self).delete(key)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        (**self).put_if_absent(key, data)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        (**self).delete_many(keys)
     }
     fn barrier(&self) -> Result<()> {
         (**self).barrier()

@@ -78,6 +78,16 @@ impl<B: Backend> Backend for Throttled<B> {
         self.inner.delete(key)
     }
 
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.wait(data.len() as u64);
+        self.inner.put_if_absent(key, data)
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.wait(0);
+        self.inner.delete_many(keys)
+    }
+
     fn barrier(&self) -> Result<()> {
         self.inner.barrier()
     }
