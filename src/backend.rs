@@ -59,6 +59,9 @@ pub struct TaskControl {
     pub progress: Option<ProgressFn>,
     /// Bytes/s cap shared by the task's threads.
     pub rate_limit: Option<u64>,
+    /// Earlier committed backups whose stored files an upload reuses
+    /// (incremental backup); empty: upload every file.
+    pub reuse_from: Vec<tabletsnap_transfer::SnapshotId>,
 }
 
 impl std::fmt::Debug for TaskControl {
@@ -321,6 +324,16 @@ impl BackendTasks for BackendNode {
             .collect();
         let mut opts = UploadOptions::default();
         opts.transfer = self.transfer_options(ctl);
+        if !ctl.reuse_from.is_empty() {
+            // This node's share of the index: only its own tablets' files.
+            let tablets: std::collections::HashSet<u64> =
+                snaps.iter().map(|s| s.tablet_id).collect();
+            let index = crate::repo::with_retries(|| {
+                tabletsnap_transfer::ReuseIndex::load(&repository, &ctl.reuse_from, Some(&tablets))
+            })
+            .with_context(|| format!("reading earlier backups of repository '{}'", repo.name))?;
+            opts.reuse = Some(Arc::new(index));
+        }
         self.pool
             .install(|| -> Result<Manifest> {
                 let mut writer = repository.begin_backup_part(label, timestamp, part)?;

@@ -22,6 +22,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check a backup in a repository without restoring it: every pack
+    /// present, every piece's and file's size and crc32 (like
+    /// `restic check --read-data`). Exit status 2 when anything is damaged.
+    Verify {
+        /// A cluster home whose catalog names the repository (not while a
+        /// server holds it: use --location then).
+        #[arg(long)]
+        home: Option<PathBuf>,
+        /// The repository's location (e.g. file:///backups), instead of --home.
+        #[arg(long)]
+        location: Option<String>,
+        /// Repository name.
+        #[arg(long)]
+        repo: String,
+        /// Snapshot label.
+        #[arg(long)]
+        snapshot: String,
+        /// One backup of the label (YYYY-MM-DD-HH-MM-SS); all when absent.
+        #[arg(long)]
+        timestamp: Option<String>,
+        /// Check presence and sizes only; read no data.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Back up a partitioned table on one cluster and restore it on another, then compare.
     Demo {
         /// Where to put the two homes and the repository (default: a temp dir, removed after).
@@ -175,6 +199,27 @@ fn main() -> ExitCode {
             backends,
         } => finish(cli::shell::shell(&home, &user, backends), true),
         Command::Failpoints => finish(failpoints(), false),
+        Command::Verify {
+            home,
+            location,
+            repo,
+            snapshot,
+            timestamp,
+            quick,
+        } => {
+            cli::interrupt::default_sigpipe();
+            finish(
+                cli::verify::run(&cli::verify::VerifyArgs {
+                    home: home.as_deref(),
+                    location: location.as_deref(),
+                    repo: &repo,
+                    snapshot: &snapshot,
+                    timestamp: timestamp.as_deref(),
+                    quick,
+                }),
+                false,
+            )
+        }
         Command::Bench {
             workload,
             scale,

@@ -256,8 +256,8 @@ fn backup_rejections_name_the_offender() {
     );
     rejected_backup(
         &mut s,
-        "BACKUP SNAPSHOT d.l TO r PROPERTIES (\"type\" = \"incremental\")",
-        &["type", "incremental"],
+        "BACKUP SNAPSHOT d.l TO r PROPERTIES (\"type\" = \"differential\")",
+        &["type", "differential", "\"full\" or \"incremental\""],
     );
     rejected_backup(
         &mut s,

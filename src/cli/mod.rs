@@ -6,6 +6,7 @@ pub mod jobs;
 pub mod out;
 pub mod script;
 pub mod shell;
+pub mod verify;
 
 use std::io::IsTerminal;
 use std::path::Path;

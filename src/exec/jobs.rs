@@ -23,6 +23,7 @@ use crate::sql::{BackupProps, RestoreProps, ResultSet};
 
 pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Output> {
     let location = crate::repo::parse_location(&cr.location)?;
+    super::snapshots::retention_count(&cr.properties)?;
     if s.cluster.catalog().repositories.contains_key(&cr.name) {
         bail!(
             "repository '{}' already exists (DROP REPOSITORY {} first)",
@@ -241,6 +242,8 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
             status: "OK".into(),
             ..Default::default()
         },
+        incremental: props.backup_type == crate::sql::props::BackupType::Incremental,
+        data: None,
     };
     s.cluster.jobs().start(&s.cluster, JobRecord::Backup(job))
 }
@@ -333,6 +336,7 @@ pub(super) fn show_backup(s: &Session, db: Option<&String>) -> Result<Output> {
         "TaskErrMsg",
         "Status",
         "Timeout",
+        "Data",
     ]);
     for h in jobs_in(s, db, "BACKUP")? {
         if let JobRecord::Backup(j) = h.record() {
@@ -363,6 +367,7 @@ pub(super) fn show_backup(s: &Session, db: Option<&String>) -> Result<Output> {
                 j.status.task_err_msg.clone(),
                 j.status.status.clone(),
                 j.timeout_s.to_string(),
+                j.data.map(|d| d.describe()).unwrap_or_default(),
             ]);
         }
     }
@@ -499,6 +504,10 @@ fn snapshot_details(
         }
     }
     out.push_str(&format!("  packs: {}\n", manifest.packs.len()));
+    let data = crate::job::backup::DataCounts::from(
+        manifest.reuse_stats(&tabletsnap_transfer::Repository::snapshot_dir(id)),
+    );
+    out.push_str(&format!("  {}\n", data.describe()));
     Ok((meta.db, out.trim_end().to_string()))
 }
 

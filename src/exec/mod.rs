@@ -3,6 +3,7 @@
 
 mod data;
 mod jobs;
+pub mod snapshots;
 pub mod values;
 
 use std::sync::Arc;
@@ -175,6 +176,14 @@ impl Session {
                 self.require_admin("CANCEL RESTORE")?;
                 jobs::cancel(self, db.as_ref(), "RESTORE")
             }
+            S::DropSnapshot(r) => {
+                self.require_admin("DROP SNAPSHOT")?;
+                snapshots::drop_snapshot(self, &r)
+            }
+            S::VerifySnapshot {
+                snapshot,
+                properties,
+            } => snapshots::verify(self, &snapshot, &properties),
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tabletsnap_engine::engine::now_ms;
-use tabletsnap_transfer::{Manifest, SnapshotId};
+use tabletsnap_transfer::{CommitState, Manifest, SnapshotId};
 
 use super::meta::BackupMeta;
 use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
@@ -95,6 +95,47 @@ pub struct BackupJob {
     pub snapshots: Vec<(u32, Vec<SnapshotMade>)>,
     /// Errors and status.
     pub status: JobStatus,
+    /// Reuse files earlier backups in the repository stored (the default);
+    /// false for `"type" = "full"` and for records written before incremental backups.
+    #[serde(default)]
+    pub incremental: bool,
+    /// New and reused files and bytes, once committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataCounts>,
+}
+
+/// How much of a backup was uploaded and how much points into earlier backups.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DataCounts {
+    /// Files uploaded by this backup.
+    pub new_files: u64,
+    /// Their bytes.
+    pub new_bytes: u64,
+    /// Files reused from earlier backups.
+    pub reused_files: u64,
+    /// Their bytes.
+    pub reused_bytes: u64,
+}
+
+impl DataCounts {
+    /// `new: F files, B bytes; reused: F files, B bytes` for SHOW.
+    pub fn describe(&self) -> String {
+        format!(
+            "new: {} files, {} bytes; reused: {} files, {} bytes",
+            self.new_files, self.new_bytes, self.reused_files, self.reused_bytes
+        )
+    }
+}
+
+impl From<tabletsnap_transfer::ReuseStats> for DataCounts {
+    fn from(s: tabletsnap_transfer::ReuseStats) -> Self {
+        Self {
+            new_files: s.new_files,
+            new_bytes: s.new_bytes,
+            reused_files: s.reused_files,
+            reused_bytes: s.reused_bytes,
+        }
+    }
 }
 
 /// Age past which a repository temp object is a leftover, not a put in flight.
@@ -232,6 +273,11 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             h.progress
                 .unfinished_tasks
                 .store(job.snapshots.len() as u64, Ordering::Relaxed);
+            let mut ctl = task_control(h);
+            if job.incremental {
+                let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+                ctl.reuse_from = crate::repo::with_retries(|| repo.reuse_bases(&job.label))?;
+            }
             let parts = per_backend(c, &job.snapshots, |be, snaps| {
                 let r = be.upload(
                     &job.repo,
@@ -239,7 +285,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                     &job.timestamp,
                     &part_name(&job, be.id()),
                     snaps,
-                    &task_control(h),
+                    &ctl,
                 );
                 h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
                 r
@@ -285,6 +331,17 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             )?;
             let meta = std::fs::read(dir.join("meta")).context("reading the saved meta")?;
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+            // Repository GC relies on no backup committing past its
+            // deadline (see docs/design.md, Repository GC).
+            let deadline = job
+                .create_time_ms
+                .saturating_add(job.timeout_s.saturating_mul(1000));
+            if now_ms() > deadline && repo.commit_state(&job.snapshot_id()?) == CommitState::Absent {
+                bail!("backup passed its timeout of {} s before committing", job.timeout_s);
+            }
+            let counts = DataCounts::from(
+                manifest.reuse_stats(&tabletsnap_transfer::Repository::snapshot_dir(&job.snapshot_id()?)),
+            );
             repo.commit_backup(&job.snapshot_id()?, &manifest, &meta)
                 .with_context(|| {
                     format!(
@@ -299,17 +356,37 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             // for the same manifest) and needs them.
             update(c, h, |j| {
                 j.finished_ms = Some(now_ms());
+                j.data = Some(counts);
                 j.state = BackupState::Finished;
                 j.status.status = "OK".into();
                 j.snapshots.clear();
             })?;
             super::commit_point("job::backup::after_finished_save")?;
             let _ = std::fs::remove_dir_all(&dir);
+            apply_retention(c, &job, &repo);
             return Ok(Step::Done);
         }
         BackupState::Finished | BackupState::Cancelled => return Ok(Step::Done),
     }
     Ok(Step::Next)
+}
+
+/// Drops backups of the label beyond the repository's `"retention_count"`
+/// and runs a GC pass. A failure leaves them for the next backup's pass.
+fn apply_retention(c: &Cluster, job: &BackupJob, repo: &tabletsnap_transfer::Repository) {
+    let keep = c
+        .catalog()
+        .repositories
+        .get(&job.repo.name)
+        .and_then(|r| crate::exec::snapshots::retention_count(&r.properties).ok().flatten());
+    if let Some(keep) = keep {
+        if let Err(e) = crate::exec::snapshots::apply_retention(repo, &job.label, keep) {
+            eprintln!(
+                "backup job {}: retention in repository '{}' failed (the next backup retries): {e:#}",
+                job.id, job.repo.name
+            );
+        }
+    }
 }
 
 fn read_parts(dir: &std::path::Path, job: &BackupJob) -> Result<Vec<Manifest>> {
@@ -341,6 +418,7 @@ pub(crate) fn task_control(h: &Arc<JobHandle>) -> TaskControl {
                 .fetch_add(p.bytes_done.saturating_sub(prev_b), Ordering::Relaxed);
         })),
         rate_limit: None,
+        reuse_from: Vec::new(),
     }
 }
 

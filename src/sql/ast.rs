@@ -214,6 +214,17 @@ pub struct Restore {
     pub properties: Properties,
 }
 
+/// `label ON repo [WHERE TIMESTAMP = "ts"]` of DROP and VERIFY SNAPSHOT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRef {
+    /// The snapshot label.
+    pub label: String,
+    /// Repository name.
+    pub repo: String,
+    /// The backup timestamp; `None` means every backup of the label.
+    pub timestamp: Option<String>,
+}
+
 /// `WHERE SNAPSHOT = "label" [AND TIMESTAMP = "ts"]` of `SHOW SNAPSHOT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotFilter {
@@ -336,5 +347,14 @@ pub enum Statement {
     CancelRestore {
         /// `FROM d`, when written.
         db: Option<String>,
+    },
+    /// `DROP SNAPSHOT label ON repo [WHERE TIMESTAMP = "ts"]`
+    DropSnapshot(SnapshotRef),
+    /// `VERIFY SNAPSHOT label ON repo [WHERE TIMESTAMP = "ts"] [PROPERTIES (...)]`
+    VerifySnapshot {
+        /// Which snapshot(s).
+        snapshot: SnapshotRef,
+        /// `PROPERTIES (...)`: `"quick" = "true"` checks presence and sizes only.
+        properties: Properties,
     },
 }

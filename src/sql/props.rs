@@ -49,31 +49,35 @@ pub enum PropertyError {
 /// The kind of backup `"type"` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackupType {
-    /// Every selected partition in full (the only kind).
-    #[default]
+    /// Every file uploaded again, sharing nothing with earlier backups.
     Full,
+    /// Files an earlier committed backup in the repository stored with the
+    /// same identity are not uploaded again; the manifest points at them.
+    #[default]
+    Incremental,
 }
 
 /// Typed `PROPERTIES` of `BACKUP SNAPSHOT`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BackupProps {
-    /// `"type"`; `full` when absent.
+    /// `"type"`; `incremental` when absent.
     pub backup_type: BackupType,
     /// `"timeout"` in seconds, at least [`MIN_TIMEOUT_SECS`]; `None` means the job layer's default.
     pub timeout_secs: Option<u64>,
 }
 
 impl BackupProps {
-    /// Validates BACKUP properties: `"type"` (only `full`) and `"timeout"`.
+    /// Validates BACKUP properties: `"type"` (`full` or `incremental`) and `"timeout"`.
     pub fn from_properties(props: &[(String, String)]) -> Result<Self, PropertyError> {
         let mut out = BackupProps::default();
         for (key, value) in props {
             match key.as_str() {
                 "type" => {
-                    if !value.eq_ignore_ascii_case("full") {
-                        return Err(invalid(key, value, "\"full\""));
-                    }
-                    out.backup_type = BackupType::Full;
+                    out.backup_type = match value.trim().to_ascii_lowercase().as_str() {
+                        "full" => BackupType::Full,
+                        "incremental" => BackupType::Incremental,
+                        _ => return Err(invalid(key, value, "\"full\" or \"incremental\"")),
+                    };
                 }
                 "timeout" => out.timeout_secs = Some(timeout(key, value)?),
                 _ => return Err(unknown(key, "BACKUP", &["type", "timeout"])),
@@ -239,9 +243,14 @@ mod tests {
             "unknown property \"typ\" for BACKUP (it accepts \"type\" or \"timeout\")"
         );
         assert_eq!(
-            backup_err(&[("type", "incremental")]),
-            "invalid value \"incremental\" for property \"type\": expected \"full\""
+            backup_err(&[("type", "differential")]),
+            "invalid value \"differential\" for property \"type\": expected \"full\" or \"incremental\""
         );
+        assert_eq!(
+            BackupProps::from_properties(&props(&[("type", "Incremental")])),
+            Ok(BackupProps::default())
+        );
+        assert_eq!(BackupProps::default().backup_type, BackupType::Incremental);
         for bad in [
             "abc",
             "9",

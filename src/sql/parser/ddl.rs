@@ -48,6 +48,9 @@ impl Parser<'_> {
             let if_exists = self.if_exists()?;
             let name = self.qualified_name("table name")?;
             Ok(Statement::DropTable { name, if_exists })
+        } else if self.is_kw("SNAPSHOT") {
+            self.advance();
+            self.drop_snapshot()
         } else if self.is_kw("REPOSITORY") {
             self.advance();
             let name = self.ident("repository name")?;

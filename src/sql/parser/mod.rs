@@ -7,6 +7,7 @@
 mod admin;
 mod ddl;
 mod dml;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -98,6 +99,10 @@ impl<'a> Parser<'a> {
     }
 
     fn statement(&mut self) -> Result<Statement, ParseError> {
+        if self.is_kw("VERIFY") {
+            self.advance();
+            return self.verify_snapshot();
+        }
         const STARTS: &[&str] = &[
             "CREATE", "DROP", "INSERT", "SELECT", "CHECKSUM", "USE", "SHOW", "BACKUP", "RESTORE",
             "CANCEL",
