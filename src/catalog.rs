@@ -29,10 +29,13 @@ pub struct RepoDef {
     pub location: String,
     /// Broker name, kept for SHOW REPOSITORIES.
     pub broker: Option<String>,
-    /// PROPERTIES as given.
+    /// PROPERTIES as given, less the secret key (kept in `secrets.json`).
     pub properties: Vec<(String, String)>,
     /// Creation time (ms).
     pub create_time_ms: u64,
+    /// `CREATE READ ONLY REPOSITORY`: restores only, BACKUP is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// One tablet of a partition and the backends holding its replicas.

@@ -148,6 +148,7 @@ impl Cluster {
             })
             .collect::<Result<_>>()?;
         cross_check(&catalog, &backends)?;
+        crate::repo::register_catalog_repositories(home, catalog.repositories.values())?;
         let cluster = Arc::new(Cluster {
             home: home.to_path_buf(),
             _lock: lock,

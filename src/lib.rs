@@ -10,4 +10,5 @@ pub mod demo;
 pub mod exec;
 pub mod job;
 pub mod repo;
+pub mod secrets;
 pub mod sql;

@@ -1,5 +1,8 @@
 //! Repository locations: `file:///abs/path` (a local or mounted filesystem)
-//! and `mem://name` (process-wide in-memory store, for tests and demos).
+//! `mem://name` (process-wide in-memory store, for tests and demos) and
+//! `s3://bucket/prefix` (an S3-compatible store; its settings come from the
+//! repository's PROPERTIES and secret, registered with [`register_s3`]
+//! when the repository is created or its cluster opens).
 //! Tests may put a wrapped backend (e.g. `Faulty`) in front of a location.
 
 use std::collections::HashMap;
@@ -7,11 +10,66 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, bail, Context, Result};
-use tabletsnap_transfer::{Backend, LocalFs, Memory, Repository};
+use tabletsnap_transfer::{Backend, LocalFs, Memory, Repository, S3Config, Secret, S3};
 
 fn registry() -> &'static Mutex<HashMap<String, Arc<dyn Backend>>> {
     static R: OnceLock<Mutex<HashMap<String, Arc<dyn Backend>>>> = OnceLock::new();
     R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// S3 backends by location, made from registered settings.
+fn s3_registry() -> &'static Mutex<HashMap<String, Arc<S3>>> {
+    static R: OnceLock<Mutex<HashMap<String, Arc<S3>>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Whether `location` names an S3 store.
+pub fn is_s3(location: &str) -> bool {
+    location.starts_with("s3://") || location.starts_with("s3a://")
+}
+
+/// Makes the S3 location of repository `name` usable in this process: its
+/// PROPERTIES (StarRocks names: `aws.s3.endpoint`, ...) and its secret key
+/// from the secret store (else `AWS_SECRET_ACCESS_KEY`). Sends nothing.
+pub fn register_s3(
+    name: &str,
+    location: &str,
+    properties: &[(String, String)],
+    secret: Option<&Secret>,
+) -> Result<()> {
+    let location = parse_location(location)?;
+    let mut props = properties.to_vec();
+    if let Some(s) = secret {
+        props.push((
+            tabletsnap_transfer::backend::s3::PROP_SECRET_KEY.to_string(),
+            s.expose().to_string(),
+        ));
+    }
+    let mut cfg = S3Config::from_properties(&location, &props)
+        .map_err(|e| anyhow!("repository '{name}': {e}"))?;
+    cfg.user = format!("repository '{name}'");
+    let backend = S3::new(cfg).map_err(|e| anyhow!("repository '{name}': {e}"))?;
+    s3_registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(location, Arc::new(backend));
+    Ok(())
+}
+
+/// Registers every S3 repository of a catalog, with the secrets of `home`.
+/// One whose settings are incomplete (say, credentials expected from an
+/// environment variable that is not set) is left out: opening it says why.
+pub fn register_catalog_repositories<'a>(
+    home: &std::path::Path,
+    repos: impl IntoIterator<Item = &'a crate::catalog::RepoDef>,
+) -> Result<()> {
+    let secrets = crate::secrets::load(home)?;
+    for r in repos {
+        if is_s3(&r.location) {
+            let _ = register_s3(&r.name, &r.location, &r.properties, secrets.get(&r.name));
+        }
+    }
+    Ok(())
 }
 
 /// Serves `location` from `backend` in this process (fault injection, tests).
@@ -50,8 +108,15 @@ pub fn parse_location(location: &str) -> Result<String> {
         }
         return Ok(location.to_string());
     }
+    if is_s3(location) {
+        let (bucket, prefix) = tabletsnap_transfer::backend::s3::parse_location(location)?;
+        return Ok(format!("s3://{bucket}/{prefix}")
+            .trim_end_matches('/')
+            .to_string());
+    }
     bail!(
-        "unsupported repository location '{location}': use \"file:///abs/path\" or \"mem://name\""
+        "unsupported repository location '{location}': use \"file:///abs/path\", \
+         \"s3://bucket/prefix\" or \"mem://name\""
     )
 }
 
@@ -74,6 +139,26 @@ fn location_backend(location: &str, mode: Mode) -> Result<Arc<dyn Backend>> {
     let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(b) = reg.get(&location) {
         return Ok(Arc::clone(b));
+    }
+    if is_s3(&location) {
+        let s3 = s3_registry()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&location)
+            .cloned()
+            .ok_or_else(|| {
+                anyhow!(
+                    "location {location} has no S3 settings in this process: give \
+                     CREATE REPOSITORY the PROPERTIES \"aws.s3.endpoint\", \"aws.s3.access_key\" \
+                     and \"aws.s3.secret_key\" (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                )
+            })?;
+        if mode == Mode::Create {
+            // Refuse a dead endpoint, a missing bucket or bad keys now,
+            // not at the first backup.
+            s3.check_bucket()?;
+        }
+        return Ok(s3 as Arc<dyn Backend>);
     }
     if let Some(path) = location.strip_prefix("file://") {
         // Puts skip fsync; the uploader's barriers (syncfs) before the

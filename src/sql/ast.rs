@@ -175,6 +175,8 @@ pub struct CreateRepository {
     pub location: String,
     /// `PROPERTIES (...)`, empty when not written.
     pub properties: Properties,
+    /// `CREATE READ ONLY REPOSITORY`.
+    pub read_only: bool,
 }
 
 /// One table in the `ON (...)` list of BACKUP or RESTORE.

@@ -118,6 +118,7 @@ impl Parser<'_> {
             broker,
             location,
             properties,
+            read_only: false,
         }))
     }
 

@@ -31,6 +31,16 @@ impl Parser<'_> {
         } else if self.is_kw("REPOSITORY") {
             self.advance();
             self.create_repository()
+        } else if self.is_kw("READ") {
+            self.advance();
+            self.expect_kws(&["ONLY", "REPOSITORY"])?;
+            match self.create_repository()? {
+                Statement::CreateRepository(mut cr) => {
+                    cr.read_only = true;
+                    Ok(Statement::CreateRepository(cr))
+                }
+                other => Ok(other),
+            }
         } else {
             Err(self.error("DATABASE, TABLE, USER or REPOSITORY"))
         }
