@@ -29,13 +29,10 @@ pub struct RepoDef {
     pub location: String,
     /// Broker name, kept for SHOW REPOSITORIES.
     pub broker: Option<String>,
-    /// PROPERTIES as given, less the secret key (kept in `secrets.json`).
+    /// PROPERTIES as given.
     pub properties: Vec<(String, String)>,
     /// Creation time (ms).
     pub create_time_ms: u64,
-    /// `CREATE READ ONLY REPOSITORY`: restores only, BACKUP is refused.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub read_only: bool,
 }
 
 /// One tablet of a partition and the backends holding its replicas.
@@ -347,28 +344,30 @@ impl Catalog {
     pub fn db(&self, name: &str) -> Result<&Database> {
         self.databases
             .get(name)
-            .with_context(|| format!("unknown database '{name}' (SHOW DATABASES lists them)"))
+            .ok_or_else(|| unknown_db(name))
     }
 
     /// Database `name`, mutable.
     pub fn db_mut(&mut self, name: &str) -> Result<&mut Database> {
         self.databases
             .get_mut(name)
-            .with_context(|| format!("unknown database '{name}' (SHOW DATABASES lists them)"))
+            .ok_or_else(|| unknown_db(name))
     }
 
     /// Table `db.name`.
     pub fn table(&self, db: &str, name: &str) -> Result<&Table> {
-        self.db(db)?.tables.get(name).with_context(|| {
-            format!("unknown table '{db}.{name}' (SHOW TABLES FROM {db} lists them)")
-        })
+        self.db(db)?
+            .tables
+            .get(name)
+            .ok_or_else(|| unknown_table(db, name))
     }
 
     /// Table `db.name`, mutable.
     pub fn table_mut(&mut self, db: &str, name: &str) -> Result<&mut Table> {
-        self.db_mut(db)?.tables.get_mut(name).with_context(|| {
-            format!("unknown table '{db}.{name}' (SHOW TABLES FROM {db} lists them)")
-        })
+        self.db_mut(db)?
+            .tables
+            .get_mut(name)
+            .ok_or_else(|| unknown_table(db, name))
     }
 
     /// Repository `name`.
@@ -377,4 +376,20 @@ impl Catalog {
             .get(name)
             .with_context(|| format!("unknown repository '{name}' (SHOW REPOSITORIES lists them)"))
     }
+}
+
+/// The 1049 error for an unknown database.
+fn unknown_db(name: &str) -> anyhow::Error {
+    crate::errcode::coded(
+        crate::errcode::ErrorCode::BadDb,
+        format!("unknown database '{name}' (SHOW DATABASES lists them)"),
+    )
+}
+
+/// The 1146 error for an unknown table.
+fn unknown_table(db: &str, name: &str) -> anyhow::Error {
+    crate::errcode::coded(
+        crate::errcode::ErrorCode::NoSuchTable,
+        format!("unknown table '{db}.{name}' (SHOW TABLES FROM {db} lists them)"),
+    )
 }

@@ -4,11 +4,15 @@
 
 pub mod backend;
 pub mod bench;
+pub mod broker;
 pub mod catalog;
 pub mod cluster;
 pub mod demo;
+pub mod errcode;
 pub mod exec;
 pub mod job;
 pub mod repo;
+pub mod server;
 pub mod secrets;
 pub mod sql;
+pub mod users;

@@ -67,6 +67,9 @@ enum Command {
         /// User to run as.
         #[arg(long, default_value = "root")]
         user: String,
+        /// The user's password (default for root: $TABLETSNAP_ROOT_PASSWORD, else empty).
+        #[arg(long)]
+        password: Option<String>,
         /// Tab-separated output with a header row, no progress bars.
         #[arg(long)]
         batch: bool,
@@ -117,10 +120,45 @@ enum Command {
         /// User to run as.
         #[arg(long, default_value = "root")]
         user: String,
+        /// The user's password (default for root: $TABLETSNAP_ROOT_PASSWORD, else empty).
+        #[arg(long)]
+        password: Option<String>,
         /// Backends for a new home.
         #[arg(long, default_value_t = DEFAULT_BACKENDS)]
         backends: u32,
     },
+    /// Serve a home over the MySQL protocol (mysql -h 127.0.0.1 -P 9030 -u root).
+    ///
+    /// There is no TLS: it listens on 127.0.0.1 unless --bind names another
+    /// address; set root's password first. A new home's root password is
+    /// $TABLETSNAP_ROOT_PASSWORD, or one generated and printed once on
+    /// stderr. While it runs, `sql` and `shell` on the same home send their
+    /// statements to it. SIGTERM or Ctrl-C stops it; running jobs keep their
+    /// state and resume at the next start.
+    Serve {
+        /// The cluster home (created with 3 backends if new).
+        #[arg(long)]
+        home: PathBuf,
+        /// TCP port (0: any free port; the bound one is printed).
+        #[arg(long, default_value_t = 9030)]
+        port: u16,
+        /// Address to listen on; anything but loopback sends statements in clear.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Backends for a new home.
+        #[arg(long, default_value_t = DEFAULT_BACKENDS)]
+        backends: u32,
+    },
+}
+
+/// The password for `user`: `--password`, else (for root) the environment's.
+fn password_for(user: &str, given: Option<String>) -> tabletsnap::users::Password {
+    let from_env = || {
+        (user == "root")
+            .then(|| std::env::var(tabletsnap::users::ROOT_PASSWORD_ENV).ok())
+            .flatten()
+    };
+    tabletsnap::users::Password::new(given.or_else(from_env).unwrap_or_default())
 }
 
 fn failpoints() -> Result<u8> {
@@ -178,6 +216,7 @@ fn main() -> ExitCode {
         Command::Sql {
             home,
             user,
+            password,
             batch,
             backends,
             execute,
@@ -186,6 +225,7 @@ fn main() -> ExitCode {
             cli::sql(&cli::SqlArgs {
                 home: &home,
                 user: &user,
+                password: &password_for(&user, password),
                 batch,
                 backends,
                 text: &execute,
@@ -196,8 +236,27 @@ fn main() -> ExitCode {
         Command::Shell {
             home,
             user,
+            password,
             backends,
-        } => finish(cli::shell::shell(&home, &user, backends), true),
+        } => finish(
+            cli::shell::shell(&home, &user, &password_for(&user, password), backends),
+            true,
+        ),
+        Command::Serve {
+            home,
+            port,
+            bind,
+            backends,
+        } => finish(
+            tabletsnap::server::serve(&tabletsnap::server::ServeOptions {
+                home,
+                bind,
+                port,
+                backends,
+            })
+            .map(|()| 0),
+            false,
+        ),
         Command::Failpoints => finish(failpoints(), false),
         Command::Verify {
             home,

@@ -4,6 +4,7 @@
 pub mod interrupt;
 pub mod jobs;
 pub mod out;
+pub mod remote;
 pub mod script;
 pub mod shell;
 pub mod verify;
@@ -28,6 +29,8 @@ pub struct SqlArgs<'a> {
     pub home: &'a Path,
     /// User to run as.
     pub user: &'a str,
+    /// The user's password.
+    pub password: &'a tabletsnap::users::Password,
     /// Tab-separated output, no status lines.
     pub batch: bool,
     /// Backends for a new home.
@@ -38,11 +41,40 @@ pub struct SqlArgs<'a> {
     pub no_wait: bool,
 }
 
+/// Opens `home` for `sql` or `shell`; a new home's root password is
+/// `TABLETSNAP_ROOT_PASSWORD` when set, else empty (as a new StarRocks
+/// cluster's) until SET PASSWORD.
+pub fn open_home(home: &Path, backends: u32) -> Result<std::sync::Arc<Cluster>> {
+    let new_home = !tabletsnap::catalog::Catalog::path(home).exists();
+    let cluster = Cluster::open(home, backends)?;
+    if new_home {
+        if let Ok(pw) = std::env::var(tabletsnap::users::ROOT_PASSWORD_ENV) {
+            tabletsnap::users::Passwords::load(home)?
+                .set("root", &tabletsnap::users::Password::new(pw))?;
+        }
+    }
+    Ok(cluster)
+}
+
 /// Runs the statements, stopping at the first error, then waits for the jobs
 /// they started; returns the exit status. Errors opening the home or
 /// parsing the text come back as `Err`; the rest is printed here.
 pub fn sql(a: &SqlArgs<'_>) -> Result<u8> {
-    let cluster = Cluster::open(a.home, a.backends)?;
+    if let Some(client) =
+        tabletsnap::server::local::LocalClient::connect(a.home, a.user, a.password)
+    {
+        return remote::sql(a, client);
+    }
+    let cluster = open_home(a.home, a.backends)?;
+    tabletsnap::users::authenticate(&cluster, a.user, a.password)?;
+    // Jobs an earlier process left unfinished resumed at open: this process
+    // drives them to the end too, or its exit would stop them again.
+    let resumed: Vec<Arc<tabletsnap::job::JobHandle>> = cluster
+        .jobs()
+        .all()
+        .into_iter()
+        .filter(|j| !j.is_done())
+        .collect();
     let mut session = Session::new(cluster, a.user)?;
     let (text, vertical) = script::normalize(a.text);
     let stmts = tabletsnap::sql::parse_statements(&text)?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tabletsnap::exec::Output;
 use tabletsnap::sql::format::{render_box, render_vertical, rows_in_set};
-use tabletsnap::sql::{render_batch, ParseError};
+use tabletsnap::sql::render_batch;
 
 /// Writes to stdout and flushes, so a closed pipe shows up here as
 /// [`io::ErrorKind::BrokenPipe`] (Rust ignores SIGPIPE, and `print!` would panic).
@@ -60,19 +60,11 @@ pub fn render(out: &Output, style: Style, vertical: bool, elapsed: Duration) -> 
 }
 
 /// One line for stderr, as the mysql client prints server errors:
-/// `ERROR 1064 (42000): ...` for syntax errors, `ERROR 1105 (HY000): ...`
-/// (StarRocks' catch-all) for the rest.
+/// `ERROR 1064 (42000): ...` for syntax errors, 1045, 1227, 1049, 1146 as
+/// MySQL, `ERROR 1105 (HY000): ...` (StarRocks' catch-all) for the rest
+/// ([`tabletsnap::errcode`] classifies).
 pub fn error_line(e: &anyhow::Error) -> String {
-    let syntax = e.chain().any(|c| c.downcast_ref::<ParseError>().is_some());
-    let (code, state) = if syntax {
-        (1064, "42000")
-    } else {
-        (1105, "HY000")
-    };
-    format!(
-        "ERROR {code} ({state}): {}",
-        format!("{e:#}").replace('\n', " ")
-    )
+    tabletsnap::errcode::error_line(e)
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use tabletsnap::cluster::Cluster;
 use tabletsnap::exec::Session;
 use tabletsnap::job::JobHandle;
 
@@ -63,10 +62,44 @@ fn is_quit(line: &str) -> bool {
     matches!(t.to_ascii_lowercase().as_str(), "quit" | "exit" | "\\q")
 }
 
+/// Where statements run: this process's session, or the server holding the home.
+enum Target {
+    Local(Session),
+    Remote(super::remote::Remote),
+}
+
+impl Target {
+    fn current_db(&self) -> Option<&str> {
+        match self {
+            Target::Local(s) => s.current_db(),
+            Target::Remote(r) => r.current_db(),
+        }
+    }
+
+    /// Jobs to wait for at exit: the server's own jobs are its business.
+    fn started_jobs(&self) -> &[Arc<JobHandle>] {
+        match self {
+            Target::Local(s) => s.started_jobs(),
+            Target::Remote(_) => &[],
+        }
+    }
+}
+
 /// The shell; returns the exit status.
-pub fn shell(home: &Path, user: &str, backends: u32) -> Result<u8> {
-    let cluster = Cluster::open(home, backends)?;
-    let mut session = Session::new(cluster, user)?;
+pub fn shell(
+    home: &Path,
+    user: &str,
+    password: &tabletsnap::users::Password,
+    backends: u32,
+) -> Result<u8> {
+    let mut session = match tabletsnap::server::local::LocalClient::connect(home, user, password) {
+        Some(client) => Target::Remote(super::remote::Remote::new(client)),
+        None => {
+            let cluster = super::open_home(home, backends)?;
+            tabletsnap::users::authenticate(&cluster, user, password)?;
+            Target::Local(Session::new(cluster, user)?)
+        }
+    };
     let interactive = std::io::stdin().is_terminal();
     let history = home.join(".tabletsnap_history");
     let mut input = if interactive {
@@ -166,8 +199,25 @@ pub fn shell(home: &Path, user: &str, backends: u32) -> Result<u8> {
 }
 
 /// Runs one statement's text; `Ok(false)` when it failed (the error is printed).
-fn run(session: &mut Session, text: &str, vertical: bool, style: Style) -> std::io::Result<bool> {
+fn run(target: &mut Target, text: &str, vertical: bool, style: Style) -> std::io::Result<bool> {
     let started = Instant::now();
+    let session = match target {
+        Target::Local(s) => s,
+        Target::Remote(r) => {
+            let (outs, err) = match r.run(text) {
+                Ok(x) => x,
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            for out in &outs {
+                write_stdout(&render(out, style, vertical, started.elapsed()))?;
+            }
+            if let Some(e) = err {
+                eprintln!("{}", error_line(&e));
+                return Ok(false);
+            }
+            return Ok(true);
+        }
+    };
     let stmts = match tabletsnap::sql::parse_statements(text) {
         Ok(s) => s,
         Err(e) => {

@@ -23,6 +23,9 @@ use crate::sql::{BackupProps, RestoreProps, ResultSet};
 
 pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Output> {
     let location = crate::repo::parse_location(&cr.location)?;
+    if let Some(name) = cr.broker.as_ref().and_then(|b| b.name.as_ref()) {
+        crate::broker::check(name, &location)?;
+    }
     super::snapshots::retention_count(&cr.properties)?;
     if s.cluster.catalog().repositories.contains_key(&cr.name) {
         bail!(
@@ -31,26 +34,9 @@ pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Ou
             cr.name
         );
     }
-    // An S3 secret key goes to the secret store (mode 0600), never into
-    // the catalog, SHOW REPOSITORIES or job records.
-    let secret_prop = tabletsnap_transfer::backend::s3::PROP_SECRET_KEY;
-    let (properties, secret): (Vec<_>, Vec<_>) = cr
-        .properties
-        .iter()
-        .cloned()
-        .partition(|(k, _)| !k.eq_ignore_ascii_case(secret_prop));
-    let secret = secret
-        .last()
-        .map(|(_, v)| tabletsnap_transfer::Secret::new(v.clone()));
-    if crate::repo::is_s3(&location) {
-        crate::repo::register_s3(&cr.name, &location, &properties, secret.as_ref())?;
-    }
     // Creates the location and the repository's info object, or checks an
     // existing one (another cluster's: that is how two clusters share a repository).
     crate::repo::create_repository(&cr.name, &location)?;
-    if let Some(secret) = &secret {
-        crate::secrets::set(s.cluster.home(), &cr.name, Some(secret))?;
-    }
     s.cluster.update_catalog(|c| {
         c.repositories.insert(
             cr.name.clone(),
@@ -61,9 +47,8 @@ pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Ou
                     .broker
                     .as_ref()
                     .map(|b| b.name.clone().unwrap_or_default()),
-                properties: properties.clone(),
+                properties: cr.properties.clone(),
                 create_time_ms: now_ms(),
-                read_only: cr.read_only,
             },
         );
         Ok(())
@@ -88,7 +73,6 @@ pub(super) fn drop_repository(s: &Session, name: &str) -> Result<Output> {
             .map(|_| ())
             .ok_or_else(|| anyhow!("unknown repository '{name}' (SHOW REPOSITORIES lists them)"))
     })?;
-    crate::secrets::set(s.cluster.home(), name, None)?;
     Ok(Output::Message(
         "Query OK, 0 rows affected (the repository's data is kept)".into(),
     ))
@@ -127,12 +111,6 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
     tabletsnap_transfer::names::validate_label(&label)?;
     let props = BackupProps::from_properties(&b.properties)?;
     let repo = repo_ref(s, &b.repo)?;
-    if s.cluster.catalog().repo(&b.repo)?.read_only {
-        bail!(
-            "repository '{}' is read only: BACKUP cannot write into it (RESTORE can read from it)",
-            b.repo
-        );
-    }
     s.cluster.catalog().db(&db)?;
     // Before anything else about the tables: a restore running in the
     // database is the reason, not the table it is filling.
@@ -149,8 +127,17 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
     let (meta, assignments, id) = {
         let mut cat = s.cluster.catalog();
         let d = cat.db(&db)?;
+        for t in &b.exclude {
+            if !d.tables.contains_key(t) {
+                bail!("unknown table '{db}.{t}' in EXCLUDE (SHOW TABLES FROM {db} lists them)");
+            }
+        }
         let names: Vec<(String, Vec<String>)> = if b.tables.is_empty() {
-            d.tables.keys().map(|n| (n.clone(), Vec::new())).collect()
+            d.tables
+                .keys()
+                .filter(|n| !b.exclude.contains(n))
+                .map(|n| (n.clone(), Vec::new()))
+                .collect()
         } else {
             b.tables
                 .iter()
@@ -291,6 +278,13 @@ pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
         })
         .collect();
     let meta = read_backup_meta(&repo, &label, &props.backup_timestamp)?;
+    if let Some(src) = r.source_db.as_ref().filter(|src| **src != meta.db) {
+        bail!(
+            "snapshot '{label}' ({}) was taken from database '{}', not '{src}'",
+            props.backup_timestamp,
+            meta.db
+        );
+    }
     let id = s.cluster.update_catalog(|c| Ok(c.alloc_id()))?;
     let job = RestoreJob {
         id,

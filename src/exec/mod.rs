@@ -3,6 +3,7 @@
 
 mod data;
 mod jobs;
+mod users;
 pub mod snapshots;
 pub mod values;
 
@@ -22,6 +23,12 @@ pub enum Output {
     Rows(ResultSet),
     /// A status line, like `Query OK, 3 rows affected`.
     Message(String),
+}
+
+/// When this process first ran a statement: the drivers' start time in SHOW BROKER.
+fn process_start_ms() -> u64 {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *START.get_or_init(tabletsnap_engine::engine::now_ms)
 }
 
 /// A user's connection to a cluster.
@@ -65,6 +72,11 @@ impl Session {
         &self.started
     }
 
+    /// The user this session runs as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
     /// The current database.
     pub fn current_db(&self) -> Option<&str> {
         self.db.as_deref()
@@ -88,10 +100,13 @@ impl Session {
             .get(&self.user)
             .is_some_and(|u| u.admin);
         if !admin {
-            bail!(
-                "permission denied: {what} needs the ADMIN privilege, which user '{}' lacks",
-                self.user
-            );
+            return Err(crate::errcode::coded(
+                crate::errcode::ErrorCode::SpecificAccessDenied,
+                format!(
+                    "Access denied; you need (at least one of) the ADMIN privilege(s) for this operation: permission denied: {what} needs the ADMIN privilege, which user '{}' lacks",
+                    self.user
+                ),
+            ));
         }
         Ok(())
     }
@@ -132,18 +147,23 @@ impl Session {
             S::ShowTables { db } => data::show_tables(self, db.as_ref()),
             S::ShowPartitions { table } => data::show_partitions(self, &table),
             S::ShowTablets { table } => data::show_tablets(self, &table),
-            S::CreateUser { name } => {
+            S::CreateUser { name, password } => {
                 self.require_admin("CREATE USER")?;
-                self.cluster.update_catalog(|c| {
-                    if c.users.contains_key(&name) {
-                        bail!("user '{name}' already exists");
-                    }
-                    c.users
-                        .insert(name.clone(), crate::catalog::User { admin: false });
-                    Ok(())
-                })?;
-                Ok(Output::Message("Query OK, 0 rows affected".into()))
+                users::create_user(self, &name, password.as_deref())
             }
+            S::SetPassword { user, password } => {
+                let user = user.unwrap_or_else(|| self.user.clone());
+                if user != self.user {
+                    self.require_admin("SET PASSWORD FOR another user")?;
+                }
+                users::set_password(self, &user, &password)
+            }
+            S::DropUser { name, if_exists } => {
+                self.require_admin("DROP USER")?;
+                users::drop_user(self, &name, if_exists)
+            }
+            S::Help { topic } => Ok(Output::Rows(crate::sql::help::help(&topic))),
+            S::ShowBroker => Ok(Output::Rows(crate::broker::show(process_start_ms()))),
             S::CreateRepository(cr) => {
                 self.require_admin("CREATE REPOSITORY")?;
                 jobs::create_repository(self, &cr)

@@ -199,6 +199,8 @@ pub struct Backup {
     pub repo: String,
     /// `ON (...)`; empty means every table of the database. No table appears twice.
     pub tables: Vec<TableRef>,
+    /// Doris's `EXCLUDE (t, ...)`: tables left out of an all-tables backup.
+    pub exclude: Vec<String>,
     /// `PROPERTIES (...)`; see [`super::props::BackupProps`].
     pub properties: Properties,
 }
@@ -210,6 +212,9 @@ pub struct Restore {
     pub label: QualifiedName,
     /// Repository name.
     pub repo: String,
+    /// `DATABASE d` of StarRocks 3.4's form: the database the snapshot was
+    /// taken from (the target is `AS d2`, kept in `label.db`).
+    pub source_db: Option<String>,
     /// `ON (...)`; empty means every table of the snapshot. No table appears twice.
     pub tables: Vec<TableRef>,
     /// `PROPERTIES (...)`; see [`super::props::RestoreProps`].
@@ -305,11 +310,35 @@ pub enum Statement {
         /// The table.
         table: QualifiedName,
     },
-    /// `CREATE USER name`
+    /// `CREATE USER name [IDENTIFIED BY 'pw']`
     CreateUser {
         /// User name.
         name: String,
+        /// `IDENTIFIED BY 'pw'`, when written.
+        password: Option<String>,
     },
+    /// `SET PASSWORD [FOR user] = PASSWORD('pw')` (or `= 'pw'`)
+    SetPassword {
+        /// `FOR user`; the session's own user when absent.
+        user: Option<String>,
+        /// The new password (empty: none).
+        password: String,
+    },
+    /// `DROP USER [IF EXISTS] name`
+    DropUser {
+        /// User name.
+        name: String,
+        /// `IF EXISTS` was written.
+        if_exists: bool,
+    },
+    /// `HELP [topic]`
+    Help {
+        /// The topic's words, upper-cased and joined by one space; empty for the list.
+        topic: String,
+    },
+    /// `SHOW BROKER`: the storage drivers this build has.
+    ShowBroker,
+
     /// `CREATE REPOSITORY ...`
     CreateRepository(CreateRepository),
     /// `DROP REPOSITORY name`

@@ -17,6 +17,7 @@ const SHOW_WHAT: &[&str] = &[
     "BACKUP",
     "RESTORE",
     "SNAPSHOT",
+    "BROKER",
 ];
 
 impl Parser<'_> {
@@ -50,6 +51,7 @@ impl Parser<'_> {
             "RESTORE" => Statement::ShowRestore {
                 db: self.opt_from_db()?,
             },
+            "BROKER" => Statement::ShowBroker,
             _ => self.show_snapshot()?,
         })
     }
@@ -79,14 +81,65 @@ impl Parser<'_> {
         Ok(Statement::ShowSnapshot { repo, filter })
     }
 
-    /// After `CREATE USER`: a name, bare, backquoted or quoted.
-    pub(super) fn create_user(&mut self) -> Result<Statement, ParseError> {
-        let name = if let TokenKind::Str(_) = self.peek().kind {
-            self.string("user name")?
+    /// A user name, bare, backquoted or quoted.
+    pub(super) fn user_name(&mut self) -> Result<String, ParseError> {
+        if let TokenKind::Str(_) = self.peek().kind {
+            self.string("user name")
         } else {
-            self.ident("user name")?
+            self.ident("user name")
+        }
+    }
+
+    /// After `CREATE USER`: a name, then `IDENTIFIED BY 'pw'` when written.
+    pub(super) fn create_user(&mut self) -> Result<Statement, ParseError> {
+        let name = self.user_name()?;
+        let password = if self.eat_opt("IDENTIFIED") {
+            self.expect_kws(&["BY"])?;
+            Some(self.string("password (a quoted string)")?)
+        } else {
+            None
         };
-        Ok(Statement::CreateUser { name })
+        Ok(Statement::CreateUser { name, password })
+    }
+
+    /// After `SET`: `PASSWORD [FOR user] = PASSWORD('pw')` or `= 'pw'`.
+    pub(super) fn set_password(&mut self) -> Result<Statement, ParseError> {
+        self.expect_kws(&["PASSWORD"])?;
+        let user = if self.eat_opt("FOR") {
+            Some(self.user_name()?)
+        } else {
+            None
+        };
+        self.expect(&TokenKind::Eq, "\"=\"")?;
+        let password = if self.is_kw("PASSWORD") {
+            self.advance();
+            self.expect_lparen()?;
+            let p = self.string("password (a quoted string)")?;
+            self.expect_rparen()?;
+            p
+        } else {
+            self.string("PASSWORD('...') or a quoted password")?
+        };
+        Ok(Statement::SetPassword { user, password })
+    }
+
+    /// After `HELP`: the topic's words (or quoted text) up to the end of the statement.
+    pub(super) fn help(&mut self) -> Result<Statement, ParseError> {
+        let mut words: Vec<String> = Vec::new();
+        loop {
+            match &self.peek().kind {
+                TokenKind::Word(w) => words.push(w.to_ascii_uppercase()),
+                TokenKind::Str(s) => {
+                    words.extend(s.split_whitespace().map(str::to_ascii_uppercase))
+                }
+                TokenKind::Semicolon | TokenKind::Eof => break,
+                _ => return Err(self.error("a help topic such as BACKUP or SHOW SNAPSHOT")),
+            }
+            self.advance();
+        }
+        Ok(Statement::Help {
+            topic: words.join(" "),
+        })
     }
 
     /// After `CREATE REPOSITORY`.
@@ -122,33 +175,73 @@ impl Parser<'_> {
         }))
     }
 
-    /// After `BACKUP`.
+    /// After `BACKUP`: `SNAPSHOT [d.]s TO r ...` (the seed's form) or
+    /// `DATABASE d SNAPSHOT s TO r ...` (StarRocks 3.4's), then
+    /// `[ON (...) | ON (ALL TABLES) | EXCLUDE (t, ...)] [PROPERTIES (...)]`.
     pub(super) fn backup(&mut self) -> Result<Statement, ParseError> {
-        self.expect_kws(&["SNAPSHOT"])?;
-        let label = self.qualified_name("snapshot label")?;
+        let label = if self.eat_opt("DATABASE") {
+            let db = self.ident("database name")?;
+            self.expect_kws(&["SNAPSHOT"])?;
+            crate::sql::ast::QualifiedName::qualified(db, self.ident("snapshot label")?)
+        } else {
+            self.expect_kws(&["SNAPSHOT"])?;
+            self.qualified_name("snapshot label")?
+        };
         self.expect_kws(&["TO"])?;
         let repo = self.ident("repository name")?;
         let tables = self.opt_on_tables(false)?;
+        let exclude = if tables.is_empty() && self.eat_opt("EXCLUDE") {
+            self.ident_list("table name")?
+        } else {
+            Vec::new()
+        };
         let properties = self.opt_properties()?;
         Ok(Statement::Backup(Backup {
             label,
             repo,
             tables,
+            exclude,
             properties,
         }))
     }
 
-    /// After `RESTORE`.
+    /// After `RESTORE`: `SNAPSHOT [d.]s FROM r`, then StarRocks 3.4's
+    /// `[DATABASE d [AS d2]]`, then `[ON (...)] [PROPERTIES (...)]`.
     pub(super) fn restore(&mut self) -> Result<Statement, ParseError> {
         self.expect_kws(&["SNAPSHOT"])?;
-        let label = self.qualified_name("snapshot label")?;
+        let mut label = self.qualified_name("snapshot label")?;
         self.expect_kws(&["FROM"])?;
         let repo = self.ident("repository name")?;
+        let mut source_db = None;
+        if self.eat_opt("DATABASE") {
+            let db_token = self.peek().clone();
+            let db = self.ident("database name")?;
+            let target = if self.eat_opt("AS") {
+                self.ident("database name")?
+            } else {
+                db.clone()
+            };
+            if label.db.as_ref().is_some_and(|d| *d != target) {
+                return Err(Self::error_kind(
+                    &db_token,
+                    ParseErrorKind::Unexpected {
+                        expected: format!(
+                            "the database of the label ({})",
+                            label.db.clone().unwrap_or_default()
+                        ),
+                        found: format!("\"{target}\""),
+                    },
+                ));
+            }
+            label.db = Some(target);
+            source_db = Some(db);
+        }
         let tables = self.opt_on_tables(true)?;
         let properties = self.opt_properties()?;
         Ok(Statement::Restore(Restore {
             label,
             repo,
+            source_db,
             tables,
             properties,
         }))
@@ -171,14 +264,25 @@ impl Parser<'_> {
         }
     }
 
-    /// `[ON (t [PARTITION (p, ...)] [AS alias], ...)]`; aliases only when `allow_alias`.
+    /// `[ON ([TABLE] t [PARTITION (p, ...)] [AS alias], ... | ALL TABLES)]`;
+    /// aliases only when `allow_alias`; `ALL TABLES` is the empty list.
     fn opt_on_tables(&mut self, allow_alias: bool) -> Result<Vec<TableRef>, ParseError> {
         let mut tables: Vec<TableRef> = Vec::new();
         if !self.eat_opt("ON") {
             return Ok(tables);
         }
         self.expect_lparen()?;
+        let all_tables = self.is_kw("ALL")
+            && matches!(&self.tokens.get(self.at + 1).map(|t| &t.kind),
+                Some(TokenKind::Word(w)) if w.eq_ignore_ascii_case("TABLES"));
+        if all_tables {
+            self.expect_kws(&["ALL", "TABLES"])?;
+            self.expect_rparen()?;
+            return Ok(tables);
+        }
         loop {
+            // StarRocks 3.4 writes `TABLE t`; a table named `table` must be backquoted anyway.
+            self.eat_opt("TABLE");
             let name_token = self.peek().clone();
             let name = self.ident("table name")?;
             if tables.iter().any(|t| t.name == name) {

@@ -65,8 +65,13 @@ impl Parser<'_> {
             self.advance();
             let name = self.ident("repository name")?;
             Ok(Statement::DropRepository { name })
+        } else if self.is_kw("USER") {
+            self.advance();
+            let if_exists = self.if_exists()?;
+            let name = self.user_name()?;
+            Ok(Statement::DropUser { name, if_exists })
         } else {
-            Err(self.error("DATABASE, TABLE or REPOSITORY"))
+            Err(self.error("DATABASE, TABLE, USER or REPOSITORY"))
         }
     }
 

@@ -105,7 +105,7 @@ impl<'a> Parser<'a> {
         }
         const STARTS: &[&str] = &[
             "CREATE", "DROP", "INSERT", "SELECT", "CHECKSUM", "USE", "SHOW", "BACKUP", "RESTORE",
-            "CANCEL",
+            "CANCEL", "SET", "HELP",
         ];
         let Some(first) = STARTS.iter().copied().find(|kw| self.is_kw(kw)) else {
             return Err(self.error(format!("a statement ({})", one_of(STARTS))));
@@ -123,6 +123,8 @@ impl<'a> Parser<'a> {
             "SHOW" => self.show(),
             "BACKUP" => self.backup(),
             "RESTORE" => self.restore(),
+            "SET" => self.set_password(),
+            "HELP" => self.help(),
             _ => self.cancel(),
         }
     }

@@ -24,7 +24,7 @@ fn unexpected_keyword_names_expectation_and_position() {
         e.expected(),
         Some(
             "a statement (CREATE, DROP, INSERT, SELECT, CHECKSUM, USE, SHOW, BACKUP, \
-             RESTORE or CANCEL)"
+             RESTORE, CANCEL, SET or HELP)"
         )
     );
 }
@@ -74,7 +74,7 @@ fn end_of_input_and_names() {
     assert_eq!(
         error("SHOW SNAPSHOTS"),
         "syntax error at line 1, column 6: expected DATABASES, TABLES, PARTITIONS, TABLET, \
-         TABLETS, REPOSITORIES, BACKUP, RESTORE or SNAPSHOT, found \"SNAPSHOTS\""
+         TABLETS, REPOSITORIES, BACKUP, RESTORE, SNAPSHOT or BROKER, found \"SNAPSHOTS\""
     );
 }
 

@@ -66,17 +66,24 @@ fn show_snapshot() {
 fn users() {
     assert_eq!(
         parse("CREATE USER alice"),
-        Statement::CreateUser { name: s("alice") }
+        Statement::CreateUser {
+            name: s("alice"),
+            password: None
+        }
     );
     assert_eq!(
         parse("create user 'bob smith'"),
         Statement::CreateUser {
-            name: s("bob smith")
+            name: s("bob smith"),
+            password: None
         }
     );
     assert_eq!(
         parse("create user `carol`"),
-        Statement::CreateUser { name: s("carol") }
+        Statement::CreateUser {
+            name: s("carol"),
+            password: None
+        }
     );
 }
 
@@ -88,17 +95,12 @@ fn repositories() {
             broker,
             location: s("file:///data/repo"),
             properties,
-            read_only: false,
         })
     };
     assert_eq!(
         parse(r#"CREATE REPOSITORY oss ON LOCATION "file:///data/repo""#),
         repo(None, vec![])
     );
-    match parse(r#"CREATE READ ONLY REPOSITORY oss ON LOCATION "file:///data/repo""#) {
-        Statement::CreateRepository(cr) => assert!(cr.read_only),
-        other => panic!("{other:?}"),
-    }
     assert_eq!(
         parse(r#"CREATE REPOSITORY oss WITH BROKER ON LOCATION 'file:///data/repo'"#),
         repo(Some(Broker { name: None }), vec![])
@@ -129,6 +131,7 @@ fn backup() {
             label: QualifiedName::bare("snap1"),
             repo: s("repo"),
             tables: vec![],
+            exclude: vec![],
             properties: vec![],
         })
     );
@@ -153,6 +156,7 @@ fn backup() {
                     alias: None
                 },
             ],
+            exclude: vec![],
             properties: props(&[("type", "full"), ("timeout", "3600")]),
         })
     );
@@ -170,6 +174,7 @@ fn restore() {
         Statement::Restore(Restore {
             label: QualifiedName::qualified("d", "snap1"),
             repo: s("repo"),
+            source_db: None,
             tables: vec![
                 TableRef {
                     name: s("t1"),
@@ -200,6 +205,7 @@ fn restore() {
         Statement::Restore(Restore {
             label: QualifiedName::bare("snap1"),
             repo: s("repo"),
+            source_db: None,
             tables: vec![],
             properties: vec![],
         })
@@ -221,4 +227,83 @@ fn cancel() {
         parse("Cancel Restore From d"),
         Statement::CancelRestore { db: Some(s("d")) }
     );
+}
+
+#[test]
+fn starrocks_3_4_forms_mean_the_seed_forms() {
+    let seed =
+        parse("BACKUP SNAPSHOT d.s TO r ON (t PARTITION (p1), u) PROPERTIES ('timeout' = '60')");
+    let new = parse(
+        "BACKUP DATABASE d SNAPSHOT s TO r ON (TABLE t PARTITION (p1), TABLE u) \
+         PROPERTIES ('timeout' = '60')",
+    );
+    assert_eq!(seed, new);
+    assert_eq!(
+        parse("BACKUP DATABASE d SNAPSHOT s TO r ON (ALL TABLES)"),
+        parse("BACKUP SNAPSHOT d.s TO r")
+    );
+    let Statement::Backup(b) = parse("BACKUP SNAPSHOT d.s TO r EXCLUDE (t1, `t2`)") else {
+        panic!("not a backup")
+    };
+    assert_eq!(b.exclude, names(&["t1", "t2"]));
+    assert!(b.tables.is_empty());
+
+    let Statement::Restore(r) = parse(
+        "RESTORE SNAPSHOT s FROM r DATABASE d AS d2 ON (TABLE t PARTITION (p) AS t2) \
+         PROPERTIES ('backup_timestamp' = 'x')",
+    ) else {
+        panic!("not a restore")
+    };
+    assert_eq!(r.label, QualifiedName::qualified("d2", "s"));
+    assert_eq!(r.source_db, Some(s("d")));
+    assert_eq!(r.tables[0].alias, Some(s("t2")));
+    let Statement::Restore(r) = parse("RESTORE SNAPSHOT s FROM r DATABASE d") else {
+        panic!("not a restore")
+    };
+    assert_eq!(r.label, QualifiedName::qualified("d", "s"));
+    // A table named `all` is still a table.
+    let Statement::Backup(b) = parse("BACKUP SNAPSHOT d.s TO r ON (all)") else {
+        panic!("not a backup")
+    };
+    assert_eq!(b.tables[0].name, "all");
+}
+
+#[test]
+fn passwords_help_and_brokers() {
+    assert_eq!(
+        parse("CREATE USER 'bob' IDENTIFIED BY 'pw'"),
+        Statement::CreateUser {
+            name: s("bob"),
+            password: Some(s("pw"))
+        }
+    );
+    assert_eq!(
+        parse("SET PASSWORD FOR 'bob' = PASSWORD('x')"),
+        Statement::SetPassword {
+            user: Some(s("bob")),
+            password: s("x")
+        }
+    );
+    assert_eq!(
+        parse("set password = 'y'"),
+        Statement::SetPassword {
+            user: None,
+            password: s("y")
+        }
+    );
+    assert_eq!(
+        parse("DROP USER IF EXISTS bob"),
+        Statement::DropUser {
+            name: s("bob"),
+            if_exists: true
+        }
+    );
+    assert_eq!(parse("HELP"), Statement::Help { topic: s("") });
+    assert_eq!(
+        parse("help show   snapshot"),
+        Statement::Help {
+            topic: s("SHOW SNAPSHOT")
+        }
+    );
+    assert_eq!(parse("SHOW BROKER"), Statement::ShowBroker);
 }
