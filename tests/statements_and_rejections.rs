@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use tabletsnap::exec::Session;
 
-const BACKUP_COLUMNS: [&str; 14] = [
+const BACKUP_COLUMNS: [&str; 15] = [
     "JobId",
     "SnapshotName",
     "DbName",
@@ -22,6 +22,7 @@ const BACKUP_COLUMNS: [&str; 14] = [
     "TaskErrMsg",
     "Status",
     "Timeout",
+    "Data",
 ];
 
 const RESTORE_COLUMNS: [&str; 18] = [
