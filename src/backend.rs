@@ -37,8 +37,12 @@ pub struct SnapshotMade {
     pub version: u64,
     /// The snapshot dir on the backend.
     pub path: PathBuf,
-    /// Files: (name, size, crc32); includes the meta file.
-    pub files: Vec<(String, u64, u32)>,
+    /// Files in the dir, the meta file included. Only counts: the job
+    /// record stays small whatever the file count; the upload reads the
+    /// file list from the snapshot's own meta.
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
 }
 
 /// Where a repository is.
@@ -127,6 +131,42 @@ pub trait BackendTasks: Send + Sync {
     fn commit(&self, targets: &[RestoreTarget]) -> Result<Vec<InstallOutcome>>;
     /// Removes snapshot or download dirs.
     fn release(&self, paths: &[PathBuf]) -> Result<()>;
+}
+
+/// What an upload of one snapshot carries, read from the snapshot's own
+/// meta (the segment files it names, with their sizes and crc32s, then the
+/// meta file itself). The version is checked against the snapshot made.
+fn upload_source(s: &SnapshotMade) -> Result<UploadSource> {
+    let meta_path = s.path.join(tabletsnap_engine::tablet_meta::META_FILE_NAME);
+    let meta_bytes = std::fs::read(&meta_path)
+        .with_context(|| format!("reading snapshot meta {}", meta_path.display()))?;
+    let meta = tabletsnap_engine::TabletMeta::decode(&meta_path, &meta_bytes)?;
+    if meta.tablet_id != s.tablet_id || meta.max_version() != s.version {
+        bail!(
+            "snapshot {} holds tablet {} at version {}, not tablet {} at version {}",
+            s.path.display(),
+            meta.tablet_id,
+            meta.max_version(),
+            s.tablet_id,
+            s.version
+        );
+    }
+    let mut files: Vec<SourceFile> = meta
+        .rowsets
+        .iter()
+        .flat_map(|rs| rs.files())
+        .map(|(name, seg)| SourceFile {
+            name,
+            size: seg.size,
+            crc32: seg.crc32,
+        })
+        .collect();
+    files.push(SourceFile {
+        name: tabletsnap_engine::tablet_meta::META_FILE_NAME.to_string(),
+        size: meta_bytes.len() as u64,
+        crc32: crc32fast::hash(&meta_bytes),
+    });
+    Ok(UploadSource::new(s.tablet_id, s.path.clone(), files))
 }
 
 /// One in-process backend node.
@@ -266,15 +306,15 @@ impl BackendTasks for BackendNode {
         for (t, o) in targets.iter().zip(outcomes) {
             match o {
                 Ok(info) => {
-                    let files: Vec<(String, u64, u32)> = info
+                    let (files, bytes) = info
                         .all_files()
-                        .map(|f| (f.name, f.size, f.crc32))
-                        .collect();
+                        .fold((0u64, 0u64), |(n, b), f| (n + 1, b.saturating_add(f.size)));
                     made.push(SnapshotMade {
                         tablet_id: t.tablet_id,
                         version: info.version,
                         path: info.path,
                         files,
+                        bytes,
                     });
                 }
                 Err(e) if first_err.is_none() => {
@@ -305,23 +345,13 @@ impl BackendTasks for BackendNode {
         ctl: &TaskControl,
     ) -> Result<Manifest> {
         let repository = crate::repo::open_repository(&repo.name, &repo.location)?;
-        let sources: Vec<UploadSource> = snaps
-            .iter()
-            .map(|s| {
-                UploadSource::new(
-                    s.tablet_id,
-                    s.path.clone(),
-                    s.files
-                        .iter()
-                        .map(|(n, size, crc)| SourceFile {
-                            name: n.clone(),
-                            size: *size,
-                            crc32: *crc,
-                        })
-                        .collect(),
-                )
-            })
-            .collect();
+        let sources: Vec<UploadSource> = self.pool.install(|| {
+            use rayon::prelude::*;
+            snaps
+                .par_iter()
+                .map(|s| upload_source(s).with_context(|| format!("on backend {}", self.id)))
+                .collect::<Result<_>>()
+        })?;
         let mut opts = UploadOptions::default();
         opts.transfer = self.transfer_options(ctl);
         if !ctl.reuse_from.is_empty() {

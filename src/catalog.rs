@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use tabletsnap_engine::{file, Schema, Value};
+use tabletsnap_engine::{Schema, Value};
 
-/// File name of the catalog inside a home.
+/// File name of the JSON catalog of homes made before the metadata store
+/// (imported into `meta.redb` at the first open).
 pub const CATALOG_FILE: &str = "catalog.json";
 
 /// A user.
@@ -29,10 +31,13 @@ pub struct RepoDef {
     pub location: String,
     /// Broker name, kept for SHOW REPOSITORIES.
     pub broker: Option<String>,
-    /// PROPERTIES as given.
+    /// PROPERTIES as given, less the secret key (kept in `secrets.json`).
     pub properties: Vec<(String, String)>,
     /// Creation time (ms).
     pub create_time_ms: u64,
+    /// `CREATE READ ONLY REPOSITORY`: restores only, BACKUP is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// One tablet of a partition and the backends holding its replicas.
@@ -81,8 +86,9 @@ pub struct Table {
     pub schema: Schema,
     /// The RANGE partition column, if partitioned.
     pub partition_column: Option<String>,
-    /// Partitions in range order.
-    pub partitions: Vec<Partition>,
+    /// Partitions in range order (shared: a catalog copy costs a pointer
+    /// per partition, and a change writes only the partitions it touched).
+    pub partitions: Vec<Arc<Partition>>,
     /// HASH distribution columns.
     pub distribution: Vec<String>,
     /// Buckets (tablets) per partition.
@@ -98,7 +104,10 @@ pub struct Table {
 impl Table {
     /// The partition named `name`.
     pub fn partition(&self, name: &str) -> Option<&Partition> {
-        self.partitions.iter().find(|p| p.name == name)
+        self.partitions
+            .iter()
+            .find(|p| p.name == name)
+            .map(AsRef::as_ref)
     }
 
     /// The partition whose range holds `v` (none if `v` falls in a gap).
@@ -156,8 +165,8 @@ pub fn value_lt(a: &Value, b: &Value) -> bool {
 pub struct Database {
     /// Database id.
     pub id: u64,
-    /// Tables by name.
-    pub tables: BTreeMap<String, Table>,
+    /// Tables by name (shared: see [`Table::partitions`]).
+    pub tables: BTreeMap<String, Arc<Table>>,
 }
 
 /// The whole catalog.
@@ -182,14 +191,6 @@ pub struct Catalog {
 /// Newest catalog format this build reads (2: the document is wrapped with
 /// a crc32 of its canonical encoding).
 pub const CATALOG_FORMAT_VERSION: u32 = 2;
-
-/// The file as stored: the catalog and a crc32 over its compact JSON
-/// encoding, so an edit or a torn copy is caught at open.
-#[derive(Serialize)]
-struct SealedRef<'a> {
-    crc32: u32,
-    catalog: &'a Catalog,
-}
 
 #[derive(Deserialize)]
 struct Sealed {
@@ -219,8 +220,18 @@ impl Catalog {
         home.join(CATALOG_FILE)
     }
 
-    /// Loads the catalog of `home`, checking its crc32 and its structure.
+    /// Reads the catalog of a home that no process has open (the metadata
+    /// store, or the JSON catalog of an older home).
     pub fn load(home: &Path) -> Result<Catalog> {
+        if crate::meta_store::MetaStore::path(home).exists() {
+            return crate::meta_store::MetaStore::open(home)?.load_catalog();
+        }
+        Self::load_legacy_json(home)
+    }
+
+    /// Loads the JSON catalog of a home made before the metadata store
+    /// (`catalog.json`), checking its crc32 and its structure, to import it.
+    pub fn load_legacy_json(home: &Path) -> Result<Catalog> {
         let path = Self::path(home);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let damaged = || format!("{} is damaged or not a catalog", path.display());
@@ -319,20 +330,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Writes the catalog durably (temp, fsync, rename, fsync dir), sealed with its crc32.
-    pub fn save(&self, home: &Path) -> Result<()> {
-        // Through a Value, as load does: keys sorted, so both sides agree.
-        let value = serde_json::to_value(self).context("encoding the catalog")?;
-        let canonical = serde_json::to_vec(&value).context("encoding the catalog")?;
-        let sealed = SealedRef {
-            crc32: crc32fast::hash(&canonical),
-            catalog: self,
-        };
-        let bytes = serde_json::to_vec_pretty(&sealed).context("encoding the catalog")?;
-        file::write_atomic(&Self::path(home), &bytes).context("saving the catalog")?;
-        Ok(())
-    }
-
     /// A fresh id.
     pub fn alloc_id(&mut self) -> u64 {
         let id = self.next_id;
@@ -342,20 +339,16 @@ impl Catalog {
 
     /// Database `name`, or an error saying how to list them.
     pub fn db(&self, name: &str) -> Result<&Database> {
-        self.databases
-            .get(name)
-            .ok_or_else(|| unknown_db(name))
+        self.databases.get(name).ok_or_else(|| unknown_db(name))
     }
 
     /// Database `name`, mutable.
     pub fn db_mut(&mut self, name: &str) -> Result<&mut Database> {
-        self.databases
-            .get_mut(name)
-            .ok_or_else(|| unknown_db(name))
+        self.databases.get_mut(name).ok_or_else(|| unknown_db(name))
     }
 
-    /// Table `db.name`.
-    pub fn table(&self, db: &str, name: &str) -> Result<&Table> {
+    /// Table `db.name` (clone the `Arc` to keep it past the catalog lock).
+    pub fn table(&self, db: &str, name: &str) -> Result<&Arc<Table>> {
         self.db(db)?
             .tables
             .get(name)
@@ -367,6 +360,7 @@ impl Catalog {
         self.db_mut(db)?
             .tables
             .get_mut(name)
+            .map(Arc::make_mut)
             .ok_or_else(|| unknown_table(db, name))
     }
 

@@ -12,6 +12,7 @@ use tabletsnap_engine::file;
 use crate::backend::BackendNode;
 use crate::catalog::Catalog;
 use crate::job::JobManager;
+use crate::meta_store::MetaStore;
 
 /// Default number of backends in a new home.
 pub const DEFAULT_BACKENDS: u32 = 3;
@@ -84,6 +85,7 @@ pub struct Cluster {
     catalog: Mutex<Catalog>,
     backends: Vec<Arc<BackendNode>>,
     jobs: JobManager,
+    store: Arc<MetaStore>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -96,8 +98,16 @@ impl Cluster {
     /// Opens `home`, creating a cluster of `backends` nodes if it is new.
     /// Unfinished jobs are resumed (or cancelled cleanly if they cannot be).
     pub fn open(home: &Path, backends: u32) -> Result<Arc<Cluster>> {
+        Self::open_with(home, backends, true)
+    }
+
+    /// Opens `home` like [`open`](Self::open); with `resume_jobs` false,
+    /// unfinished jobs stay where they stopped (for inspecting a home as a
+    /// crash left it: a later open resumes them).
+    pub fn open_with(home: &Path, backends: u32, resume_jobs: bool) -> Result<Arc<Cluster>> {
         // Before anything is created: a refused open leaves no trace.
-        if !Catalog::path(home).exists() && (backends == 0 || backends > MAX_BACKENDS) {
+        let is_new = !MetaStore::path(home).exists() && !Catalog::path(home).exists();
+        if is_new && (backends == 0 || backends > MAX_BACKENDS) {
             bail!("a cluster has 1 to {MAX_BACKENDS} backends, not {backends}");
         }
         file::create_dir_all_durable(home)
@@ -120,21 +130,37 @@ impl Cluster {
                 return Err(e).with_context(|| format!("locking {}", lock_path.display()))
             }
         };
-        let catalog = if Catalog::path(home).exists() {
-            Catalog::load(home)?
+        let (store, catalog, legacy_jobs) = if MetaStore::path(home).exists() {
+            let store = MetaStore::open(home)?;
+            let catalog = store.load_catalog()?;
+            (store, catalog, false)
+        } else if Catalog::path(home).exists() {
+            // A home from before the metadata store: import it once.
+            let catalog = Catalog::load_legacy_json(home)?;
+            let jobs = crate::job::load_legacy_records(&home.join("jobs"))?;
+            let store = MetaStore::create(home, &catalog, &jobs)?;
+            (store, catalog, true)
         } else {
             if let Some(found) = existing_data(home)? {
                 bail!(
-                    "home {} holds cluster data ({}) but no {}: the catalog is missing, so opening it would start an empty cluster over existing tablets; put the catalog back from a copy, or use a new home",
+                    "home {} holds cluster data ({}) but no metadata store ({}): the catalog is missing, so opening it would start an empty cluster over existing tablets; put the file back from a copy, or use a new home",
                     home.display(),
                     found.display(),
-                    crate::catalog::CATALOG_FILE
+                    crate::meta_store::META_FILE
                 );
             }
-            let c = Catalog::new(backends);
-            c.save(home)?;
-            c
+            let catalog = Catalog::new(backends);
+            let store = MetaStore::create(home, &catalog, &[])?;
+            (store, catalog, false)
         };
+        catalog
+            .check()
+            .with_context(|| format!("the catalog of home {} is inconsistent", home.display()))?;
+        crate::repo::register_catalog_repositories(home, catalog.repositories.values())?;
+        if legacy_jobs {
+            crate::job::retire_legacy_records(home)?;
+        }
+        let store = Arc::new(store);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let threads = cores.max(2);
         // The simulated backends share one process and its cores: their
@@ -148,16 +174,57 @@ impl Cluster {
             })
             .collect::<Result<_>>()?;
         cross_check(&catalog, &backends)?;
-        crate::repo::register_catalog_repositories(home, catalog.repositories.values())?;
         let cluster = Arc::new(Cluster {
             home: home.to_path_buf(),
             _lock: lock,
             catalog: Mutex::new(catalog),
             backends,
-            jobs: JobManager::new(home.join("jobs"))?,
+            jobs: JobManager::new(Arc::clone(&store), home.join("jobs"))?,
+            store,
         });
-        JobManager::resume_all(&cluster)?;
+        if resume_jobs {
+            cluster.sweep_orphan_snapshots();
+            JobManager::resume_all(&cluster)?;
+        }
         Ok(cluster)
+    }
+
+    /// Releases every snapshot or download dir that no unfinished job
+    /// records: what a process killed mid-step made before it could save
+    /// the paths. Runs at open, before any job resumes (the home's lock
+    /// means no job of another process can be making dirs meanwhile).
+    fn sweep_orphan_snapshots(&self) {
+        let mut referenced: Vec<PathBuf> = Vec::new();
+        for h in self.jobs.all().into_iter().filter(|h| !h.is_done()) {
+            h.with_record(|r| match r {
+                crate::job::JobRecord::Backup(j) => referenced.extend(
+                    j.snapshots
+                        .iter()
+                        .flat_map(|(_, l)| l.iter().map(|s| s.path.clone())),
+                ),
+                crate::job::JobRecord::Restore(j) => referenced.extend(
+                    j.targets
+                        .iter()
+                        .flat_map(|(_, l)| l.iter().filter_map(|t| t.dir.clone())),
+                ),
+            });
+        }
+        for node in &self.backends {
+            for store in node.engine().stores() {
+                let root = store.snapshot_dir();
+                let Ok(rd) = std::fs::read_dir(&root) else {
+                    continue;
+                };
+                let orphans: Vec<PathBuf> = rd
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|top| !referenced.iter().any(|p| p.starts_with(top)))
+                    .collect();
+                if !orphans.is_empty() {
+                    let _ = crate::backend::BackendTasks::release(node.as_ref(), &orphans);
+                }
+            }
+        }
     }
 
     /// The home directory.
@@ -173,9 +240,10 @@ impl Cluster {
     /// Runs `f` on the catalog and saves it if `f` succeeds.
     pub fn update_catalog<T>(&self, f: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
         let mut cat = self.catalog();
+        // Cheap: tables and partitions are shared until `f` changes one.
         let mut copy = cat.clone();
         let out = f(&mut copy)?;
-        copy.save(&self.home)?;
+        self.store.write(Some(&cat), &copy)?;
         *cat = copy;
         drop(cat);
         crate::job::commit_point("catalog::after_save")?;

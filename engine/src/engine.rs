@@ -354,7 +354,12 @@ impl Engine {
         metas
             .par_iter()
             .try_for_each(|(_, p)| file::commit_tmp(p))?;
-        self.barrier(&stores)
+        self.barrier(&stores)?;
+        // Right after the commit point: the crash harness kills the process here.
+        fail::fail_point!("engine::after_meta_commit", |_| Err(Error::FailPoint(
+            "engine::after_meta_commit".into()
+        )));
+        Ok(())
     }
 
     /// One `syncfs` per store in `stores`.

@@ -38,6 +38,7 @@ pub use workload::WorkloadSpec;
 /// Every fail point the engine defines (active with the `failpoints` feature).
 pub const FAIL_POINTS: &[&str] = &[
     "engine::before_meta_rename",
+    "engine::after_meta_commit",
     "engine::load::tablet",
     "engine::load::before_segment_write",
     "engine::load::before_meta_commit",

@@ -35,7 +35,10 @@ fn a_version_at_or_below_the_newest_replaces_the_unpublished_rowsets() -> Result
     let m = e.tablet_meta(1)?;
     assert_eq!(m.max_version(), 3);
     assert_eq!(m.num_rows(), 17);
-    assert!(m.stale_rowsets.is_empty(), "replaced rowsets are freed at once");
+    assert!(
+        m.stale_rowsets.is_empty(),
+        "replaced rowsets are freed at once"
+    );
     assert_eq!(dat_files(dir.path()), 2, "replaced files are deleted");
     assert_eq!(e.checksum(1, Some(2))?, visible);
     let mut want = rows(1, 10);
@@ -81,7 +84,14 @@ fn a_gap_or_a_merged_version_is_refused_naming_the_tablet() -> Result<()> {
     }
     let err = e.load_at(7, 7, &rows(9, 3)).expect_err("gap accepted");
     assert!(
-        matches!(err, Error::VersionRefused { tablet_id: 7, version: 7, .. }),
+        matches!(
+            err,
+            Error::VersionRefused {
+                tablet_id: 7,
+                version: 7,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("tablet 7"), "{err}");
@@ -95,7 +105,9 @@ fn a_gap_or_a_merged_version_is_refused_naming_the_tablet() -> Result<()> {
         Err(Error::VersionRefused { version: 1, .. })
     ));
     e.compact(7, 2, 4, 5)?;
-    let err = e.load_at(7, 3, &rows(9, 3)).expect_err("inside a merged rowset");
+    let err = e
+        .load_at(7, 3, &rows(9, 3))
+        .expect_err("inside a merged rowset");
     assert!(err.to_string().contains("[2-4]"), "{err}");
     // Nothing was written by the refused loads.
     assert_eq!(e.tablet_meta(7)?.max_version(), 5);
@@ -118,7 +130,9 @@ fn compaction_never_merges_past_the_visible_version() -> Result<()> {
         e.load_at(1, v, &rows(v, 3))?;
     }
     // The coordinator has made only version 4 visible: 5 may be replaced.
-    let err = e.compact(1, 4, 5, 4).expect_err("merged an unpublished version");
+    let err = e
+        .compact(1, 4, 5, 4)
+        .expect_err("merged an unpublished version");
     assert!(err.to_string().contains("visible version 4"), "{err}");
     e.compact(1, 2, 4, 4)?;
     e.load_at(1, 5, &rows(50, 3))?;

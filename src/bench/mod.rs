@@ -34,6 +34,12 @@ pub struct Row {
     pub bytes: u64,
     /// Peak RSS during our phase (MiB).
     pub peak_rss_mib: f64,
+    /// Tablets in the phase, where time per tablet is the figure to watch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tablets: Option<u64>,
+    /// Time per tablet (µs), when `tablets` is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_tablet_us: Option<f64>,
 }
 
 impl Row {
@@ -48,7 +54,7 @@ impl Row {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// `w1`, `w2`, `w3`, `jobs` (the W1 jobs alone) or `all`.
+    /// `w1`, `w2`, `w3`, `jobs` (the W1 jobs alone), `jobs-scale` or `all`.
     pub workload: String,
     /// Scale factor on tablet counts (and W2 sizes).
     pub scale: f64,
@@ -155,6 +161,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         let spec = WorkloadSpec::w1().scaled(opts.scale);
         rows.extend(phases::jobs("W1 jobs", &spec, opts, &trash)?);
     }
+    if opts.workload.eq_ignore_ascii_case("jobs-scale") {
+        rows.extend(jobs_scale(opts, &trash)?);
+    }
     if want("w2") {
         check_space(&opts.dir, 32 * (64 << 20), opts.rounds)?;
         rows.extend(phases::workload(
@@ -193,6 +202,47 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         );
     } else {
         cleanup(&trash);
+    }
+    Ok(rows)
+}
+
+/// The control plane's scaling: whole BACKUP and RESTORE jobs at 1,000,
+/// 10,000 and 100,000 tablets (times `--scale`), 4 versions each, 3
+/// backends; time per tablet and peak RSS per point.
+fn jobs_scale(opts: &BenchOptions, trash: &Path) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut per_tablet: Vec<(u64, f64, f64)> = Vec::new();
+    for tablets in [1_000u64, 10_000, 100_000] {
+        let tablets = ((tablets as f64 * opts.scale).round() as u64).max(10);
+        let spec = WorkloadSpec {
+            tablets,
+            versions: 4,
+            rows_per_version: 4,
+            segments_per_version: 1,
+            first_tablet_id: 1,
+            seed: 5,
+        };
+        check_space(&opts.dir, tablets * 4 * 2 * 8200, 1)?;
+        let r = phases::jobs(&format!("jobs {tablets}t"), &spec, opts, trash)?;
+        let us = |phase: &str| {
+            r.iter()
+                .find(|x| x.phase == phase)
+                .map_or(0.0, |x| x.ours_s * 1e6 / tablets as f64)
+        };
+        per_tablet.push((tablets, us("BACKUP job"), us("RESTORE job")));
+        rows.extend(r.into_iter().map(|mut x| {
+            x.tablets = Some(tablets);
+            x.per_tablet_us = Some(x.ours_s * 1e6 / tablets as f64);
+            x
+        }));
+    }
+    println!();
+    println!(
+        "{:>9} {:>16} {:>17}",
+        "tablets", "BACKUP us/tablet", "RESTORE us/tablet"
+    );
+    for (t, b, r) in &per_tablet {
+        println!("{t:>9} {b:>16.1} {r:>17.1}");
     }
     Ok(rows)
 }

@@ -42,6 +42,8 @@ fn row(
         files,
         bytes,
         peak_rss_mib: rss,
+        tablets: None,
+        per_tablet_us: None,
     }
 }
 

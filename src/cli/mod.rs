@@ -11,6 +11,7 @@ pub mod verify;
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -135,7 +136,22 @@ pub fn sql(a: &SqlArgs<'_>) -> Result<u8> {
         }
         waited
     } else {
-        jobs::wait(jobs, !a.batch && std::io::stderr().is_terminal())
+        let code = jobs::wait(jobs, !a.batch && std::io::stderr().is_terminal());
+        let unfinished: Vec<_> = resumed.into_iter().filter(|j| !j.is_done()).collect();
+        for j in &unfinished {
+            eprintln!(
+                "finishing job {} ({}), which an earlier process left unfinished",
+                j.id,
+                jobs::describe(j)
+            );
+        }
+        // Their outcome is reported, but only the jobs started here set the exit status.
+        let resumed_code = jobs::wait(&unfinished, !a.batch && std::io::stderr().is_terminal());
+        if resumed_code == interrupt::EXIT_INTERRUPTED {
+            resumed_code
+        } else {
+            code
+        }
     };
     drop(sigint);
     Ok(match waited {

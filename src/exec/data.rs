@@ -1,6 +1,7 @@
 //! Data statements: databases, tables, inserts, reads, checksums, SHOWs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tabletsnap_engine::{
@@ -233,7 +234,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
                 }
                 tablets.push(TabletInfo { id: tid, replicas });
             }
-            partitions.push(Partition {
+            partitions.push(Arc::new(Partition {
                 id: pid,
                 name: pname.clone(),
                 upper: upper.clone(),
@@ -242,7 +243,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
                 tablets,
                 restoring_job: None,
                 load_fence: None,
-            });
+            }));
         }
         let table = Table {
             id: table_id,
@@ -279,7 +280,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
         r?;
     }
     s.cluster.update_catalog(|c| {
-        c.db_mut(&db)?.tables.insert(name.clone(), table);
+        c.db_mut(&db)?.tables.insert(name.clone(), Arc::new(table));
         Ok(())
     })?;
     ok(0)
@@ -420,7 +421,12 @@ fn load_rows(
         check_loadable(t, db, &now)?;
         // By id, not position: a restore may have added partitions meanwhile.
         for (id, version) in &versions {
-            if let Some(part) = t.partitions.iter_mut().find(|x| x.id == *id) {
+            if let Some(part) = t
+                .partitions
+                .iter_mut()
+                .find(|x| x.id == *id)
+                .map(Arc::make_mut)
+            {
                 if part.visible_version + 1 != *version {
                     bail!(
                         "partition '{}' of table {name} changed version during the INSERT; run it again",

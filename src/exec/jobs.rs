@@ -23,10 +23,10 @@ use crate::sql::{BackupProps, RestoreProps, ResultSet};
 
 pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Output> {
     let location = crate::repo::parse_location(&cr.location)?;
+    super::snapshots::retention_count(&cr.properties)?;
     if let Some(name) = cr.broker.as_ref().and_then(|b| b.name.as_ref()) {
         crate::broker::check(name, &location)?;
     }
-    super::snapshots::retention_count(&cr.properties)?;
     if s.cluster.catalog().repositories.contains_key(&cr.name) {
         bail!(
             "repository '{}' already exists (DROP REPOSITORY {} first)",
@@ -34,9 +34,26 @@ pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Ou
             cr.name
         );
     }
+    // An S3 secret key goes to the secret store (mode 0600), never into
+    // the catalog, SHOW REPOSITORIES or job records.
+    let secret_prop = tabletsnap_transfer::backend::s3::PROP_SECRET_KEY;
+    let (properties, secret): (Vec<_>, Vec<_>) = cr
+        .properties
+        .iter()
+        .cloned()
+        .partition(|(k, _)| !k.eq_ignore_ascii_case(secret_prop));
+    let secret = secret
+        .last()
+        .map(|(_, v)| tabletsnap_transfer::Secret::new(v.clone()));
+    if crate::repo::is_s3(&location) {
+        crate::repo::register_s3(&cr.name, &location, &properties, secret.as_ref())?;
+    }
     // Creates the location and the repository's info object, or checks an
     // existing one (another cluster's: that is how two clusters share a repository).
     crate::repo::create_repository(&cr.name, &location)?;
+    if let Some(secret) = &secret {
+        crate::secrets::set(s.cluster.home(), &cr.name, Some(secret))?;
+    }
     s.cluster.update_catalog(|c| {
         c.repositories.insert(
             cr.name.clone(),
@@ -47,8 +64,9 @@ pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Ou
                     .broker
                     .as_ref()
                     .map(|b| b.name.clone().unwrap_or_default()),
-                properties: cr.properties.clone(),
+                properties: properties.clone(),
                 create_time_ms: now_ms(),
+                read_only: cr.read_only,
             },
         );
         Ok(())
@@ -73,6 +91,7 @@ pub(super) fn drop_repository(s: &Session, name: &str) -> Result<Output> {
             .map(|_| ())
             .ok_or_else(|| anyhow!("unknown repository '{name}' (SHOW REPOSITORIES lists them)"))
     })?;
+    crate::secrets::set(s.cluster.home(), name, None)?;
     Ok(Output::Message(
         "Query OK, 0 rows affected (the repository's data is kept)".into(),
     ))
@@ -111,6 +130,12 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
     tabletsnap_transfer::names::validate_label(&label)?;
     let props = BackupProps::from_properties(&b.properties)?;
     let repo = repo_ref(s, &b.repo)?;
+    if s.cluster.catalog().repo(&b.repo)?.read_only {
+        bail!(
+            "repository '{}' is read only: BACKUP cannot write into it (RESTORE can read from it)",
+            b.repo
+        );
+    }
     s.cluster.catalog().db(&db)?;
     // Before anything else about the tables: a restore running in the
     // database is the reason, not the table it is filling.
@@ -124,8 +149,8 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
             bail!("BACKUP does not take AS aliases (table '{}')", t.name);
         }
     }
-    let (meta, assignments, id) = {
-        let mut cat = s.cluster.catalog();
+    let (meta, assignments) = {
+        let cat = s.cluster.catalog();
         let d = cat.db(&db)?;
         for t in &b.exclude {
             if !d.tables.contains_key(t) {
@@ -205,8 +230,6 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                 partitions,
             });
         }
-        let id = cat.alloc_id();
-        cat.save(s.cluster.home())?;
         let meta = BackupMeta {
             format_version: BACKUP_META_VERSION,
             cluster_id: cat.cluster_id,
@@ -216,8 +239,10 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
             create_time_ms: now_ms(),
             tables,
         };
-        (meta, per_be.into_iter().collect::<Vec<_>>(), id)
+        (meta, per_be.into_iter().collect::<Vec<_>>())
     };
+    // Only now, once the statement is known good: a refused one writes nothing.
+    let id = s.cluster.update_catalog(|c| Ok(c.alloc_id()))?;
     let objs = meta
         .tables
         .iter()

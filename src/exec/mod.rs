@@ -3,8 +3,8 @@
 
 mod data;
 mod jobs;
-mod users;
 pub mod snapshots;
+mod users;
 pub mod values;
 
 use std::sync::Arc;

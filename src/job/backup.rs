@@ -254,14 +254,13 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                 .snapshots
                 .iter()
                 .flat_map(|(_, s)| s)
-                .map(|s| s.files.len() as u64)
+                .map(|s| s.files)
                 .sum();
             let bytes: u64 = job
                 .snapshots
                 .iter()
                 .flat_map(|(_, s)| s)
-                .flat_map(|s| &s.files)
-                .map(|f| f.1)
+                .map(|s| s.bytes)
                 .sum();
             h.progress.files_total.store(files, Ordering::Relaxed);
             h.progress.bytes_total.store(bytes, Ordering::Relaxed);
@@ -336,12 +335,16 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             let deadline = job
                 .create_time_ms
                 .saturating_add(job.timeout_s.saturating_mul(1000));
-            if now_ms() > deadline && repo.commit_state(&job.snapshot_id()?) == CommitState::Absent {
-                bail!("backup passed its timeout of {} s before committing", job.timeout_s);
+            if now_ms() > deadline && repo.commit_state(&job.snapshot_id()?) == CommitState::Absent
+            {
+                bail!(
+                    "backup passed its timeout of {} s before committing",
+                    job.timeout_s
+                );
             }
-            let counts = DataCounts::from(
-                manifest.reuse_stats(&tabletsnap_transfer::Repository::snapshot_dir(&job.snapshot_id()?)),
-            );
+            let counts = DataCounts::from(manifest.reuse_stats(
+                &tabletsnap_transfer::Repository::snapshot_dir(&job.snapshot_id()?),
+            ));
             repo.commit_backup(&job.snapshot_id()?, &manifest, &meta)
                 .with_context(|| {
                     format!(
@@ -374,11 +377,11 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
 /// Drops backups of the label beyond the repository's `"retention_count"`
 /// and runs a GC pass. A failure leaves them for the next backup's pass.
 fn apply_retention(c: &Cluster, job: &BackupJob, repo: &tabletsnap_transfer::Repository) {
-    let keep = c
-        .catalog()
-        .repositories
-        .get(&job.repo.name)
-        .and_then(|r| crate::exec::snapshots::retention_count(&r.properties).ok().flatten());
+    let keep = c.catalog().repositories.get(&job.repo.name).and_then(|r| {
+        crate::exec::snapshots::retention_count(&r.properties)
+            .ok()
+            .flatten()
+    });
     if let Some(keep) = keep {
         if let Err(e) = crate::exec::snapshots::apply_retention(repo, &job.label, keep) {
             eprintln!(

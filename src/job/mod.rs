@@ -8,6 +8,7 @@
 //! and cleaned up. Once a restore reaches COMMITTING it only moves forward.
 
 pub mod backup;
+pub mod clock;
 pub mod crash;
 pub mod meta;
 pub mod restore;
@@ -240,30 +241,66 @@ impl JobHandle {
     }
 }
 
-/// Owns job records on disk (`<home>/jobs/<id>.json`) and the running jobs.
+/// Owns job records (one key each in the home's metadata store) and the
+/// running jobs; scratch files of a job live under `<home>/jobs/<id>/`.
 #[derive(Debug)]
 pub struct JobManager {
     dir: PathBuf,
+    store: Arc<crate::meta_store::MetaStore>,
     jobs: Mutex<BTreeMap<u64, Arc<JobHandle>>>,
 }
 
+/// Reads the JSON job records of a home made before the metadata store.
+pub fn load_legacy_records(dir: &std::path::Path) -> Result<Vec<JobRecord>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for e in rd {
+        let p = e
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let bytes =
+            std::fs::read(&p).with_context(|| format!("reading job record {}", p.display()))?;
+        out.push(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("job record {} is damaged", p.display()))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Renames what an import into the metadata store replaced, so a later
+/// open never imports it again: `catalog.json` and `jobs/*.json`.
+pub fn retire_legacy_records(home: &std::path::Path) -> Result<()> {
+    let dir = home.join("jobs");
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                file::remove_file_if_exists(&p)
+                    .with_context(|| format!("removing imported {}", p.display()))?;
+            }
+        }
+    }
+    let cat = crate::catalog::Catalog::path(home);
+    file::rename_durable(&cat, &home.join("catalog.json.imported"))
+        .with_context(|| format!("retiring imported {}", cat.display()))?;
+    Ok(())
+}
+
 impl JobManager {
-    /// Loads every job record under `dir`.
-    pub fn new(dir: PathBuf) -> Result<JobManager> {
+    /// Loads every job record from `store`; scratch dirs go under `dir`.
+    pub fn new(store: Arc<crate::meta_store::MetaStore>, dir: PathBuf) -> Result<JobManager> {
         file::create_dir_all_durable(&dir)
             .with_context(|| format!("creating {}", dir.display()))?;
         let mut jobs = BTreeMap::new();
-        for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
-            let p = e
-                .with_context(|| format!("listing {}", dir.display()))?
-                .path();
-            if p.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let bytes =
-                std::fs::read(&p).with_context(|| format!("reading job record {}", p.display()))?;
-            let rec: JobRecord = serde_json::from_slice(&bytes)
-                .with_context(|| format!("job record {} is damaged", p.display()))?;
+        for rec in store.load_jobs()? {
             let done = rec.is_done();
             let h = Arc::new(JobHandle {
                 id: rec.id(),
@@ -278,12 +315,9 @@ impl JobManager {
         }
         Ok(JobManager {
             dir,
+            store,
             jobs: Mutex::new(jobs),
         })
-    }
-
-    fn path(&self, id: u64) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
     }
 
     /// Per-job scratch dir (partial manifests, saved meta).
@@ -292,10 +326,9 @@ impl JobManager {
     }
 
     fn save(&self, rec: &JobRecord) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(rec).context("encoding a job record")?;
-        file::write_atomic(&self.path(rec.id()), &bytes)
-            .with_context(|| format!("saving job {}", rec.id()))?;
-        Ok(())
+        self.store
+            .save_job(rec)
+            .with_context(|| format!("saving job {}", rec.id()))
     }
 
     /// Every job, oldest first.
@@ -500,7 +533,7 @@ pub(crate) fn interrupted(h: &JobHandle, create_ms: u64, timeout_s: u64) -> Opti
     if let Some(r) = h.cancel_reason() {
         return Some(r);
     }
-    if now_ms() > deadline_ms(create_ms, timeout_s) {
+    if clock::now_ms() > deadline_ms(create_ms, timeout_s) {
         h.request_cancel(&format!(
             "timeout: the job ran longer than its timeout of {timeout_s} s"
         ));
@@ -519,7 +552,7 @@ pub(crate) fn watchdog(h: &Arc<JobHandle>, create_ms: u64, timeout_s: u64) {
             if job.is_done() {
                 return;
             }
-            let now = now_ms();
+            let now = clock::now_ms();
             if now >= deadline {
                 job.request_cancel(&format!(
                     "timeout: the job ran longer than its timeout of {timeout_s} s"

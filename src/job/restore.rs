@@ -405,7 +405,7 @@ fn ranges_overlap(
 pub fn fence_loads(cat: &mut Catalog, job: &RestoreJob, plan: &[TablePlan]) -> Result<()> {
     let db = cat.db_mut(&job.db)?;
     for tp in plan {
-        let Some(t) = db.tables.get_mut(&tp.target) else {
+        let Some(t) = db.tables.get_mut(&tp.target).map(Arc::make_mut) else {
             continue;
         };
         if let Some(other) = t.restoring_job.filter(|j| *j != job.id) {
@@ -424,8 +424,8 @@ pub fn fence_loads(cat: &mut Catalog, job: &RestoreJob, plan: &[TablePlan]) -> R
             .map(|p| p.partition_id)
             .collect();
         for p in t.partitions.iter_mut() {
-            if replaced.contains(&p.id) {
-                p.load_fence = Some(job.id);
+            if replaced.contains(&p.id) && p.load_fence != Some(job.id) {
+                Arc::make_mut(p).load_fence = Some(job.id);
             }
         }
     }
@@ -435,11 +435,18 @@ pub fn fence_loads(cat: &mut Catalog, job: &RestoreJob, plan: &[TablePlan]) -> R
 /// Lifts every fence `job` set on `db` (tables, partitions, load fences).
 fn lift_fences(cat: &mut Catalog, db: &str, job: u64) -> Result<()> {
     let db = cat.db_mut(db)?;
+    // Only the tables and partitions the job fenced are copied and written.
+    let fenced = |p: &Partition| p.restoring_job == Some(job) || p.load_fence == Some(job);
     for t in db.tables.values_mut() {
+        if t.restoring_job != Some(job) && !t.partitions.iter().any(|p| fenced(p)) {
+            continue;
+        }
+        let t = Arc::make_mut(t);
         if t.restoring_job == Some(job) {
             t.restoring_job = None;
         }
-        for p in t.partitions.iter_mut() {
+        for p in t.partitions.iter_mut().filter(|p| fenced(p)) {
+            let p = Arc::make_mut(p);
             if p.restoring_job == Some(job) {
                 p.restoring_job = None;
             }
@@ -464,22 +471,32 @@ fn apply_plan(
         let b = meta
             .table(&tp.source)
             .with_context(|| format!("table '{}' vanished from the backup meta", tp.source))?;
-        let table = db.tables.entry(tp.target.clone()).or_insert_with(|| Table {
-            id: tp.table_id,
-            name: tp.target.clone(),
-            schema: b.schema.clone(),
-            partition_column: b.partition_column.clone(),
-            partitions: Vec::new(),
-            distribution: b.distribution.clone(),
-            buckets: b.buckets,
-            replication_num: tp.replication_num,
-            restoring_job: Some(job.id),
-            allow_load_while_restoring: job.allow_load,
+        let entry = db.tables.entry(tp.target.clone()).or_insert_with(|| {
+            Arc::new(Table {
+                id: tp.table_id,
+                name: tp.target.clone(),
+                schema: b.schema.clone(),
+                partition_column: b.partition_column.clone(),
+                partitions: Vec::new(),
+                distribution: b.distribution.clone(),
+                buckets: b.buckets,
+                replication_num: tp.replication_num,
+                restoring_job: Some(job.id),
+                allow_load_while_restoring: job.allow_load,
+            })
         });
-        for pp in tp.partitions.iter().filter(|p| p.created) {
-            if table.partitions.iter().any(|p| p.id == pp.partition_id) {
-                continue;
-            }
+        let present: std::collections::HashSet<u64> =
+            entry.partitions.iter().map(|p| p.id).collect();
+        let missing: Vec<&PartitionPlan> = tp
+            .partitions
+            .iter()
+            .filter(|p| p.created && !present.contains(&p.partition_id))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let table = Arc::make_mut(entry);
+        for pp in missing {
             let part = Partition {
                 id: pp.partition_id,
                 name: pp.name.clone(),
@@ -508,7 +525,7 @@ fn apply_plan(
                     (Some(a), Some(b)) => crate::catalog::value_lt(b, a),
                 })
                 .unwrap_or(table.partitions.len());
-            table.partitions.insert(pos, part);
+            table.partitions.insert(pos, Arc::new(part));
         }
     }
     fence_loads(cat, job, plan)
@@ -566,6 +583,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 }
             };
             c.update_catalog(|cat| apply_plan(cat, &job, &meta, &plan))?;
+            super::commit_point("job::restore::after_catalog_apply")?;
             let schema_hash: std::collections::HashMap<&str, u32> = meta
                 .tables
                 .iter()
@@ -710,12 +728,12 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             c.update_catalog(|cat| {
                 let db = cat.db_mut(&job.db)?;
                 for tp in &plan {
-                    if let Some(t) = db.tables.get_mut(&tp.target) {
+                    if let Some(t) = db.tables.get_mut(&tp.target).map(Arc::make_mut) {
                         let ids: std::collections::HashSet<u64> =
                             tp.partitions.iter().map(|pp| pp.partition_id).collect();
                         for p in t.partitions.iter_mut() {
                             if ids.contains(&p.id) {
-                                p.restoring_job = Some(job.id);
+                                Arc::make_mut(p).restoring_job = Some(job.id);
                             }
                         }
                     }
@@ -742,7 +760,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 c.update_catalog(|cat| {
                     let db = cat.db_mut(&job.db)?;
                     for tp in &plan {
-                        let Some(t) = db.tables.get_mut(&tp.target) else {
+                        let Some(t) = db.tables.get_mut(&tp.target).map(Arc::make_mut) else {
                             continue;
                         };
                         let versions: std::collections::HashMap<u64, u64> = tp
@@ -752,7 +770,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                             .collect();
                         for p in t.partitions.iter_mut() {
                             if let Some(v) = versions.get(&p.id) {
-                                p.visible_version = *v;
+                                Arc::make_mut(p).visible_version = *v;
                             }
                         }
                     }
@@ -827,7 +845,7 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
                     {
                         db.tables.remove(&tp.target);
                     }
-                } else if let Some(t) = db.tables.get_mut(&tp.target) {
+                } else if let Some(t) = db.tables.get_mut(&tp.target).map(Arc::make_mut) {
                     let created: std::collections::HashSet<u64> = tp
                         .partitions
                         .iter()

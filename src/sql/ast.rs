@@ -338,7 +338,6 @@ pub enum Statement {
     },
     /// `SHOW BROKER`: the storage drivers this build has.
     ShowBroker,
-
     /// `CREATE REPOSITORY ...`
     CreateRepository(CreateRepository),
     /// `DROP REPOSITORY name`

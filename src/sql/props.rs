@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(
             restore_err(&[("backup_timestamp", "ts"), ("timeout", "5")]),
             "invalid value \"5\" for property \"timeout\": \
-             expected a whole number of seconds, at least 10"
+             expected a whole number of seconds from 10 to 2592000 (30 days)"
         );
         assert_eq!(
             restore_err(&[("backup_timestamp", " ")]),

@@ -95,12 +95,17 @@ fn repositories() {
             broker,
             location: s("file:///data/repo"),
             properties,
+            read_only: false,
         })
     };
     assert_eq!(
         parse(r#"CREATE REPOSITORY oss ON LOCATION "file:///data/repo""#),
         repo(None, vec![])
     );
+    match parse(r#"CREATE READ ONLY REPOSITORY oss ON LOCATION "file:///data/repo""#) {
+        Statement::CreateRepository(cr) => assert!(cr.read_only),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         parse(r#"CREATE REPOSITORY oss WITH BROKER ON LOCATION 'file:///data/repo'"#),
         repo(Some(Broker { name: None }), vec![])
