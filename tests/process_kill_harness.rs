@@ -37,6 +37,11 @@ enum Scenario {
     BackupIncremental,
     Restore,
     Insert,
+    /// DROP SNAPSHOT of a backup: un-commit it, mark its packs.
+    DropMark,
+    /// DROP SNAPSHOT run a grace period after an earlier drop marked packs:
+    /// its GC pass deletes them.
+    DropSweep,
 }
 
 impl Scenario {
@@ -58,6 +63,7 @@ impl Scenario {
                     || point.starts_with("job::restore::")
             }
             Scenario::Insert => point.starts_with("engine::") && !point.contains("install"),
+            Scenario::DropMark | Scenario::DropSweep => point.starts_with("gc::"),
         }
     }
 }
@@ -108,6 +114,11 @@ fn prepare() -> Fixture {
     );
     let now_sum = checksum(&mut s, "t");
     let now_count = count(&mut s, "t");
+    // A full backup sharing no pack with `snap`, for the drop scenarios.
+    backup(
+        &mut s,
+        "BACKUP SNAPSHOT d.snap2 TO r PROPERTIES (\"type\" = \"full\")",
+    );
     assert_ne!(now_sum, backup_sum);
     drop(h);
     drop(s);
@@ -138,12 +149,21 @@ enum Ended {
     Finished,
 }
 
-fn run_child(home: &Path, point: &str, statements: &str) -> Result<Ended, String> {
+fn run_child(
+    home: &Path,
+    point: &str,
+    statements: &str,
+    clock_offset_s: u64,
+) -> Result<Ended, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_tabletsnap"))
         .args(["sql", "--batch", "--home"])
         .arg(home)
         .args(["-e", statements])
         .env("TABLETSNAP_ABORT_AT", point)
+        .env(
+            tabletsnap::job::clock::OFFSET_ENV,
+            clock_offset_s.to_string(),
+        )
         .output()
         .map_err(|e| format!("starting the child: {e}"))?;
     if out.status.signal() == Some(nix::sys::signal::Signal::SIGABRT as i32) {
@@ -233,6 +253,27 @@ fn one(fx: &Fixture, run: usize, sc: Scenario, point: &str) -> Result<bool, Stri
     let home = fx.root.join(format!("run{run}"));
     copy_home(&fx.src, &home);
     let label = format!("k{run}");
+    if matches!(sc, Scenario::DropMark | Scenario::DropSweep) {
+        // Drops change the repository: each run gets its own copy.
+        let repo = fx.root.join(format!("repo{run}"));
+        copy_home(&fx.root.join("repo"), &repo);
+        let mut s = Session::new(
+            Cluster::open(&home, BACKENDS).map_err(|e| format!("{e:#}"))?,
+            "root",
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        let mut pre = format!(
+            "USE d; DROP REPOSITORY r; CREATE REPOSITORY r ON LOCATION \"file://{}\"",
+            repo.display()
+        );
+        if sc == Scenario::DropSweep {
+            pre.push_str(&format!(
+                "; DROP SNAPSHOT snap ON r WHERE TIMESTAMP = \"{}\"",
+                fx.timestamp
+            ));
+        }
+        s.run_script(&pre).map_err(|e| format!("{pre}: {e:#}"))?;
+    }
     let stmt = match sc {
         Scenario::Backup => {
             format!("USE d; BACKUP SNAPSHOT d.{label} TO r PROPERTIES (\"type\" = \"full\")")
@@ -243,8 +284,19 @@ fn one(fx: &Fixture, run: usize, sc: Scenario, point: &str) -> Result<bool, Stri
             fx.timestamp
         ),
         Scenario::Insert => "USE d; INSERT INTO t VALUES (1, 1, 'one')".to_string(),
+        Scenario::DropMark => format!(
+            "USE d; DROP SNAPSHOT snap ON r WHERE TIMESTAMP = \"{}\"",
+            fx.timestamp
+        ),
+        Scenario::DropSweep => "USE d; DROP SNAPSHOT snap2 ON r".to_string(),
     };
-    let killed = match run_child(&home, point, &stmt)? {
+    // The sweep runs "later": past the GC grace period of the first drop.
+    let offset = if sc == Scenario::DropSweep {
+        32 * 86_400
+    } else {
+        0
+    };
+    let killed = match run_child(&home, point, &stmt, offset)? {
         Ended::Aborted => true,
         Ended::Finished => false,
     };
@@ -254,6 +306,7 @@ fn one(fx: &Fixture, run: usize, sc: Scenario, point: &str) -> Result<bool, Stri
         let mut s = inspect(&home)?;
         let sum = table_sum(&mut s)?;
         match sc {
+            Scenario::DropMark | Scenario::DropSweep => {}
             Scenario::Backup | Scenario::BackupIncremental | Scenario::Insert => {
                 if sc != Scenario::Insert && sum.as_deref() != Some(fx.now_sum.as_str()) {
                     return Err(format!("the source table changed under a backup: {sum:?}"));
@@ -291,6 +344,19 @@ fn one(fx: &Fixture, run: usize, sc: Scenario, point: &str) -> Result<bool, Stri
     for st in column(&listed, "Status") {
         if st != "OK" {
             return Err(format!("the repository lists a damaged backup: {st}"));
+        }
+    }
+    // Every listed backup is whole: each pack it names is there and reads back.
+    let listed_ts = column(&listed, "Timestamp");
+    for (l, ts) in labels.iter().zip(&listed_ts) {
+        let v = try_rows(
+            &mut s,
+            &format!("VERIFY SNAPSHOT {l} ON r WHERE TIMESTAMP = \"{ts}\""),
+        )?;
+        for (st, damage) in column(&v, "Status").iter().zip(column(&v, "Damage")) {
+            if st != "OK" {
+                return Err(format!("listed backup {l} at {ts} is {st}: {damage}"));
+            }
         }
     }
     for h in s.cluster().jobs().all() {
@@ -360,6 +426,8 @@ fn process_kill_at_every_fail_point() {
         Scenario::BackupIncremental,
         Scenario::Restore,
         Scenario::Insert,
+        Scenario::DropMark,
+        Scenario::DropSweep,
     ] {
         for p in points.iter().filter(|p| sc.reaches(p)) {
             runs += 1;

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use tabletsnap_engine::engine::now_ms;
+use crate::job::clock::now_ms;
 use tabletsnap_transfer::{
     verify_snapshot, Repository, SnapshotId, VerifyOptions, DEFAULT_GC_GRACE_MS,
 };
