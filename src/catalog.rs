@@ -206,7 +206,7 @@ impl Catalog {
         let seed = tabletsnap_engine::engine::now_ms() ^ u64::from(std::process::id()) << 40;
         Catalog {
             format_version: CATALOG_FORMAT_VERSION,
-            cluster_id: tabletsnap_engine::workload::splitmix64(seed),
+            cluster_id: tabletsnap_engine::hash::splitmix64(seed),
             next_id: 10_000,
             backends,
             databases: BTreeMap::new(),

@@ -44,7 +44,7 @@ impl RowsetIdAllocator {
                 .map_or(0, |d| d.as_nanos() as u64);
             let seed =
                 nanos ^ (u64::from(std::process::id()) << 32) ^ (dir.as_os_str().len() as u64);
-            let prefix = crate::workload::splitmix64(seed) | 1;
+            let prefix = crate::hash::splitmix64(seed) | 1;
             (prefix, 0)
         };
         let alloc = RowsetIdAllocator {

@@ -10,8 +10,10 @@ pub mod engine;
 pub mod error;
 mod failpoint;
 pub mod file;
+pub mod hash;
 pub mod idgen;
 pub mod install;
+pub mod install_incremental;
 pub mod load;
 pub mod read;
 pub mod recovery;
@@ -20,6 +22,7 @@ pub mod schema;
 pub mod segment;
 pub mod tablet;
 pub mod tablet_meta;
+#[cfg(feature = "workload")]
 pub mod workload;
 
 pub use capture::Capture;
@@ -27,12 +30,14 @@ pub use compaction::GcStats;
 pub use engine::{CreateTabletRequest, Engine, EngineOptions, Store};
 pub use error::{Error, Result};
 pub use install::{InstallOutcome, InstallRequest, Verify};
+pub use install_incremental::IncrementalRequest;
 pub use load::{Durability, LoadBatch};
 pub use read::TabletChecksum;
 pub use recovery::RecoveryReport;
 pub use rowset::{RowsetId, RowsetMeta, SegmentMeta};
 pub use schema::{Column, ColumnType, Row, Schema, Value};
 pub use tablet_meta::{StaleRowset, TabletMeta};
+#[cfg(feature = "workload")]
 pub use workload::WorkloadSpec;
 
 /// Every fail point the engine defines (active with the `failpoints` feature).

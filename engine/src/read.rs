@@ -37,7 +37,7 @@ pub fn row_hash(row: &Row, scratch: &mut Vec<u8>) -> u64 {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    crate::workload::splitmix64(h)
+    crate::hash::splitmix64(h)
 }
 
 /// Reads a segment file and checks its size and whole-file crc32 against its

@@ -8,13 +8,7 @@ use crate::error::Result;
 use crate::load::Durability;
 use crate::schema::{Column, ColumnType, Row, Schema, Value};
 
-/// The splitmix64 finalizer: a fast, well-mixed 64-bit hash.
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use crate::hash::splitmix64;
 
 /// A small deterministic PRNG (splitmix64 stream).
 #[derive(Debug, Clone)]

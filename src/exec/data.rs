@@ -592,7 +592,7 @@ pub(super) fn select_all(s: &Session, q: &QualifiedName, limit: Option<u64>) -> 
 pub fn checksum_text(sum: TabletChecksum) -> String {
     format!(
         "{:016x}",
-        sum.checksum ^ tabletsnap_engine::workload::splitmix64(sum.rows)
+        sum.checksum ^ tabletsnap_engine::hash::splitmix64(sum.rows)
     )
 }
 
@@ -642,11 +642,13 @@ pub(super) fn show_partitions(s: &Session, q: &QualifiedName) -> Result<Output> 
             let Some(be) = tab.replicas.first() else {
                 continue;
             };
-            if let Ok(m) = s.cluster.backend(*be)?.engine().tablet_meta(tab.id) {
-                if let Ok(rsets) = m.rowsets_for(p.visible_version) {
-                    rows += rsets.iter().map(|r| r.num_rows).sum::<u64>();
-                    size += rsets.iter().map(|r| r.data_size).sum::<u64>();
-                }
+            let stats = s
+                .cluster
+                .backend(*be)?
+                .tablet_stats(&[tab.id], Some(p.visible_version))?;
+            if let Some(Some(st)) = stats.first() {
+                rows += st.rows_at;
+                size += st.size_at;
             }
         }
         rs.push_row([
@@ -676,17 +678,20 @@ pub(super) fn show_tablets(s: &Session, q: &QualifiedName) -> Result<Output> {
     for p in &t.partitions {
         for tab in &p.tablets {
             for be in &tab.replicas {
-                let meta = s.cluster.backend(*be)?.engine().tablet_meta(tab.id).ok();
+                let meta = s
+                    .cluster
+                    .backend(*be)?
+                    .tablet_stats(&[tab.id], None)
+                    .ok()
+                    .and_then(|v| v.into_iter().next().flatten());
                 rs.push_row([
                     tab.id.to_string(),
                     p.name.clone(),
                     be.to_string(),
                     meta.as_ref()
-                        .map_or("NULL".into(), |m| m.max_version().to_string()),
-                    meta.as_ref()
-                        .map_or("0".into(), |m| m.rowsets.len().to_string()),
-                    meta.as_ref()
-                        .map_or("0".into(), |m| m.data_size().to_string()),
+                        .map_or("NULL".into(), |m| m.max_version.to_string()),
+                    meta.as_ref().map_or("0".into(), |m| m.rowsets.to_string()),
+                    meta.as_ref().map_or("0".into(), |m| m.data_size.to_string()),
                 ]);
             }
         }

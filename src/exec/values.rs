@@ -104,7 +104,7 @@ pub fn bucket_of(table: &Table, row: &Row, dist_idx: &[usize]) -> usize {
     for i in dist_idx {
         row[*i].encode_canonical(&mut buf);
     }
-    let h = tabletsnap_engine::workload::splitmix64(u64::from(crc32fast::hash(&buf)));
+    let h = tabletsnap_engine::hash::splitmix64(u64::from(crc32fast::hash(&buf)));
     (h % u64::from(table.buckets.max(1))) as usize
 }
 

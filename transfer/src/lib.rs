@@ -32,6 +32,7 @@ mod secret;
 mod source;
 mod upload;
 pub mod verify;
+#[cfg(feature = "workload")]
 pub mod workload;
 
 pub use backend::{
@@ -53,10 +54,10 @@ pub use reuse::{ReuseIndex, ReuseStats};
 pub use rng::SplitMix64;
 pub use secret::Secret;
 pub use source::{SourceFile, UploadSource};
-pub use verify::{verify_snapshot, TabletDamage, VerifyOptions, VerifyReport};
 pub use upload::{
     BackupWriter, UploadOptions, UploadReport, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE,
 };
+pub use verify::{verify_snapshot, TabletDamage, VerifyOptions, VerifyReport};
 
 /// Every fail point of this crate (active only with the `failpoints` feature).
 pub const FAIL_POINTS: &[&str] = &[
