@@ -323,9 +323,11 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Conn {
                     None => return Ok(()),
                 },
                 Output::Message(m) => {
+                    // No info text: clients disagree on its encoding without
+                    // CLIENT_SESSION_TRACK (raw for MySQL's docs, lenenc for
+                    // mysql_common), and they print their own "Query OK".
                     let mut ok = OkResponse {
                         affected_rows: affected_rows(m),
-                        info: m.clone(),
                         ..Default::default()
                     };
                     if !last {

@@ -47,6 +47,8 @@ fn variables() -> Vec<(&'static str, String)> {
         ("performance_schema", s("0")),
         ("query_cache_size", s("0")),
         ("query_cache_type", s("OFF")),
+        // Empty: no unix socket to switch to (the mysql crate asks on connect).
+        ("socket", s("")),
         ("sql_auto_is_null", s("0")),
         ("sql_mode", s("")),
         ("sql_select_limit", s("18446744073709551615")),
