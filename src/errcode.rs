@@ -93,9 +93,22 @@ pub fn classify(e: &anyhow::Error) -> ErrorCode {
     ErrorCode::Unknown
 }
 
-/// `e` as one line, chain joined with `: ` and newlines turned into spaces.
+/// `e` as one line: the chain joined with `: `, each cause said once (a
+/// cause whose text the message before it already ends with, as when an
+/// error's message embeds its source, is skipped), newlines as spaces.
 pub fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.replace('\n', " ")
 }
 
 /// The mysql client's line for an error: `ERROR 1064 (42000): ...`.
@@ -113,6 +126,19 @@ pub fn error_line(e: &anyhow::Error) -> String {
 mod tests {
     use super::*;
     use anyhow::Context;
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(20);
+        let e = anyhow::Error::new(tabletsnap_transfer::Error::io(
+            std::path::Path::new("/r/x"),
+            io,
+        ))
+        .context("opening repository 'r'");
+        let line = one_line(&e);
+        assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
+        assert!(line.starts_with("opening repository 'r': "), "{line}");
+    }
 
     #[test]
     fn codes_survive_context_and_parse_errors_are_syntax() {

@@ -100,7 +100,11 @@ pub fn parse_location(location: &str) -> Result<String> {
         {
             bail!("repository location '{location}' must not contain '..'");
         }
-        return Ok(location.trim_end_matches('/').to_string());
+        let trimmed = path.trim_end_matches('/');
+        if trimmed.is_empty() {
+            bail!("repository location '{location}' is the filesystem root: name a directory, file:///abs/path");
+        }
+        return Ok(format!("file://{trimmed}"));
     }
     if let Some(name) = location.strip_prefix("mem://") {
         if name.is_empty() || name.contains('/') {

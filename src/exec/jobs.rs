@@ -102,7 +102,7 @@ pub(super) fn show_repositories(s: &Session) -> Result<Output> {
     for r in s.cluster.catalog().repositories.values() {
         let err = crate::repo::open_repository(&r.name, &r.location)
             .err()
-            .map(|e| format!("{e:#}"))
+            .map(|e| crate::errcode::one_line(&e))
             .unwrap_or_else(|| "NULL".into());
         rs.push_row([
             r.name.clone(),
@@ -201,11 +201,12 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                 let mut rows = 0;
                 for tab in &p.tablets {
                     if let Some(be) = tab.replicas.first() {
-                        if let Ok(m) = s.cluster.backend(*be)?.engine().tablet_meta(tab.id) {
-                            rows += m
-                                .rowsets_for(p.visible_version)
-                                .map(|r| r.iter().map(|x| x.num_rows).sum::<u64>())
-                                .unwrap_or(0);
+                        let stats = s
+                            .cluster
+                            .backend(*be)?
+                            .tablet_stats(&[tab.id], Some(p.visible_version))?;
+                        if let Some(Some(st)) = stats.first() {
+                            rows += st.rows_at;
                         }
                     }
                 }
@@ -508,7 +509,11 @@ pub(super) fn show_snapshot(
             SnapshotStatus::Damaged(_) => (status_of(st), String::new(), String::new()),
             SnapshotStatus::Committed(_) => match snapshot_details(&repository, id) {
                 Ok((db, d)) => ("OK".to_string(), db, d),
-                Err(e) => (format!("DAMAGED: {e:#}"), String::new(), String::new()),
+                Err(e) => (
+                    format!("DAMAGED: {}", crate::errcode::one_line(&e)),
+                    String::new(),
+                    String::new(),
+                ),
             },
         };
         rs.push_row([id.label.clone(), id.timestamp.clone(), status, db, details]);

@@ -402,7 +402,7 @@ impl JobManager {
             h
         };
         if let Err(e) = accept() {
-            let reason = format!("{e:#}");
+            let reason = crate::errcode::one_line(&e);
             let _ = self.update(&h, |r| {
                 match r {
                     JobRecord::Backup(j) => j.state = BackupState::Cancelled,
@@ -643,7 +643,7 @@ pub(crate) fn drive(c: &Cluster, h: &Arc<JobHandle>, create: u64, timeout: u64, 
                 if crash::check(&e) {
                     return;
                 }
-                let msg = format!("{e:#}");
+                let msg = crate::errcode::one_line(&e);
                 let attempts = h.with_record(|r| r.status().attempts) + 1;
                 let _ = c.jobs().update(h, |r| {
                     let st = r.status_mut();

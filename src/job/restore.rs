@@ -21,7 +21,7 @@ use tabletsnap_transfer::SnapshotId;
 use super::backup::task_control;
 use super::meta::{BackupMeta, BackupTable};
 use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
-use crate::backend::{BackendTasks, RepoRef, RestoreTarget};
+use crate::backend::{RepoRef, RestoreTarget};
 use crate::catalog::{Catalog, Partition, Table, TabletInfo};
 use crate::cluster::Cluster;
 
@@ -863,7 +863,10 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
         Ok(())
     });
     if let Err(e) = res {
-        let msg = format!("cancelling: the catalog could not be updated: {e:#}");
+        let msg = format!(
+            "cancelling: the catalog could not be updated: {}",
+            crate::errcode::one_line(&e)
+        );
         let _ = update(c, h, |j| j.status.task_err_msg = msg);
         return;
     }
