@@ -104,7 +104,7 @@ fn backup_in_one_process_restore_in_another() {
     let (header, rows) = batch(&ok(&a, &["--batch"], "SHOW BACKUP FROM d"));
     assert_eq!(
         header.join(","),
-        "JobId,SnapshotName,DbName,State,BackupObjs,CreateTime,SnapshotFinishedTime,UploadFinishedTime,FinishedTime,UnfinishedTasks,Progress,TaskErrMsg,Status,Timeout"
+        "JobId,SnapshotName,DbName,State,BackupObjs,CreateTime,SnapshotFinishedTime,UploadFinishedTime,FinishedTime,UnfinishedTasks,Progress,TaskErrMsg,Status,Timeout,Data"
     );
     assert_eq!(rows.len(), 1);
     assert_eq!(cell(&header, &rows[0], "State"), "FINISHED");
