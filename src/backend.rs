@@ -131,6 +131,28 @@ pub trait BackendTasks: Send + Sync {
     fn commit(&self, targets: &[RestoreTarget]) -> Result<Vec<InstallOutcome>>;
     /// Removes snapshot or download dirs.
     fn release(&self, paths: &[PathBuf]) -> Result<()>;
+    /// Creates tablets (one barrier).
+    fn create_tablets(&self, reqs: Vec<CreateTabletRequest>) -> Result<()>;
+    /// Drops tablets that exist; missing ones are fine (idempotent cleanup).
+    fn drop_tablets(&self, ids: &[u64]) -> Result<()>;
+    /// Publishes exactly the given version on each `(tablet, version, rows)`.
+    fn load(&self, items: &[(u64, u64, Vec<Row>)]) -> Result<()>;
+    /// Rows of a tablet at a version.
+    fn scan(&self, tablet: u64, version: u64) -> Result<Vec<Row>>;
+    /// Checksum of a tablet at a version.
+    fn checksum(&self, tablet: u64, version: u64) -> Result<TabletChecksum>;
+    /// What the node holds of each tablet (`None`: not there or unreadable),
+    /// rows and bytes counted at `version` (else at each tablet's max).
+    fn tablet_stats(
+        &self,
+        ids: &[u64],
+        version: Option<u64>,
+    ) -> Result<Vec<Option<crate::task::TabletStat>>>;
+    /// Liveness and load: tablets, data size, running tasks.
+    fn heartbeat(&self) -> Result<crate::task::Heartbeat>;
+    /// The top-level snapshot and download dirs on the node (the orphan
+    /// sweep at open releases those no unfinished job names).
+    fn snapshot_dirs(&self) -> Result<Vec<PathBuf>>;
 }
 
 /// What an upload of one snapshot carries, read from the snapshot's own
@@ -504,6 +526,81 @@ impl BackendTasks for BackendNode {
                     self.id
                 )
             })
+    }
+
+    fn create_tablets(&self, reqs: Vec<CreateTabletRequest>) -> Result<()> {
+        BackendNode::create_tablets(self, reqs)
+    }
+
+    fn drop_tablets(&self, ids: &[u64]) -> Result<()> {
+        BackendNode::drop_tablets(self, ids)
+    }
+
+    fn load(&self, items: &[(u64, u64, Vec<Row>)]) -> Result<()> {
+        BackendNode::load(self, items)
+    }
+
+    fn scan(&self, tablet: u64, version: u64) -> Result<Vec<Row>> {
+        BackendNode::scan(self, tablet, version)
+    }
+
+    fn checksum(&self, tablet: u64, version: u64) -> Result<TabletChecksum> {
+        BackendNode::checksum(self, tablet, version)
+    }
+
+    fn tablet_stats(
+        &self,
+        ids: &[u64],
+        version: Option<u64>,
+    ) -> Result<Vec<Option<crate::task::TabletStat>>> {
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let m = self.engine.tablet_meta(*id).ok()?;
+                let at = version.unwrap_or_else(|| m.max_version());
+                let (rows_at, size_at) = m.rowsets_for(at).map_or((0, 0), |r| {
+                    (
+                        r.iter().map(|x| x.num_rows).sum::<u64>(),
+                        r.iter().map(|x| x.data_size).sum::<u64>(),
+                    )
+                });
+                Some(crate::task::TabletStat {
+                    tablet_id: *id,
+                    max_version: m.max_version(),
+                    rowsets: m.rowsets.len() as u64,
+                    data_size: m.data_size(),
+                    rows_at,
+                    size_at,
+                })
+            })
+            .collect())
+    }
+
+    fn heartbeat(&self) -> Result<crate::task::Heartbeat> {
+        let ids = self.engine.tablet_ids();
+        let data_used = ids
+            .iter()
+            .filter_map(|id| self.engine.tablet_meta(*id).ok())
+            .map(|m| m.data_size())
+            .fold(0u64, u64::saturating_add);
+        Ok(crate::task::Heartbeat {
+            version: crate::task::PROTOCOL_VERSION,
+            tablets: ids.len() as u64,
+            data_used,
+            running_tasks: 0,
+        })
+    }
+
+    fn snapshot_dirs(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for store in self.engine.stores() {
+            let root = store.snapshot_dir();
+            let Ok(rd) = std::fs::read_dir(&root) else {
+                continue;
+            };
+            out.extend(rd.flatten().map(|e| e.path()));
+        }
+        Ok(out)
     }
 
     fn release(&self, paths: &[PathBuf]) -> Result<()> {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use tabletsnap_engine::file;
 
-use crate::backend::BackendNode;
+use crate::backend::{BackendNode, BackendTasks};
 use crate::catalog::Catalog;
 use crate::job::JobManager;
 use crate::meta_store::MetaStore;
@@ -40,29 +40,35 @@ fn existing_data(home: &Path) -> Result<Option<PathBuf>> {
 /// Checks the catalog against the tablets it names: a replica that holds
 /// fewer versions than its partition's visible version means the catalog
 /// and the data are not of the same moment (an old copy of one of them).
-fn cross_check(catalog: &Catalog, backends: &[Arc<BackendNode>]) -> Result<()> {
+fn cross_check(catalog: &Catalog, backends: &[Arc<dyn BackendTasks>]) -> Result<()> {
     let problems: Vec<String> = backends
         .par_iter()
         .flat_map_iter(|node| {
-            let be = crate::backend::BackendTasks::id(node.as_ref());
+            let be = node.id();
             let mut out = Vec::new();
+            let mut expect = Vec::new();
             for (dbname, db) in &catalog.databases {
                 for t in db.tables.values() {
                     for p in t.partitions.iter().filter(|p| p.restoring_job.is_none()) {
                         for tab in p.tablets.iter().filter(|x| x.replicas.contains(&be)) {
-                            // A missing or unreadable tablet is reported when read.
-                            let Ok(tablet) = node.engine().tablet(tab.id) else {
-                                continue;
-                            };
-                            let have = tablet.meta().max_version();
-                            if have < p.visible_version {
-                                out.push(format!(
-                                    "table '{dbname}.{}', partition '{}': the catalog says version {}, but tablet {} on backend {be} holds only up to version {have}",
-                                    t.name, p.name, p.visible_version, tab.id
-                                ));
-                            }
+                            expect.push((tab.id, dbname, &t.name, &p.name, p.visible_version));
                         }
                     }
+                }
+            }
+            let ids: Vec<u64> = expect.iter().map(|e| e.0).collect();
+            // A node that cannot answer is reported by the first task sent to it.
+            let stats = node.tablet_stats(&ids, None).unwrap_or_default();
+            for (stat, (id, dbname, table, partition, visible)) in stats.iter().zip(&expect) {
+                // A missing or unreadable tablet is reported when read.
+                let Some(stat) = stat else {
+                    continue;
+                };
+                let have = stat.max_version;
+                if have < *visible {
+                    out.push(format!(
+                        "table '{dbname}.{table}', partition '{partition}': the catalog says version {visible}, but tablet {id} on backend {be} holds only up to version {have}"
+                    ));
                 }
             }
             out
@@ -84,6 +90,10 @@ pub struct Cluster {
     _lock: nix::fcntl::Flock<File>,
     catalog: Mutex<Catalog>,
     backends: Vec<Arc<BackendNode>>,
+    /// Every backend as the task interface (the in-process nodes, or RPC clients).
+    tasks: Vec<Arc<dyn BackendTasks>>,
+    /// The node processes among them (heartbeats, SHOW BACKENDS).
+    remote: Vec<Arc<crate::node::client::RpcBackend>>,
     jobs: JobManager,
     store: Arc<MetaStore>,
 }
@@ -149,6 +159,11 @@ impl Cluster {
                     crate::meta_store::META_FILE
                 );
             }
+            // A home started with `cluster start` has as many backends as nodes.
+            let backends = match crate::node::procs::load(home)? {
+                Some(list) => u32::try_from(list.nodes.len()).unwrap_or(backends),
+                None => backends,
+            };
             let catalog = Catalog::new(backends);
             let store = MetaStore::create(home, &catalog, &[])?;
             (store, catalog, false)
@@ -167,21 +182,50 @@ impl Cluster {
         // transfers together keep one pack in flight per core, so memory
         // stays at about cores x pack size whatever the backend count.
         let transfer_threads = (cores / catalog.backends.max(1) as usize).max(1);
-        let backends: Vec<Arc<BackendNode>> = (1..=catalog.backends)
+        let nodes = crate::node::procs::load(home)?;
+        let remote: Vec<Arc<crate::node::client::RpcBackend>> = match &nodes {
+            Some(list) => {
+                let token = crate::node::read_token(&crate::node::token_path(home))?;
+                list.nodes
+                    .iter()
+                    .map(|p| {
+                        Arc::new(crate::node::client::RpcBackend::new(
+                            p.id,
+                            &p.addr,
+                            &token,
+                            crate::node::client::ClientOptions::default(),
+                        ))
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let locals = if nodes.is_some() { 0 } else { catalog.backends };
+        let backends: Vec<Arc<BackendNode>> = (1..=locals)
             .into_par_iter()
             .map(|id| {
                 BackendNode::open(id, &home.join(format!("be{id}")), threads, transfer_threads)
             })
             .collect::<Result<_>>()?;
-        cross_check(&catalog, &backends)?;
+        let tasks: Vec<Arc<dyn BackendTasks>> = backends
+            .iter()
+            .map(|b| Arc::clone(b) as Arc<dyn BackendTasks>)
+            .chain(remote.iter().map(|b| Arc::clone(b) as Arc<dyn BackendTasks>))
+            .collect();
+        cross_check(&catalog, &tasks)?;
         let cluster = Arc::new(Cluster {
             home: home.to_path_buf(),
             _lock: lock,
             catalog: Mutex::new(catalog),
             backends,
+            tasks,
+            remote,
             jobs: JobManager::new(Arc::clone(&store), home.join("jobs"))?,
             store,
         });
+        if !cluster.remote.is_empty() {
+            crate::node::heartbeat::start(&cluster);
+        }
         if resume_jobs {
             cluster.sweep_orphan_snapshots();
             JobManager::resume_all(&cluster)?;
@@ -209,20 +253,17 @@ impl Cluster {
                 ),
             });
         }
-        for node in &self.backends {
-            for store in node.engine().stores() {
-                let root = store.snapshot_dir();
-                let Ok(rd) = std::fs::read_dir(&root) else {
-                    continue;
-                };
-                let orphans: Vec<PathBuf> = rd
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|top| !referenced.iter().any(|p| p.starts_with(top)))
-                    .collect();
-                if !orphans.is_empty() {
-                    let _ = crate::backend::BackendTasks::release(node.as_ref(), &orphans);
-                }
+        for node in &self.tasks {
+            // A node that cannot answer keeps its dirs until the next open.
+            let Ok(dirs) = node.snapshot_dirs() else {
+                continue;
+            };
+            let orphans: Vec<PathBuf> = dirs
+                .into_iter()
+                .filter(|top| !referenced.iter().any(|p| p.starts_with(top)))
+                .collect();
+            if !orphans.is_empty() {
+                let _ = node.release(&orphans);
             }
         }
     }
@@ -250,16 +291,36 @@ impl Cluster {
         Ok(out)
     }
 
-    /// All backends.
+    /// The in-process backend nodes (tests and inspection read their
+    /// engines); jobs and statements use [`backend`](Self::backend).
     pub fn backends(&self) -> &[Arc<BackendNode>] {
         &self.backends
     }
 
-    /// Backend `id`.
-    pub fn backend(&self, id: u32) -> Result<&Arc<BackendNode>> {
+    /// In-process backend `id`.
+    pub fn local_backend(&self, id: u32) -> Result<&Arc<BackendNode>> {
         self.backends
             .iter()
-            .find(|b| crate::backend::BackendTasks::id(b.as_ref()) == id)
+            .find(|b| BackendTasks::id(b.as_ref()) == id)
+            .with_context(|| format!("backend {id} is not an in-process node"))
+    }
+
+    /// The node processes (empty for an in-process cluster).
+    pub fn remote_backends(&self) -> &[Arc<crate::node::client::RpcBackend>] {
+        &self.remote
+    }
+
+    /// Ids of every backend.
+    pub fn backend_ids(&self) -> Vec<u32> {
+        self.tasks.iter().map(|b| b.id()).collect()
+    }
+
+    /// Backend `id`.
+    pub fn backend(&self, id: u32) -> Result<Arc<dyn BackendTasks>> {
+        self.tasks
+            .iter()
+            .find(|b| b.id() == id)
+            .cloned()
             .with_context(|| format!("backend {id} does not exist"))
     }
 

@@ -149,6 +149,71 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_BACKENDS)]
         backends: u32,
     },
+    /// Run one backend node process serving the task interface over HTTP
+    /// (loopback by default); `cluster start` runs these for a home.
+    Node {
+        /// The node's own dir; tasks naming paths outside it are refused.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on (port 0: any free port, written to DIR/node.addr).
+        #[arg(long, default_value = "127.0.0.1:9050")]
+        listen: String,
+        /// The cluster token file (a home's cluster.token).
+        #[arg(long)]
+        token_file: PathBuf,
+        /// Backend id, for messages.
+        #[arg(long, default_value_t = 0)]
+        id: u32,
+    },
+    /// Start, stop or list a home's backend node processes.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Start N node processes on free loopback ports and register them in the home.
+    Start {
+        /// The cluster home.
+        #[arg(long)]
+        home: PathBuf,
+        /// Number of node processes.
+        #[arg(long, default_value_t = DEFAULT_BACKENDS)]
+        backends: u32,
+    },
+    /// End the home's node processes by pid.
+    Stop {
+        /// The cluster home.
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// Show the home's node processes.
+    Status {
+        /// The cluster home.
+        #[arg(long)]
+        home: PathBuf,
+    },
+}
+
+fn cluster_action(action: ClusterAction) -> Result<u8> {
+    use tabletsnap::node::procs;
+    let text = match action {
+        ClusterAction::Start { home, backends } => {
+            let exe = std::env::current_exe()?;
+            let list = procs::start(&home, backends, &exe)?;
+            let mut s = String::new();
+            for p in &list.nodes {
+                s.push_str(&format!("started node {} on {} (pid {})\n", p.id, p.addr, p.pid));
+            }
+            s
+        }
+        ClusterAction::Stop { home } => format!("stopped {} node(s)\n", procs::stop(&home)?),
+        ClusterAction::Status { home } => procs::status(&home)?,
+    };
+    cli::out::write_stdout(&text)?;
+    Ok(0)
 }
 
 /// The password for `user`: `--password`, else (for root) the environment's.
@@ -258,6 +323,24 @@ fn main() -> ExitCode {
             false,
         ),
         Command::Failpoints => finish(failpoints(), false),
+        Command::Node {
+            dir,
+            listen,
+            token_file,
+            id,
+        } => finish(
+            tabletsnap::node::read_token(&token_file).and_then(|token| {
+                tabletsnap::node::server::serve(tabletsnap::node::server::NodeOptions {
+                    dir,
+                    listen,
+                    token,
+                    id,
+                })
+                .map(|()| 0)
+            }),
+            false,
+        ),
+        Command::Cluster { action } => finish(cluster_action(action), false),
         Command::Verify {
             home,
             location,

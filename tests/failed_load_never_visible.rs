@@ -38,7 +38,7 @@ fn assert_no_version_above_visible(s: &tabletsnap::exec::Session, db: &str, t: &
     for (visible, tid, be) in tablets(s, db, t) {
         let meta = s
             .cluster()
-            .backend(be)
+            .local_backend(be)
             .expect("backend")
             .engine()
             .tablet_meta(tid)
@@ -82,7 +82,7 @@ fn failed_load_on_one_backend_is_never_read() {
     );
     let leftovers = all.iter().any(|(visible, tid, be)| {
         s.cluster()
-            .backend(*be)
+            .local_backend(*be)
             .ok()
             .and_then(|b| b.engine().tablet_meta(*tid).ok())
             .is_some_and(|m| m.max_version() > *visible)
@@ -109,7 +109,7 @@ fn failed_load_on_one_backend_is_never_read() {
     // The replaced rowsets' files were freed: each tablet dir holds its meta
     // and the files of its live rowsets, nothing else.
     for (_, tid, be) in tablets(&s, "d", "t") {
-        let engine = s.cluster().backend(be).expect("backend").engine();
+        let engine = s.cluster().local_backend(be).expect("backend").engine();
         let t = engine.tablet(tid).expect("tablet");
         let m = t.meta();
         let live = m.rowsets.iter().map(|r| r.segments.len()).sum::<usize>();

@@ -15,7 +15,7 @@ use tabletsnap_transfer::{CommitState, Manifest, SnapshotId};
 
 use super::meta::BackupMeta;
 use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
-use crate::backend::{BackendTasks, RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
+use crate::backend::{RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
 use crate::cluster::Cluster;
 
 /// States of a BACKUP job.
