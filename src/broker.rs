@@ -23,6 +23,10 @@ pub const DRIVERS: &[Driver] = &[
         name: "mem",
         scheme: "mem://",
     },
+    Driver {
+        name: "s3",
+        scheme: "s3://",
+    },
 ];
 
 /// The driver named `name`, checked against the location it is asked to serve.

@@ -77,7 +77,7 @@ fn repositories() {
     );
     sql(
         &mut s,
-        "CREATE REPOSITORY r2 WITH BROKER hdfs_broker ON LOCATION \"mem://stmt_r2\" PROPERTIES (\"username\" = \"u\")",
+        "CREATE REPOSITORY r2 WITH BROKER mem ON LOCATION \"mem://stmt_r2\" PROPERTIES (\"username\" = \"u\")",
     );
     sql(
         &mut s,
@@ -90,7 +90,7 @@ fn repositories() {
     );
     assert_eq!(column(&repos, "RepoName"), vec!["r1", "r2", "r3"]);
     assert_eq!(column(&repos, "Location")[0], loc);
-    assert_eq!(column(&repos, "Broker")[1], "hdfs_broker");
+    assert_eq!(column(&repos, "Broker")[1], "mem");
     assert_eq!(column(&repos, "ErrMsg"), vec!["NULL", "NULL", "NULL"]);
     assert!(column(&repos, "CreateTime").iter().all(|c| is_time(c)));
 
