@@ -93,6 +93,15 @@ pub enum Error {
         /// Which part differs.
         detail: String,
     },
+    /// An incremental install cannot extend the tablet with the snapshot:
+    /// not the same source data, or versions the snapshot merged or lacks.
+    #[error("tablet {tablet_id}: cannot catch up: {detail}")]
+    CatchUpRefused {
+        /// The tablet.
+        tablet_id: u64,
+        /// Why not.
+        detail: String,
+    },
     /// The caller passed something unusable (bad rows, bad range, bad path).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

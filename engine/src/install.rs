@@ -59,7 +59,7 @@ pub enum InstallOutcome {
 }
 
 /// The same versions made of the same bytes, whatever the ids.
-fn same_content(a: &[RowsetMeta], b: &[RowsetMeta]) -> bool {
+pub(crate) fn same_content(a: &[RowsetMeta], b: &[RowsetMeta]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
             x.start_version == y.start_version
@@ -69,13 +69,15 @@ fn same_content(a: &[RowsetMeta], b: &[RowsetMeta]) -> bool {
         })
 }
 
-struct Staged {
-    req_index: usize,
-    store: usize,
-    dir: PathBuf,
-    meta: TabletMeta,
-    existing: Option<WriterPermit>,
-    linked: Vec<PathBuf>,
+/// One tablet of an install batch, decided and ready to link: its new meta
+/// and the files to link in (source, destination).
+pub(crate) struct Staged {
+    pub(crate) store: usize,
+    pub(crate) dir: PathBuf,
+    pub(crate) meta: TabletMeta,
+    pub(crate) existing: Option<WriterPermit>,
+    pub(crate) links: Vec<(PathBuf, PathBuf)>,
+    pub(crate) linked: Vec<PathBuf>,
 }
 
 fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
@@ -92,10 +94,21 @@ fn verify_sources(req: &InstallRequest, verify: Verify) -> Result<usize> {
     req.source
         .validate()
         .map_err(|e| Error::corrupt(req.src_dir.join(META_FILE_NAME), e))?;
+    verify_files(&req.src_dir, &req.source.rowsets, req.tablet_id, verify)
+}
+
+/// Checks every segment file of `rowsets` in `src_dir` (size, and crc32 with
+/// `Verify::Full`); returns how many there are.
+pub(crate) fn verify_files(
+    src_dir: &Path,
+    rowsets: &[RowsetMeta],
+    tablet_id: u64,
+    verify: Verify,
+) -> Result<usize> {
     let mut n = 0;
-    for rs in &req.source.rowsets {
+    for rs in rowsets {
         for (name, seg) in rs.files() {
-            let path = req.src_dir.join(&name);
+            let path = src_dir.join(&name);
             n += 1;
             if verify == Verify::SizeOnly {
                 let len = std::fs::metadata(&path)
@@ -110,11 +123,7 @@ fn verify_sources(req: &InstallRequest, verify: Verify) -> Result<usize> {
                 continue;
             }
             crate::read::read_verified(&path, seg, || {
-                format!(
-                    "snapshot file {} of tablet {}",
-                    path.display(),
-                    req.tablet_id
-                )
+                format!("snapshot file {} of tablet {tablet_id}", path.display())
             })?;
         }
     }
@@ -202,22 +211,51 @@ impl Engine {
                     (store, dir)
                 }
             };
-            for rs in &r.source.rowsets {
-                let mut n = rs.clone();
-                n.rowset_id = self.alloc_rowset_id()?;
-                meta.rowsets.push(n);
-            }
+            let links = self.renamed_rowsets(&r.source.rowsets, &r.src_dir, &dir, &mut meta)?;
             outcomes[i] = InstallOutcome::Installed { files: counts[i] };
             staged.push(Staged {
-                req_index: i,
                 store,
                 dir,
                 meta,
                 existing: permit,
+                links,
                 linked: Vec::new(),
             });
         }
-        if let Err(e) = self.link_stage(reqs, &mut staged) {
+        self.finish_install(staged)?;
+        Ok(outcomes)
+    }
+
+    /// Appends `rowsets` to `meta` under fresh rowset ids (versions kept);
+    /// returns the links that put their files from `src_dir` into `dir`.
+    pub(crate) fn renamed_rowsets(
+        &self,
+        rowsets: &[RowsetMeta],
+        src_dir: &Path,
+        dir: &Path,
+        meta: &mut TabletMeta,
+    ) -> Result<Vec<(PathBuf, PathBuf)>> {
+        let mut links = Vec::new();
+        for rs in rowsets {
+            let mut n = rs.clone();
+            n.rowset_id = self.alloc_rowset_id()?;
+            for i in 0..rs.segments.len() {
+                links.push((
+                    src_dir.join(rs.segment_file_name(i)),
+                    dir.join(n.segment_file_name(i)),
+                ));
+            }
+            meta.rowsets.push(n);
+        }
+        Ok(links)
+    }
+
+    /// Links, commits and publishes staged tablets, then frees the rowsets
+    /// their new metas list as stale. On error the visible metas are the old
+    /// ones or the new ones, per tablet, and no linked file is left orphaned
+    /// in a live dir.
+    pub(crate) fn finish_install(&self, mut staged: Vec<Staged>) -> Result<()> {
+        if let Err(e) = self.link_stage(&mut staged) {
             for s in &staged {
                 for p in &s.linked {
                     let _ = file::remove_file_if_exists(p);
@@ -243,8 +281,11 @@ impl Engine {
             for s in staged {
                 match s.existing {
                     Some(permit) => {
+                        let stale = !s.meta.stale_rowsets.is_empty();
                         permit.tablet().set_meta(s.meta);
-                        replaced.push(Arc::clone(permit.tablet()));
+                        if stale {
+                            replaced.push(Arc::clone(permit.tablet()));
+                        }
                     }
                     None => {
                         self.stores[s.store].tablets.fetch_add(1, Ordering::Relaxed);
@@ -260,23 +301,18 @@ impl Engine {
             "engine::install::before_gc".into()
         )));
         self.gc_tablets(&replaced, 0)?;
-        Ok(outcomes)
+        Ok(())
     }
 
     /// Links every file and writes temp metas; nothing is visible yet.
-    fn link_stage(&self, reqs: &[InstallRequest], staged: &mut [Staged]) -> Result<()> {
+    fn link_stage(&self, staged: &mut [Staged]) -> Result<()> {
         fail::fail_point!("engine::install::before_link", |_| Err(Error::FailPoint(
             "engine::install::before_link".into()
         )));
         staged.par_iter_mut().try_for_each(|s| {
-            let req = &reqs[s.req_index];
-            for (src_rs, dst_rs) in req.source.rowsets.iter().zip(&s.meta.rowsets) {
-                for i in 0..src_rs.segments.len() {
-                    let src = req.src_dir.join(src_rs.segment_file_name(i));
-                    let dst = s.dir.join(dst_rs.segment_file_name(i));
-                    link_or_copy(&src, &dst)?;
-                    s.linked.push(dst);
-                }
+            for (src, dst) in &s.links {
+                link_or_copy(src, dst)?;
+                s.linked.push(dst.clone());
             }
             file::write_tmp(&s.dir.join(META_FILE_NAME), &s.meta.encode(), false)
         })?;
@@ -321,8 +357,10 @@ impl Engine {
                 }
                 continue;
             };
-            let committed = meta.rowsets.first().map(|r| r.rowset_id)
-                == s.meta.rowsets.first().map(|r| r.rowset_id);
+            // The last rowset is new in every staged meta (an incremental
+            // install keeps the first ones).
+            let committed = meta.rowsets.last().map(|r| r.rowset_id)
+                == s.meta.rowsets.last().map(|r| r.rowset_id);
             if !committed {
                 // The old meta is still the visible one and names none of the
                 // new links (fresh rowset ids): they are orphans that would

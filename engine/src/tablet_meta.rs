@@ -125,6 +125,14 @@ impl TabletMeta {
         })
     }
 
+    /// The rowsets exactly covering (version, max]: what a copy of this
+    /// tablet at `version` lacks. Fails like [`TabletMeta::rowsets_for`] when
+    /// `version` is not the end of a rowset (merged by compaction, or past max).
+    pub fn rowsets_after(&self, version: u64) -> Result<&[RowsetMeta]> {
+        let n = self.rowsets_for(version)?.len();
+        Ok(&self.rowsets[n..])
+    }
+
     /// A copy holding only the rowsets covering [0, version] and no stale ones.
     pub fn restricted_to(&self, version: u64) -> Result<TabletMeta> {
         let rowsets = self.rowsets_for(version)?.to_vec();

@@ -19,8 +19,9 @@ pub use make::{make_snapshots, SnapshotFile, SnapshotInfo, SnapshotRequest};
 pub use name::{DirKind, DirName};
 pub use release::release_snapshot;
 pub use restore::{
-    load_snapshot, load_snapshots, prepare_restore_dir, prepare_restore_dirs, read_snapshot_meta,
-    LoadSnapshotRequest, RESTORE_DIR_TIMEOUT,
+    catch_up_files, catch_up_snapshots, load_snapshot, load_snapshots, prepare_restore_dir,
+    prepare_restore_dirs, read_snapshot_meta, CatchUpRequest, LoadSnapshotRequest,
+    RESTORE_DIR_TIMEOUT,
 };
 pub use sweep::{sweep_expired, SweepStats};
 pub use tabletsnap_engine::{InstallOutcome, Verify};

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 use tabletsnap_engine::tablet_meta::META_FILE_NAME;
-use tabletsnap_engine::{file, Engine, InstallOutcome, InstallRequest, TabletMeta, Verify};
+use tabletsnap_engine::{
+    file, Engine, IncrementalRequest, InstallOutcome, InstallRequest, TabletMeta, Verify,
+};
 
 use crate::error::{Error, Result};
 use crate::name::{create_top_dirs, DirKind};
@@ -170,4 +172,54 @@ pub fn load_snapshots(
         }
         Error::from(e)
     })
+}
+
+/// Where to catch up one downloaded snapshot: an existing tablet that holds
+/// `base_version` of the same source (an earlier restore made it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUpRequest {
+    /// Target tablet id.
+    pub tablet_id: u64,
+    /// The version the target holds; the snapshot's rowsets above it are appended.
+    pub base_version: u64,
+}
+
+/// The files of a snapshot with meta `meta` that a copy of the tablet at
+/// `base_version` lacks: the segment files of the rowsets above it. Fails
+/// when `base_version` is not the end of one of its rowsets (the source
+/// merged it with later versions, or the snapshot is older).
+pub fn catch_up_files(meta: &TabletMeta, base_version: u64) -> Result<Vec<String>> {
+    let rowsets = meta.rowsets_after(base_version).map_err(|e| {
+        Error::from(tabletsnap_engine::Error::CatchUpRefused {
+            tablet_id: meta.tablet_id,
+            detail: format!("the snapshot cannot extend version {base_version}: {e}"),
+        })
+    })?;
+    Ok(rowsets
+        .iter()
+        .flat_map(|r| r.files().map(|(name, _)| name))
+        .collect())
+}
+
+/// Catches up existing tablets from downloaded snapshot dirs that hold the
+/// meta and (at least) the files [`catch_up_files`] names: appends the
+/// versions each lacks, one atomic meta swap per tablet, one barrier pair
+/// for the batch (`Engine::install_incremental`). Idempotent.
+pub fn catch_up_snapshots(
+    engine: &Engine,
+    loads: &[(PathBuf, CatchUpRequest)],
+    verify: Verify,
+) -> Result<Vec<InstallOutcome>> {
+    let reqs: Vec<IncrementalRequest> = loads
+        .par_iter()
+        .map(|(dir, r)| {
+            Ok(IncrementalRequest {
+                src_dir: dir.clone(),
+                source: read_snapshot_meta(dir)?,
+                tablet_id: r.tablet_id,
+                base_version: r.base_version,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(engine.install_incremental(&reqs, verify)?)
 }
