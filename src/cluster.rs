@@ -91,9 +91,9 @@ pub struct Cluster {
     catalog: Mutex<Catalog>,
     backends: Vec<Arc<BackendNode>>,
     /// Every backend as the task interface (the in-process nodes, or RPC clients).
-    tasks: Vec<Arc<dyn BackendTasks>>,
+    tasks: std::sync::RwLock<Vec<Arc<dyn BackendTasks>>>,
     /// The node processes among them (heartbeats, SHOW BACKENDS).
-    remote: Vec<Arc<crate::node::client::RpcBackend>>,
+    remote: std::sync::RwLock<Vec<Arc<crate::node::client::RpcBackend>>>,
     jobs: JobManager,
     store: Arc<MetaStore>,
 }
@@ -218,12 +218,12 @@ impl Cluster {
             _lock: lock,
             catalog: Mutex::new(catalog),
             backends,
-            tasks,
-            remote,
+            tasks: std::sync::RwLock::new(tasks),
+            remote: std::sync::RwLock::new(remote),
             jobs: JobManager::new(Arc::clone(&store), home.join("jobs"))?,
             store,
         });
-        if !cluster.remote.is_empty() {
+        if !cluster.remote_backends().is_empty() {
             crate::node::heartbeat::start(&cluster);
         }
         if resume_jobs {
@@ -253,7 +253,7 @@ impl Cluster {
                 ),
             });
         }
-        for node in &self.tasks {
+        for node in self.tasks() {
             // A node that cannot answer keeps its dirs until the next open.
             let Ok(dirs) = node.snapshot_dirs() else {
                 continue;
@@ -306,18 +306,59 @@ impl Cluster {
     }
 
     /// The node processes (empty for an in-process cluster).
-    pub fn remote_backends(&self) -> &[Arc<crate::node::client::RpcBackend>] {
-        &self.remote
+    pub fn remote_backends(&self) -> Vec<Arc<crate::node::client::RpcBackend>> {
+        self.remote.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every backend as the task interface.
+    pub fn tasks(&self) -> Vec<Arc<dyn BackendTasks>> {
+        self.tasks.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Backends new replicas may go to: all but node processes marked dead.
+    pub fn live_backend_ids(&self) -> Vec<u32> {
+        let dead: Vec<u32> = self
+            .remote_backends()
+            .iter()
+            .filter(|b| !b.health().alive)
+            .map(|b| b.id())
+            .collect();
+        self.backend_ids()
+            .into_iter()
+            .filter(|id| !dead.contains(id))
+            .collect()
+    }
+
+    /// Adds a node process (ALTER SYSTEM ADD BACKEND).
+    pub(crate) fn attach_remote(&self, b: Arc<crate::node::client::RpcBackend>) {
+        let mut tasks = self.tasks.write().unwrap_or_else(|e| e.into_inner());
+        tasks.push(Arc::clone(&b) as Arc<dyn BackendTasks>);
+        self.remote
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(b);
+    }
+
+    /// Forgets backend `id` (ALTER SYSTEM DROP BACKEND).
+    pub(crate) fn detach(&self, id: u32) {
+        self.tasks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|b| b.id() != id);
+        self.remote
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|b| b.id() != id);
     }
 
     /// Ids of every backend.
     pub fn backend_ids(&self) -> Vec<u32> {
-        self.tasks.iter().map(|b| b.id()).collect()
+        self.tasks().iter().map(|b| b.id()).collect()
     }
 
     /// Backend `id`.
     pub fn backend(&self, id: u32) -> Result<Arc<dyn BackendTasks>> {
-        self.tasks
+        self.tasks()
             .iter()
             .find(|b| b.id() == id)
             .cloned()

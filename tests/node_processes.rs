@@ -160,3 +160,107 @@ fn a_node_gone_for_good_cancels_the_backup_naming_it() {
     let msg = status(&h);
     assert!(msg.contains("backend 2"), "{msg}");
 }
+
+#[test]
+fn requests_without_the_token_or_with_foreign_paths_are_refused() {
+    use tabletsnap::backend::BackendTasks;
+    use tabletsnap::node::client::{ClientOptions, RpcBackend};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("h");
+    let _nodes = start(&home, 1);
+    let list = procs::load(&home).expect("nodes").expect("nodes");
+    let node = &list.nodes[0];
+    let token = tabletsnap::node::read_token(&tabletsnap::node::token_path(&home)).expect("token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(tabletsnap::node::token_path(&home))
+        .expect("token file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let opts = ClientOptions {
+        unreachable_after: Duration::from_millis(200),
+        ..ClientOptions::default()
+    };
+    let wrong = RpcBackend::new(1, &node.addr, "not-the-token", opts);
+    let e = format!("{:#}", wrong.heartbeat().expect_err("refused"));
+    assert!(e.contains("token"), "{e}");
+    let log = std::fs::read_to_string(node.dir.join("node.log")).expect("node log");
+    assert!(log.contains("refused a request"), "{log}");
+    assert!(!log.contains(&token), "the log never holds the token");
+    let right = RpcBackend::new(1, &node.addr, &token, opts);
+    assert_eq!(right.heartbeat().expect("heartbeat").tablets, 0);
+    let e = format!(
+        "{:#}",
+        right
+            .release(&[tmp.path().join("elsewhere")])
+            .expect_err("refused")
+    );
+    assert!(e.contains("outside this node's dir"), "{e}");
+    let e = format!(
+        "{:#}",
+        right
+            .release(&[node.dir.join("../node2/x")])
+            .expect_err("refused")
+    );
+    assert!(e.contains("outside this node's dir"), "{e}");
+}
+
+fn backends_column(s: &mut tabletsnap::exec::Session, name: &str) -> Vec<String> {
+    column(&rows(s, "SHOW BACKENDS"), name)
+}
+
+#[test]
+fn alter_system_adds_and_drops_nodes_and_dead_nodes_get_no_tablets() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("h");
+    let _nodes = start(&home, 2);
+    let extra = procs::spawn_node(&exe(), &home, 3, "127.0.0.1:0").expect("third node");
+    let mut s = open(&home);
+    sql(
+        &mut s,
+        &format!("ALTER SYSTEM ADD BACKEND \"{}\"", extra.addr),
+    );
+    assert_eq!(backends_column(&mut s, "BackendId"), vec!["1", "2", "3"]);
+    let err = err(
+        &mut s,
+        &format!("ALTER SYSTEM ADD BACKEND \"{}\"", extra.addr),
+    );
+    assert!(err.contains("already"), "{err}");
+    // Heartbeats run every half second: a bounded poll until all answered.
+    let start_at = Instant::now();
+    while backends_column(&mut s, "LastHeartbeat")
+        .iter()
+        .any(|t| t == "NULL" || t.is_empty())
+    {
+        assert!(
+            start_at.elapsed() < Duration::from_secs(30),
+            "no heartbeats"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        backends_column(&mut s, "Alive"),
+        vec!["true", "true", "true"]
+    );
+    procs::kill(extra.pid, true);
+    let start_at = Instant::now();
+    while backends_column(&mut s, "Alive") != vec!["true", "true", "false"] {
+        assert!(
+            start_at.elapsed() < Duration::from_secs(30),
+            "node 3 never marked dead"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let msg = backends_column(&mut s, "ErrMsg");
+    assert!(msg[2].contains("unreachable"), "{msg:?}");
+    sql(&mut s, "CREATE DATABASE d; USE d");
+    make_table(&mut s, "t", 1);
+    let placed = column(&rows(&mut s, "SHOW TABLET FROM t"), "BackendId");
+    assert_eq!(placed.len(), 6);
+    assert!(!placed.contains(&"3".to_string()), "{placed:?}");
+    sql(
+        &mut s,
+        &format!("ALTER SYSTEM DROP BACKEND \"{}\"", extra.addr),
+    );
+    assert_eq!(backends_column(&mut s, "BackendId"), vec!["1", "2"]);
+}

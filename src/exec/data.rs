@@ -139,7 +139,12 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
     if buckets == 0 || buckets > 1024 {
         bail!("BUCKETS must be between 1 and 1024, not {buckets}");
     }
-    let backends = s.cluster.catalog().backends;
+    // New replicas go to live backends only.
+    let live = s.cluster.live_backend_ids();
+    let backends = u32::try_from(live.len()).unwrap_or(u32::MAX);
+    if backends == 0 {
+        bail!("no live backend to place tablets on (SHOW BACKENDS says why)");
+    }
     let mut replication_num = backends.min(3) as u16;
     for (k, v) in &ct.properties {
         match k.as_str() {
@@ -220,7 +225,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
             for _ in 0..buckets {
                 let tid = c.alloc_id();
                 let replicas: Vec<u32> = (0..u32::from(replication_num))
-                    .map(|k| (next + k) % backends + 1)
+                    .map(|k| live[((next + k) % backends) as usize])
                     .collect();
                 next = (next + 1) % backends;
                 for be in &replicas {

@@ -4,6 +4,7 @@
 mod data;
 mod jobs;
 pub mod snapshots;
+mod system;
 mod users;
 pub mod values;
 
@@ -164,6 +165,15 @@ impl Session {
             }
             S::Help { topic } => Ok(Output::Rows(crate::sql::help::help(&topic))),
             S::ShowBroker => Ok(Output::Rows(crate::broker::show(process_start_ms()))),
+            S::AddBackend { addr } => {
+                self.require_admin("ALTER SYSTEM")?;
+                system::add_backend(self, &addr)
+            }
+            S::DropBackend { addr } => {
+                self.require_admin("ALTER SYSTEM")?;
+                system::drop_backend(self, &addr)
+            }
+            S::ShowBackends => system::show_backends(self),
             S::CreateRepository(cr) => {
                 self.require_admin("CREATE REPOSITORY")?;
                 jobs::create_repository(self, &cr)

@@ -19,8 +19,9 @@ pub fn start(cluster: &Arc<Cluster>) {
             let Some(c) = weak.upgrade() else {
                 return;
             };
+            let nodes = c.remote_backends();
             std::thread::scope(|s| {
-                for b in c.remote_backends() {
+                for b in &nodes {
                     s.spawn(move || b.beat());
                 }
             });

@@ -44,6 +44,17 @@ pub fn load(home: &Path) -> Result<Option<NodeList>> {
     }
 }
 
+/// Changes the node list of `home` (a new one if it has none).
+pub fn update<T>(home: &Path, f: impl FnOnce(&mut NodeList) -> Result<T>) -> Result<T> {
+    let mut list = load(home)?.unwrap_or(NodeList {
+        version: 1,
+        nodes: Vec::new(),
+    });
+    let out = f(&mut list)?;
+    save(home, &list)?;
+    Ok(out)
+}
+
 fn save(home: &Path, list: &NodeList) -> Result<()> {
     let path = home.join(NODES_FILE);
     tabletsnap_engine::file::write_atomic(&path, &serde_json::to_vec_pretty(list)?)

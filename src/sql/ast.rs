@@ -338,6 +338,18 @@ pub enum Statement {
     },
     /// `SHOW BROKER`: the storage drivers this build has.
     ShowBroker,
+    /// `ALTER SYSTEM ADD BACKEND "host:port"`
+    AddBackend {
+        /// `host:port` of a running `tabletsnap node`.
+        addr: String,
+    },
+    /// `ALTER SYSTEM DROP BACKEND "host:port"`
+    DropBackend {
+        /// `host:port` as added.
+        addr: String,
+    },
+    /// `SHOW BACKENDS`
+    ShowBackends,
     /// `CREATE REPOSITORY ...`
     CreateRepository(CreateRepository),
     /// `DROP REPOSITORY name`

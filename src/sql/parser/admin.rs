@@ -23,6 +23,9 @@ const SHOW_WHAT: &[&str] = &[
 impl Parser<'_> {
     /// After `SHOW`.
     pub(super) fn show(&mut self) -> Result<Statement, ParseError> {
+        if self.eat_opt("BACKENDS") {
+            return Ok(Statement::ShowBackends);
+        }
         let Some(what) = SHOW_WHAT.iter().copied().find(|kw| self.is_kw(kw)) else {
             return Err(self.error(crate::sql::error::one_of(SHOW_WHAT)));
         };

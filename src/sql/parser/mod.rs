@@ -8,6 +8,7 @@ mod admin;
 mod ddl;
 mod dml;
 mod snapshot;
+mod system;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -102,6 +103,10 @@ impl<'a> Parser<'a> {
         if self.is_kw("VERIFY") {
             self.advance();
             return self.verify_snapshot();
+        }
+        if self.is_kw("ALTER") {
+            self.advance();
+            return self.alter_system();
         }
         const STARTS: &[&str] = &[
             "CREATE", "DROP", "INSERT", "SELECT", "CHECKSUM", "USE", "SHOW", "BACKUP", "RESTORE",
