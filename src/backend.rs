@@ -93,6 +93,10 @@ pub struct RestoreTarget {
     pub overwrite: bool,
     /// The download dir, once prepared.
     pub dir: Option<PathBuf>,
+    /// Catch-up: the tablet exists at this version of the same source; only
+    /// the backup's rowsets above it are downloaded and appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_from: Option<u64>,
 }
 
 /// The tasks a job sends to a backend.
@@ -454,8 +458,20 @@ impl BackendTasks for BackendNode {
         opts.transfer = self.transfer_options(ctl);
         let report = self
             .pool
-            .install(|| {
-                tabletsnap_transfer::download_manifest(&repository, manifest.clone(), &map, &opts)
+            .install(|| -> Result<_> {
+                let manifest = crate::catch_up::narrow_to_new_versions(
+                    &repository,
+                    manifest,
+                    targets,
+                    &map,
+                    &mut opts,
+                )?;
+                Ok(tabletsnap_transfer::download_manifest(
+                    &repository,
+                    manifest,
+                    &map,
+                    &opts,
+                )?)
             })
             .with_context(|| {
                 format!(
@@ -495,7 +511,20 @@ impl BackendTasks for BackendNode {
     }
 
     fn commit(&self, targets: &[RestoreTarget]) -> Result<Vec<InstallOutcome>> {
-        let loads: Vec<(PathBuf, LoadSnapshotRequest)> = targets
+        let (catch_up, full): (Vec<&RestoreTarget>, Vec<&RestoreTarget>) =
+            targets.iter().partition(|t| t.catch_up_from.is_some());
+        let appends: Vec<(PathBuf, tabletsnap_snapshot::CatchUpRequest)> = catch_up
+            .iter()
+            .filter_map(|t| {
+                let req = tabletsnap_snapshot::CatchUpRequest {
+                    tablet_id: t.tablet_id,
+                    base_version: t.catch_up_from?,
+                };
+                Some(t.dir.clone().map(|d| (d, req)))
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| anyhow!("a tablet to catch up was never downloaded"))?;
+        let loads: Vec<(PathBuf, LoadSnapshotRequest)> = full
             .iter()
             .map(|t| {
                 let dir = t
@@ -518,7 +547,29 @@ impl BackendTasks for BackendNode {
         // checked those equal the tablet metas': sizes suffice here (a second
         // read of every file would double the restore's file cost).
         self.pool
-            .install(|| tabletsnap_snapshot::load_snapshots(&self.engine, &loads, Verify::SizeOnly))
+            .install(|| -> Result<Vec<InstallOutcome>> {
+                let mut full =
+                    tabletsnap_snapshot::load_snapshots(&self.engine, &loads, Verify::SizeOnly)?
+                        .into_iter();
+                let mut appended = if appends.is_empty() {
+                    Vec::new()
+                } else {
+                    tabletsnap_snapshot::catch_up_snapshots(
+                        &self.engine,
+                        &appends,
+                        Verify::SizeOnly,
+                    )?
+                }
+                .into_iter();
+                // One outcome per target, in the targets' order.
+                Ok(targets
+                    .iter()
+                    .filter_map(|t| match t.catch_up_from {
+                        Some(_) => appended.next(),
+                        None => full.next(),
+                    })
+                    .collect())
+            })
             .with_context(|| {
                 format!(
                     "committing {} restored tablets on backend {}",

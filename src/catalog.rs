@@ -49,6 +49,29 @@ pub struct TabletInfo {
     pub replicas: Vec<u32>,
 }
 
+/// Where a restore took a partition's data from: the chain a catch-up
+/// restore checks before it appends a later backup's versions.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoredFrom {
+    /// Cluster id of the backup's source.
+    pub cluster_id: u64,
+    /// Source table id.
+    pub table_id: u64,
+    /// Source partition id.
+    pub partition_id: u64,
+    /// The version restored (the partition's visible version right after).
+    pub version: u64,
+}
+
+/// Where a restore took a table from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableSource {
+    /// Cluster id of the backup's source.
+    pub cluster_id: u64,
+    /// Source table id.
+    pub table_id: u64,
+}
+
 /// A range partition.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Partition {
@@ -73,6 +96,9 @@ pub struct Partition {
     /// write is overwritten by the restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_fence: Option<u64>,
+    /// Set by the last restore that filled this partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<RestoredFrom>,
 }
 
 /// A table.
@@ -99,6 +125,9 @@ pub struct Table {
     pub restoring_job: Option<u64>,
     /// Whether INSERT is allowed while restoring.
     pub allow_load_while_restoring: bool,
+    /// Set by the last restore into this table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<TableSource>,
 }
 
 impl Table {

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bench;
 pub mod broker;
 pub mod catalog;
+pub mod catch_up;
 pub mod cluster;
 pub mod demo;
 pub mod errcode;

@@ -248,6 +248,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
                 tablets,
                 restoring_job: None,
                 load_fence: None,
+                restored_from: None,
             }));
         }
         let table = Table {
@@ -261,6 +262,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
             replication_num,
             restoring_job: None,
             allow_load_while_restoring: false,
+            restored_from: None,
         };
         Ok((table, per_be))
     })?;

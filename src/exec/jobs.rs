@@ -331,6 +331,7 @@ pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
         plan: None,
         targets: Vec::new(),
         commit_step: Default::default(),
+        catch_up: props.catch_up,
         status: JobStatus {
             status: "OK".into(),
             ..Default::default()

@@ -19,10 +19,10 @@ use tabletsnap_engine::engine::now_ms;
 use tabletsnap_transfer::SnapshotId;
 
 use super::backup::task_control;
-use super::meta::{BackupMeta, BackupTable};
+use super::meta::{BackupMeta, BackupPartition, BackupTable};
 use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
 use crate::backend::{RepoRef, RestoreTarget};
-use crate::catalog::{Catalog, Partition, Table, TabletInfo};
+use crate::catalog::{Catalog, Partition, RestoredFrom, Table, TableSource, TabletInfo};
 use crate::cluster::Cluster;
 
 /// States of a RESTORE job.
@@ -97,6 +97,13 @@ pub struct PartitionPlan {
     pub lower: Option<tabletsnap_engine::Value>,
     /// Upper bound.
     pub upper: Option<tabletsnap_engine::Value>,
+    /// Source partition id (recorded in the catalog at publish).
+    #[serde(default)]
+    pub source_partition_id: u64,
+    /// Catch-up: the version the existing partition holds; only the
+    /// versions above it are downloaded and appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_from: Option<u64>,
 }
 
 /// A table in the plan.
@@ -114,6 +121,12 @@ pub struct TablePlan {
     pub replication_num: u16,
     /// Partitions.
     pub partitions: Vec<PartitionPlan>,
+    /// Source cluster id (recorded in the catalog at publish).
+    #[serde(default)]
+    pub source_cluster_id: u64,
+    /// Source table id (recorded in the catalog at publish).
+    #[serde(default)]
+    pub source_table_id: u64,
 }
 
 /// A RESTORE job's persisted record.
@@ -157,6 +170,10 @@ pub struct RestoreJob {
     /// a crash finds what it needs (the download dirs until released).
     #[serde(default)]
     pub commit_step: CommitStep,
+    /// `"catch_up" = "true"`: existing partitions get only the versions they
+    /// lack, and must hold the same source's data at a version the backup extends.
+    #[serde(default)]
+    pub catch_up: bool,
     /// Errors and status.
     pub status: JobStatus,
 }
@@ -223,6 +240,50 @@ pub fn read_backup_meta(repo: &RepoRef, label: &str, timestamp: &str) -> Result<
         &bytes,
         &format!("snapshot {label}/{timestamp} in repository '{}'", repo.name),
     )
+}
+
+/// For a catch-up of partition `p` of table `target` from backup partition
+/// `bp` (of table `table_id` on cluster `cluster_id`): the version `p`
+/// holds, above which the backup's versions are appended; `None` when it
+/// already holds the backup's version. Refuses, saying why and what to do,
+/// a partition that does not hold the same source's data at exactly its
+/// restored version.
+fn catch_up_base(
+    target: &str,
+    p: &Partition,
+    cluster_id: u64,
+    table_id: u64,
+    bp: &BackupPartition,
+) -> Result<Option<u64>> {
+    let what = format!("partition '{}' of table '{target}'", p.name);
+    let overwrite = "restore without \"catch_up\" to overwrite it";
+    let Some(r) = p.restored_from else {
+        bail!("{what} was not made by a RESTORE, so no backup chain leads to it: {overwrite}");
+    };
+    if (r.cluster_id, r.table_id, r.partition_id) != (cluster_id, table_id, bp.id) {
+        bail!(
+            "{what} was restored from table {} partition {} of cluster {:016x}, the snapshot holds table {table_id} partition {} of cluster {cluster_id:016x}: not the same source, a catch-up would mix data; {overwrite}",
+            r.table_id,
+            r.partition_id,
+            r.cluster_id,
+            bp.id
+        );
+    }
+    if p.visible_version != r.version {
+        bail!(
+            "{what} was loaded since it was restored (version {}, restored at {}): a catch-up would drop those loads; {overwrite}",
+            p.visible_version,
+            r.version
+        );
+    }
+    if bp.version < r.version {
+        bail!(
+            "the snapshot holds version {} of {what}, older than the version {} restored: catch up from a later snapshot (SHOW SNAPSHOT lists them)",
+            bp.version,
+            r.version
+        );
+    }
+    Ok((bp.version > r.version).then_some(r.version))
 }
 
 fn same_shape(existing: &Table, b: &BackupTable) -> Result<()> {
@@ -292,6 +353,11 @@ pub fn make_plan(
             .ok()
             .and_then(|d| d.tables.get(&target))
             .cloned();
+        if existing.is_none() && job.catch_up {
+            bail!(
+                "table '{target}' does not exist: a catch-up restore appends to tables an earlier RESTORE made; restore without \"catch_up\" first"
+            );
+        }
         if let Some(t) = &existing {
             same_shape(t, b)?;
             if t.restoring_job.is_some_and(|j| j != job.id) {
@@ -315,6 +381,7 @@ pub fn make_plan(
                     .position(|p| p.name == bp.name)
                     .map(|i| (t, i))
             });
+            let mut catch_up_from = None;
             let (partition_id, created, tablets) = match ex_part {
                 Some((t, i)) => {
                     let lower = t.lower_bound(i).cloned();
@@ -323,6 +390,14 @@ pub fn make_plan(
                             "partition '{}' of table '{target}' has a different range than in the backup",
                             bp.name
                         );
+                    }
+                    if job.catch_up {
+                        match catch_up_base(&target, &t.partitions[i], meta.cluster_id, b.id, bp)?
+                        {
+                            Some(v) => catch_up_from = Some(v),
+                            // Already at the backup's version: nothing to do.
+                            None => continue,
+                        }
                     }
                     let tablets = t.partitions[i]
                         .tablets
@@ -362,7 +437,12 @@ pub fn make_plan(
                 tablets,
                 lower: bp.lower.clone(),
                 upper: bp.upper.clone(),
+                source_partition_id: bp.id,
+                catch_up_from,
             });
+        }
+        if parts.is_empty() && job.catch_up {
+            continue;
         }
         plans.push(TablePlan {
             source: o.table.clone(),
@@ -371,6 +451,8 @@ pub fn make_plan(
             created: existing.is_none(),
             replication_num,
             partitions: parts,
+            source_cluster_id: meta.cluster_id,
+            source_table_id: b.id,
         });
     }
     Ok(plans)
@@ -483,6 +565,7 @@ fn apply_plan(
                 replication_num: tp.replication_num,
                 restoring_job: Some(job.id),
                 allow_load_while_restoring: job.allow_load,
+                restored_from: None,
             })
         });
         let present: std::collections::HashSet<u64> =
@@ -514,6 +597,7 @@ fn apply_plan(
                     .collect(),
                 restoring_job: Some(job.id),
                 load_fence: None,
+                restored_from: None,
             };
             // Keep range order: insert before the first partition whose upper is above ours.
             let pos = table
@@ -604,8 +688,9 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                                     .unwrap_or(0),
                                 table_id: tp.table_id,
                                 partition_id: pp.partition_id,
-                                overwrite: !pp.created,
+                                overwrite: !pp.created && pp.catch_up_from.is_none(),
                                 dir: None,
+                                catch_up_from: pp.catch_up_from,
                             });
                         }
                     }
@@ -695,6 +780,16 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
                 r
             })?;
+            if job.targets.iter().flat_map(|(_, l)| l).any(|t| t.catch_up_from.is_some()) {
+                // The totals counted whole tablets; a catch-up fetched only
+                // the new versions' files (and each tablet's meta).
+                for (done, total) in [
+                    (&h.progress.files_done, &h.progress.files_total),
+                    (&h.progress.bytes_done, &h.progress.bytes_total),
+                ] {
+                    total.store(done.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+            }
             update(c, h, |j| {
                 j.download_finished_ms = Some(now_ms());
                 j.state = RestoreState::Commit;
@@ -763,15 +858,30 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                         let Some(t) = db.tables.get_mut(&tp.target).map(Arc::make_mut) else {
                             continue;
                         };
-                        let versions: std::collections::HashMap<u64, u64> = tp
+                        let plans: std::collections::HashMap<u64, &PartitionPlan> = tp
                             .partitions
                             .iter()
-                            .map(|pp| (pp.partition_id, pp.version))
+                            .map(|pp| (pp.partition_id, pp))
                             .collect();
+                        // Plans made before the source was recorded say 0.
+                        let known = tp.source_table_id != 0;
                         for p in t.partitions.iter_mut() {
-                            if let Some(v) = versions.get(&p.id) {
-                                Arc::make_mut(p).visible_version = *v;
+                            if let Some(pp) = plans.get(&p.id) {
+                                let p = Arc::make_mut(p);
+                                p.visible_version = pp.version;
+                                p.restored_from = known.then_some(RestoredFrom {
+                                    cluster_id: tp.source_cluster_id,
+                                    table_id: tp.source_table_id,
+                                    partition_id: pp.source_partition_id,
+                                    version: pp.version,
+                                });
                             }
+                        }
+                        if known {
+                            t.restored_from = Some(TableSource {
+                                cluster_id: tp.source_cluster_id,
+                                table_id: tp.source_table_id,
+                            });
                         }
                     }
                     lift_fences(cat, &job.db, job.id)

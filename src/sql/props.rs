@@ -98,6 +98,9 @@ pub struct RestoreProps {
     pub allow_load: bool,
     /// `"timeout"` in seconds, at least [`MIN_TIMEOUT_SECS`]; `None` means the job layer's default.
     pub timeout_secs: Option<u64>,
+    /// `"catch_up"`: append only the versions existing tables lack, refusing
+    /// tables not restored from the same source at their current version.
+    pub catch_up: bool,
 }
 
 impl RestoreProps {
@@ -108,6 +111,7 @@ impl RestoreProps {
         let mut replication_num = None;
         let mut allow_load = false;
         let mut timeout_secs = None;
+        let mut catch_up = false;
         for (key, value) in props {
             match key.as_str() {
                 "backup_timestamp" => {
@@ -136,12 +140,20 @@ impl RestoreProps {
                     }
                 }
                 "timeout" => timeout_secs = Some(timeout(key, value)?),
+                "catch_up" => {
+                    catch_up = match value.trim().to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(invalid(key, value, "\"true\" or \"false\"")),
+                    }
+                }
                 _ => {
                     let accepted = [
                         "backup_timestamp",
                         "replication_num",
                         "allow_load",
                         "timeout",
+                        "catch_up",
                     ];
                     return Err(unknown(key, "RESTORE", &accepted));
                 }
@@ -156,6 +168,7 @@ impl RestoreProps {
             replication_num,
             allow_load,
             timeout_secs,
+            catch_up,
         })
     }
 }
@@ -281,6 +294,7 @@ mod tests {
                 replication_num: None,
                 allow_load: false,
                 timeout_secs: None,
+                catch_up: false,
             })
         );
         assert_eq!(
@@ -295,6 +309,7 @@ mod tests {
                 replication_num: Some(3),
                 allow_load: true,
                 timeout_secs: Some(600),
+                catch_up: false,
             })
         );
     }
@@ -309,7 +324,7 @@ mod tests {
         assert_eq!(
             restore_err(&[("backup_timestamp", "ts"), ("type", "full")]),
             "unknown property \"type\" for RESTORE (it accepts \"backup_timestamp\", \
-             \"replication_num\", \"allow_load\" or \"timeout\")"
+             \"replication_num\", \"allow_load\", \"timeout\" or \"catch_up\")"
         );
         for bad in ["0", "17", "x", "-1"] {
             assert_eq!(
