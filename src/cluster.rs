@@ -224,6 +224,9 @@ impl Cluster {
             store,
         });
         if !cluster.remote_backends().is_empty() {
+            for b in cluster.remote_backends() {
+                b.set_repo_resolver(crate::node::s3_resolver(&cluster));
+            }
             crate::node::heartbeat::start(&cluster);
         }
         if resume_jobs {

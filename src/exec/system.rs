@@ -49,6 +49,7 @@ pub(super) fn add_backend(s: &Session, addr: &str) -> Result<Output> {
         cat.backends = id;
         Ok(())
     })?;
+    b.set_repo_resolver(crate::node::s3_resolver(c));
     c.attach_remote(b);
     Ok(Output::Message(format!("backend {id} added at {addr}")))
 }

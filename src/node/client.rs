@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
@@ -20,6 +20,7 @@ use tabletsnap_transfer::{Manifest, Progress};
 use crate::backend::{
     BackendTasks, RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl,
 };
+use crate::task::S3Access;
 use crate::task::{
     checksum_from_wire, from_hex, outcomes_from_wire, to_hex, Call, Heartbeat, Output, Reply,
     RepoAccess, Request, TabletStat, PROTOCOL_VERSION, TOKEN_HEADER,
@@ -30,6 +31,10 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// Finds what a node needs to open an S3 repository itself: its
+/// properties and secret, sent in the task (never logged).
+pub type RepoResolver = Arc<dyn Fn(&RepoRef) -> Result<Option<S3Access>> + Send + Sync>;
 
 /// Heartbeats missed in a row before a node is dead.
 pub const DEAD_AFTER_MISSES: u32 = 3;
@@ -83,6 +88,7 @@ pub struct RpcBackend {
     opts: ClientOptions,
     health: Mutex<Health>,
     seq: AtomicU64,
+    resolver: OnceLock<RepoResolver>,
 }
 
 impl std::fmt::Debug for RpcBackend {
@@ -119,7 +125,25 @@ impl RpcBackend {
                 ..Health::default()
             }),
             seq: AtomicU64::new(0),
+            resolver: OnceLock::new(),
         }
+    }
+
+    /// Sets how S3 repository settings are found (once; later calls are ignored).
+    pub fn set_repo_resolver(&self, r: RepoResolver) {
+        let _ = self.resolver.set(r);
+    }
+
+    fn access(&self, repo: &RepoRef) -> Result<RepoAccess> {
+        let s3 = match self.resolver.get() {
+            Some(f) if crate::repo::is_s3(&repo.location) => f(repo)?,
+            _ => None,
+        };
+        Ok(RepoAccess {
+            name: repo.name.clone(),
+            location: repo.location.clone(),
+            s3,
+        })
     }
 
     /// `host:port`.
@@ -333,14 +357,6 @@ impl RpcBackend {
     }
 }
 
-fn access(repo: &RepoRef) -> RepoAccess {
-    RepoAccess {
-        name: repo.name.clone(),
-        location: repo.location.clone(),
-        s3: None,
-    }
-}
-
 impl BackendTasks for RpcBackend {
     fn id(&self) -> u32 {
         self.id
@@ -371,7 +387,7 @@ impl BackendTasks for RpcBackend {
         ctl: &TaskControl,
     ) -> Result<Manifest> {
         let call = Call::Upload {
-            repo: access(repo),
+            repo: self.access(repo)?,
             label: label.to_string(),
             timestamp: timestamp.to_string(),
             part: part.to_string(),
@@ -414,7 +430,7 @@ impl BackendTasks for RpcBackend {
         ctl: &TaskControl,
     ) -> Result<u64> {
         let call = Call::Download {
-            repo: access(repo),
+            repo: self.access(repo)?,
             manifest_hex: to_hex(&manifest.encode()),
             targets: targets.to_vec(),
             rate_limit: ctl.rate_limit,

@@ -10,6 +10,27 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+/// A resolver of S3 repository settings from `cluster`'s catalog and its
+/// home's secret store.
+pub fn s3_resolver(cluster: &std::sync::Arc<crate::cluster::Cluster>) -> client::RepoResolver {
+    let weak = std::sync::Arc::downgrade(cluster);
+    std::sync::Arc::new(move |repo: &crate::backend::RepoRef| {
+        let c = weak
+            .upgrade()
+            .context("the cluster is closing; no repository settings")?;
+        let properties = c
+            .catalog()
+            .repositories
+            .get(&repo.name)
+            .map(|r| r.properties.clone())
+            .with_context(|| format!("repository '{}' is not in the catalog", repo.name))?;
+        let secret = crate::secrets::load(c.home())?
+            .get(&repo.name)
+            .map(|s| s.expose().to_string());
+        Ok(Some(crate::task::S3Access { properties, secret }))
+    })
+}
+
 /// The cluster token's file in a home.
 pub const TOKEN_FILE: &str = "cluster.token";
 
