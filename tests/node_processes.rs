@@ -159,6 +159,50 @@ fn a_node_gone_for_good_cancels_the_backup_naming_it() {
     assert_eq!(wait(&h), "CANCELLED");
     let msg = status(&h);
     assert!(msg.contains("backend 2"), "{msg}");
+    // Nothing left: no listed backup, no snapshot dirs on the live nodes.
+    let listed = column(&rows(&mut s, "SHOW SNAPSHOT ON r"), "Snapshot");
+    assert!(!listed.contains(&"snap".to_string()), "{listed:?}");
+    for id in [1, 3] {
+        let be = s.cluster().backend(id).expect("backend");
+        assert_eq!(
+            be.snapshot_dirs().expect("snapshot dirs"),
+            Vec::<PathBuf>::new()
+        );
+    }
+}
+
+#[test]
+fn a_node_killed_mid_download_and_restarted_lets_the_restore_finish() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("h");
+    let _nodes = start(&home, 3);
+    let mut s = open(&home);
+    make_db_and_table(&mut s, "d", "t", 3);
+    let sum = checksum(&mut s, "t");
+    let loc = file_location(&tmp.path().join("repo"));
+    sql(
+        &mut s,
+        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
+    );
+    let h = backup(&mut s, "BACKUP SNAPSHOT d.snap TO r ON (t)");
+    procs::kill(node_pid(&home, 2), true);
+    wait_exit(&home, 2);
+    procs::restart_with_env(
+        &home,
+        2,
+        &exe(),
+        &[("TABLETSNAP_ABORT_AT", "download::before_rename")],
+    )
+    .expect("restarting node 2");
+    sql(
+        &mut s,
+        &restore_stmt(&h, "r", "ON (t AS t3)", "\"replication_num\" = \"3\""),
+    );
+    let r = last_job(&s);
+    wait_exit(&home, 2);
+    procs::restart(&home, 2, &exe()).expect("restarting node 2");
+    assert_eq!(wait(&r), "FINISHED", "{:?}", r.record());
+    assert_eq!(checksum(&mut s, "t3"), sum);
 }
 
 #[test]
