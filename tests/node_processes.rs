@@ -362,3 +362,51 @@ fn nodes_reach_an_s3_repository_themselves_without_logging_the_secret() {
         assert!(!log.contains(&secret), "node {} logged the secret", p.id);
     }
 }
+
+#[test]
+fn a_coordinator_killed_mid_job_reconnects_to_the_running_nodes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("h");
+    let _nodes = start(&home, 3);
+    let loc = file_location(&tmp.path().join("repo"));
+    let sum = {
+        let mut s = open(&home);
+        make_db_and_table(&mut s, "d", "t", 3);
+        sql(
+            &mut s,
+            &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
+        );
+        checksum(&mut s, "t")
+    };
+    // The coordinator process aborts (like kill -9) as the job enters UPLOADING.
+    let start_at = Instant::now();
+    loop {
+        let out = std::process::Command::new(exe())
+            .args(["sql", "--home"])
+            .arg(&home)
+            .args(["-e", "BACKUP SNAPSHOT d.snap TO r ON (t)"])
+            .env("TABLETSNAP_ABORT_AT", "job::backup::UPLOADING")
+            .output()
+            .expect("running the coordinator");
+        assert!(!out.status.success(), "the coordinator was to abort");
+        let err = String::from_utf8_lossy(&out.stderr);
+        // A bounded retry while this process's cluster lets go of the home.
+        if !err.contains("in use") {
+            break;
+        }
+        assert!(start_at.elapsed() < Duration::from_secs(30), "{err}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut s = open(&home);
+    sql(&mut s, "USE d");
+    let h = s
+        .cluster()
+        .jobs()
+        .all()
+        .into_iter()
+        .next_back()
+        .expect("the backup job");
+    assert_eq!(wait(&h), "FINISHED", "{:?}", h.record());
+    restore(&mut s, &restore_stmt(&h, "r", "ON (t AS back)", ""));
+    assert_eq!(checksum(&mut s, "back"), sum);
+}

@@ -20,12 +20,13 @@ pub fn start(cluster: &Arc<Cluster>) {
                 return;
             };
             let nodes = c.remote_backends();
+            // Never keep the cluster (and its home lock) alive while waiting on nodes.
+            drop(c);
             std::thread::scope(|s| {
                 for b in &nodes {
                     s.spawn(move || b.beat());
                 }
             });
-            drop(c);
             std::thread::sleep(INTERVAL);
         });
     if let Err(e) = spawned {
