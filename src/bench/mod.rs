@@ -4,6 +4,7 @@
 
 mod measure;
 mod phases;
+mod s3;
 
 use std::path::{Path, PathBuf};
 
@@ -54,7 +55,8 @@ impl Row {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// `w1`, `w2`, `w3`, `jobs` (the W1 jobs alone), `jobs-scale` or `all`.
+    /// `w1`, `w2`, `w3`, `jobs` (the W1 jobs alone), `jobs-scale` or `all`;
+    /// `s3`, `s3-w1` or `s3-w2` for the S3 bench (next to restic and rclone).
     pub workload: String,
     /// Scale factor on tablet counts (and W2 sizes).
     pub scale: f64,
@@ -150,6 +152,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         ..opts.clone()
     };
     let trash = opts.dir.join("trash");
+    if let Some((w1, w2)) = s3::selected(&opts.workload) {
+        return s3::run(w1, w2, opts, &trash);
+    }
     let mut rows = Vec::new();
     let want = |w: &str| opts.workload == "all" || opts.workload.eq_ignore_ascii_case(w);
     if want("w1") {

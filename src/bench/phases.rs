@@ -21,7 +21,7 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn row(
+pub(super) fn row(
     workload: &str,
     phase: &str,
     ours: &[Duration],
@@ -47,7 +47,7 @@ fn row(
     }
 }
 
-fn snapshot_top(info: &SnapshotInfo) -> Result<PathBuf> {
+pub(super) fn snapshot_top(info: &SnapshotInfo) -> Result<PathBuf> {
     info.path
         .parent()
         .and_then(Path::parent)
@@ -55,7 +55,7 @@ fn snapshot_top(info: &SnapshotInfo) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("snapshot path {} has no top dir", info.path.display()))
 }
 
-fn snapshot_all(engine: &Engine) -> Result<Vec<SnapshotInfo>> {
+pub(super) fn snapshot_all(engine: &Engine) -> Result<Vec<SnapshotInfo>> {
     let reqs: Vec<SnapshotRequest> = engine
         .tablet_ids()
         .into_iter()
@@ -70,7 +70,7 @@ fn snapshot_all(engine: &Engine) -> Result<Vec<SnapshotInfo>> {
         .collect()
 }
 
-fn sources(snaps: &[SnapshotInfo]) -> Vec<UploadSource> {
+pub(super) fn sources(snaps: &[SnapshotInfo]) -> Vec<UploadSource> {
     snaps
         .iter()
         .map(|s| {
