@@ -339,7 +339,7 @@ pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
     };
     // Refuse a different schema or range now, before anything changes.
     let mut dry = s.cluster.catalog().clone();
-    let plan = make_plan(&mut dry, &job, &meta, false)?;
+    let plan = make_plan(&mut dry, &job, &meta, false, &s.cluster.live_backend_ids())?;
     drop(dry);
     let fence_job = job.clone();
     // From the moment the statement returns, loads into what the restore

@@ -304,11 +304,13 @@ fn same_shape(existing: &Table, b: &BackupTable) -> Result<()> {
 
 /// Builds the plan against the catalog. With `alloc`, new ids are taken from
 /// `cat` (the caller saves it); without, ids are placeholders (validation only).
+/// New replicas go to the `live` backends only.
 pub fn make_plan(
     cat: &mut Catalog,
     job: &RestoreJob,
     meta: &BackupMeta,
     alloc: bool,
+    live: &[u32],
 ) -> Result<Vec<TablePlan>> {
     let objs: Vec<RestoreObj> = if job.objs.is_empty() {
         meta.tables
@@ -322,7 +324,10 @@ pub fn make_plan(
     } else {
         job.objs.clone()
     };
-    let backends = cat.backends;
+    let backends = u32::try_from(live.len()).unwrap_or(u32::MAX);
+    if backends == 0 {
+        bail!("no live backend to restore onto (SHOW BACKENDS says why)");
+    }
     let mut next_replica = 0u32;
     let mut plans = Vec::new();
     let mut targets_seen = std::collections::HashSet::new();
@@ -419,7 +424,7 @@ pub fn make_plan(
                         .iter()
                         .map(|src| {
                             let replicas = (0..u32::from(replication_num))
-                                .map(|k| (next_replica + k) % backends + 1)
+                                .map(|k| live[((next_replica + k) % backends) as usize])
                                 .collect();
                             next_replica = (next_replica + 1) % backends;
                             (*src, alloc_id(cat), replicas)
@@ -661,7 +666,8 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             let plan = match job.plan.clone() {
                 Some(p) => p,
                 None => {
-                    let plan = c.update_catalog(|cat| make_plan(cat, &job, &meta, true))?;
+                    let live = c.live_backend_ids();
+                    let plan = c.update_catalog(|cat| make_plan(cat, &job, &meta, true, &live))?;
                     update(c, h, |j| j.plan = Some(plan.clone()))?;
                     plan
                 }
