@@ -2,6 +2,7 @@
 //! next to its baseline in the same run (A B A B, medians), with files/s,
 //! MB/s and peak RSS, and W3 scaling curves.
 
+mod incremental;
 mod measure;
 mod phases;
 mod s3;
@@ -57,6 +58,7 @@ impl Row {
 pub struct BenchOptions {
     /// `w1`, `w2`, `w3`, `jobs` (the W1 jobs alone), `jobs-scale` or `all`;
     /// `s3`, `s3-w1` or `s3-w2` for the S3 bench (next to restic and rclone).
+    /// `incremental`: W1's incremental backup, catch-up restore and VERIFY.
     pub workload: String,
     /// Scale factor on tablet counts (and W2 sizes).
     pub scale: f64,
@@ -168,6 +170,11 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
     }
     if opts.workload.eq_ignore_ascii_case("jobs-scale") {
         rows.extend(jobs_scale(opts, &trash)?);
+    }
+    if opts.workload.eq_ignore_ascii_case("incremental") {
+        let spec = WorkloadSpec::w1().scaled(opts.scale);
+        check_space(&opts.dir, spec.tablets * spec.versions * 8200, 1)?;
+        rows.extend(incremental::run(opts, &trash)?);
     }
     if want("w2") {
         check_space(&opts.dir, 32 * (64 << 20), opts.rounds)?;
