@@ -296,7 +296,7 @@ impl RpcBackend {
             task_id: task_id.clone(),
         };
         let mut reply = self.exchange_retrying(&submit)?;
-        let mut wait = Duration::from_millis(5);
+        let mut wait = Duration::from_millis(2);
         let mut cancel_sent = false;
         loop {
             match reply {
@@ -335,7 +335,7 @@ impl RpcBackend {
                 );
             }
             std::thread::sleep(wait);
-            wait = (wait * 2).min(Duration::from_millis(200));
+            wait = (wait * 2).min(Duration::from_millis(50));
             reply = self.exchange_retrying(&poll)?;
         }
     }
