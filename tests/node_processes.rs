@@ -410,3 +410,36 @@ fn a_coordinator_killed_mid_job_reconnects_to_the_running_nodes() {
     restore(&mut s, &restore_stmt(&h, "r", "ON (t AS back)", ""));
     assert_eq!(checksum(&mut s, "back"), sum);
 }
+
+#[test]
+fn a_stopped_cluster_starts_again_with_its_data_and_in_process_homes_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("h");
+    let _nodes = start(&home, 2);
+    let sum = {
+        let mut s = open(&home);
+        make_db_and_table(&mut s, "d", "t", 2);
+        checksum(&mut s, "t")
+    };
+    let stop = std::process::Command::new(exe())
+        .args(["cluster", "stop", "--home"])
+        .arg(&home)
+        .output()
+        .expect("cluster stop");
+    assert_eq!(String::from_utf8_lossy(&stop.stdout), "stopped 2 node(s)\n");
+    let _again = start(&home, 2);
+    let mut s = open(&home);
+    sql(&mut s, "USE d");
+    assert_eq!(checksum(&mut s, "t"), sum);
+
+    let inproc = tmp.path().join("inproc");
+    drop(open(&inproc));
+    let out = std::process::Command::new(exe())
+        .args(["cluster", "start", "--home"])
+        .arg(&inproc)
+        .output()
+        .expect("cluster start");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in process"), "{err}");
+}

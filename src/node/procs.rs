@@ -144,7 +144,8 @@ pub fn spawn_node_env(
 
 /// Starts `n` node processes for `home` on free loopback ports and records them.
 pub fn start(home: &Path, n: u32, exe: &Path) -> Result<NodeList> {
-    if let Some(list) = load(home)? {
+    let existing = load(home)?;
+    if let Some(list) = &existing {
         if list.nodes.iter().any(|p| pid_alive(p.pid)) {
             bail!(
                 "home {} already has running nodes (`tabletsnap cluster stop --home {}` first)",
@@ -152,6 +153,11 @@ pub fn start(home: &Path, n: u32, exe: &Path) -> Result<NodeList> {
                 home.display()
             );
         }
+    } else if crate::meta_store::MetaStore::path(home).exists() {
+        bail!(
+            "home {} runs its backends in process: its tablets are in its be<N> dirs, which node processes do not serve; start node processes in a new home",
+            home.display()
+        );
     }
     if n == 0 || n > crate::cluster::MAX_BACKENDS {
         bail!(
@@ -162,21 +168,38 @@ pub fn start(home: &Path, n: u32, exe: &Path) -> Result<NodeList> {
     tabletsnap_engine::file::create_dir_all_durable(home)
         .with_context(|| format!("creating home {}", home.display()))?;
     super::ensure_token(home)?;
-    let mut list = NodeList {
+    // A stopped home restarts the nodes it started, on their own dirs (new
+    // ports); nodes added by address are left to whoever runs them.
+    let ids: Vec<u32> = match &existing {
+        Some(list) => list
+            .nodes
+            .iter()
+            .filter(|p| !p.dir.as_os_str().is_empty())
+            .map(|p| p.id)
+            .collect(),
+        None => (1..=n).collect(),
+    };
+    let mut list = existing.clone().unwrap_or(NodeList {
         version: 1,
         nodes: Vec::new(),
-    };
-    for id in 1..=n {
+    });
+    let mut started: Vec<u32> = Vec::new();
+    for id in ids {
         match spawn_node(exe, home, id, "127.0.0.1:0") {
-            Ok(p) => list.nodes.push(p),
+            Ok(p) => {
+                started.push(p.pid);
+                list.nodes.retain(|x| x.id != id);
+                list.nodes.push(p);
+            }
             Err(e) => {
-                for p in &list.nodes {
-                    kill(p.pid, true);
+                for pid in started {
+                    kill(pid, true);
                 }
                 return Err(e);
             }
         }
     }
+    list.nodes.sort_by_key(|p| p.id);
     save(home, &list)?;
     Ok(list)
 }
