@@ -443,3 +443,44 @@ fn a_stopped_cluster_starts_again_with_its_data_and_in_process_homes_are_refused
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in process"), "{err}");
 }
+
+#[test]
+fn a_node_gone_for_good_mid_download_cancels_the_restore_cleanly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("h");
+    let _nodes = start(&home, 3);
+    let mut s = open(&home);
+    make_db_and_table(&mut s, "d", "t", 3);
+    let loc = file_location(&tmp.path().join("repo"));
+    sql(
+        &mut s,
+        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
+    );
+    let h = backup(&mut s, "BACKUP SNAPSHOT d.snap TO r ON (t)");
+    procs::kill(node_pid(&home, 2), true);
+    wait_exit(&home, 2);
+    procs::restart_with_env(
+        &home,
+        2,
+        &exe(),
+        &[("TABLETSNAP_ABORT_AT", "download::before_rename")],
+    )
+    .expect("restarting node 2");
+    sql(
+        &mut s,
+        &restore_stmt(&h, "r", "ON (t AS t3)", "\"replication_num\" = \"3\""),
+    );
+    let r = last_job(&s);
+    assert_eq!(wait(&r), "CANCELLED");
+    let msg = status(&r);
+    assert!(msg.contains("backend 2"), "{msg}");
+    let tables = column(&rows(&mut s, "SHOW TABLES"), "Tables_in_d");
+    assert!(!tables.contains(&"t3".to_string()), "{tables:?}");
+    for id in [1, 3] {
+        let be = s.cluster().backend(id).expect("backend");
+        assert_eq!(
+            be.snapshot_dirs().expect("snapshot dirs"),
+            Vec::<PathBuf>::new()
+        );
+    }
+}
