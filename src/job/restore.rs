@@ -258,7 +258,9 @@ fn catch_up_base(
     let what = format!("partition '{}' of table '{target}'", p.name);
     let overwrite = "restore without \"catch_up\" to overwrite it";
     let Some(r) = p.restored_from else {
-        bail!("{what} was not made by a RESTORE, so no backup chain leads to it: {overwrite}");
+        bail!(
+            "{what} has no restore record (it was not made by a RESTORE, or by one older than catch-up restores), so no backup chain leads to it: {overwrite}"
+        );
     };
     if (r.cluster_id, r.table_id, r.partition_id) != (cluster_id, table_id, bp.id) {
         bail!(
