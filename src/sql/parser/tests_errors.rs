@@ -73,8 +73,8 @@ fn end_of_input_and_names() {
     );
     assert_eq!(
         error("SHOW SNAPSHOTS"),
-        "syntax error at line 1, column 6: expected DATABASES, TABLES, PARTITIONS, TABLET, \
-         TABLETS, REPOSITORIES, BACKUP, RESTORE, SNAPSHOT or BROKER, found \"SNAPSHOTS\""
+        "syntax error at line 1, column 6: expected BACKENDS, DATABASES, TABLES, PARTITIONS, \
+         TABLET, TABLETS, REPOSITORIES, BACKUP, RESTORE, SNAPSHOT or BROKER, found \"SNAPSHOTS\""
     );
 }
 
