@@ -80,6 +80,18 @@ const TOPICS: &[Topic] = &[
         example: "SHOW BROKER;",
     },
     Topic {
+        name: "ALTER SYSTEM",
+        syntax: "ALTER SYSTEM ADD BACKEND \"host:port\"\nALTER SYSTEM DROP BACKEND \"host:port\"",
+        notes: "Adds a running `tabletsnap node` (started with the home's --token-file) to a home\nwhose backends are node processes, or drops one that holds no replicas.\nNeeds the ADMIN privilege.",
+        example: "ALTER SYSTEM ADD BACKEND \"127.0.0.1:9050\";",
+    },
+    Topic {
+        name: "SHOW BACKENDS",
+        syntax: "SHOW BACKENDS",
+        notes: "Columns: BackendId, Host, Port, Alive, LastHeartbeat, TabletNum, DataUsed, ErrMsg.\nA node process that misses 3 heartbeats is not Alive; in-process backends show\nHost in-process.",
+        example: "SHOW BACKENDS;",
+    },
+    Topic {
         name: "CREATE USER",
         syntax: "CREATE USER 'name' [IDENTIFIED BY 'password']",
         notes: "An ordinary user: runs data statements and SHOW, not BACKUP, RESTORE, CANCEL\nor repository statements. Needs the ADMIN privilege.",
@@ -147,7 +159,7 @@ const TOPICS: &[Topic] = &[
     },
     Topic {
         name: "SHOW",
-        syntax: "SHOW DATABASES | TABLES [FROM db] | PARTITIONS FROM t | TABLET FROM t\n  | REPOSITORIES | BACKUP | RESTORE | SNAPSHOT ON repo | BROKER",
+        syntax: "SHOW DATABASES | TABLES [FROM db] | PARTITIONS FROM t | TABLET FROM t\n  | REPOSITORIES | BACKUP | RESTORE | SNAPSHOT ON repo | BROKER | BACKENDS",
         notes: "HELP SHOW BACKUP, HELP SHOW RESTORE, ... for each.",
         example: "SHOW TABLES FROM d;",
     },
@@ -163,6 +175,8 @@ pub fn help(topic: &str) -> ResultSet {
         "SHOW REPOSITORY" => "SHOW REPOSITORIES",
         "SHOW BROKERS" => "SHOW BROKER",
         "SHOW SNAPSHOTS" => "SHOW SNAPSHOT",
+        "ALTER SYSTEM ADD BACKEND" | "ALTER SYSTEM DROP BACKEND" => "ALTER SYSTEM",
+        "SHOW BACKEND" => "SHOW BACKENDS",
         other => other,
     };
     if let Some(t) = TOPICS.iter().find(|t| t.name == alias) {
