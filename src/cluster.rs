@@ -210,9 +210,25 @@ impl Cluster {
         let tasks: Vec<Arc<dyn BackendTasks>> = backends
             .iter()
             .map(|b| Arc::clone(b) as Arc<dyn BackendTasks>)
-            .chain(remote.iter().map(|b| Arc::clone(b) as Arc<dyn BackendTasks>))
+            .chain(
+                remote
+                    .iter()
+                    .map(|b| Arc::clone(b) as Arc<dyn BackendTasks>),
+            )
             .collect();
-        cross_check(&catalog, &tasks)?;
+        // One heartbeat first: the open-time checks skip a node that does not
+        // answer now, instead of waiting out its unreachable window.
+        remote.par_iter().for_each(|b| b.beat());
+        let answering: Vec<Arc<dyn BackendTasks>> = tasks
+            .iter()
+            .filter(|t| {
+                !remote
+                    .iter()
+                    .any(|r| r.id() == t.id() && r.health().misses > 0)
+            })
+            .cloned()
+            .collect();
+        cross_check(&catalog, &answering)?;
         let cluster = Arc::new(Cluster {
             home: home.to_path_buf(),
             _lock: lock,
@@ -256,7 +272,17 @@ impl Cluster {
                 ),
             });
         }
-        for node in self.tasks() {
+        let silent: Vec<u32> = self
+            .remote_backends()
+            .iter()
+            .filter(|r| r.health().misses > 0)
+            .map(|r| r.id())
+            .collect();
+        for node in self
+            .tasks()
+            .into_iter()
+            .filter(|t| !silent.contains(&t.id()))
+        {
             // A node that cannot answer keeps its dirs until the next open.
             let Ok(dirs) = node.snapshot_dirs() else {
                 continue;
@@ -310,7 +336,10 @@ impl Cluster {
 
     /// The node processes (empty for an in-process cluster).
     pub fn remote_backends(&self) -> Vec<Arc<crate::node::client::RpcBackend>> {
-        self.remote.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every backend as the task interface.

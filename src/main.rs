@@ -206,7 +206,10 @@ fn cluster_action(action: ClusterAction) -> Result<u8> {
             let list = procs::start(&home, backends, &exe)?;
             let mut s = String::new();
             for p in &list.nodes {
-                s.push_str(&format!("started node {} on {} (pid {})\n", p.id, p.addr, p.pid));
+                s.push_str(&format!(
+                    "started node {} on {} (pid {})\n",
+                    p.id, p.addr, p.pid
+                ));
             }
             s
         }

@@ -169,6 +169,16 @@ fn a_node_gone_for_good_cancels_the_backup_naming_it() {
             Vec::<PathBuf>::new()
         );
     }
+    // The home opens with node 2 still gone, without waiting on it.
+    drop(s);
+    let opened = Instant::now();
+    let mut s = open(&home);
+    assert!(
+        opened.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        opened.elapsed()
+    );
+    assert_eq!(backends_column(&mut s, "Alive")[0], "true");
 }
 
 #[test]

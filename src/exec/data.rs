@@ -698,7 +698,8 @@ pub(super) fn show_tablets(s: &Session, q: &QualifiedName) -> Result<Output> {
                     meta.as_ref()
                         .map_or("NULL".into(), |m| m.max_version.to_string()),
                     meta.as_ref().map_or("0".into(), |m| m.rowsets.to_string()),
-                    meta.as_ref().map_or("0".into(), |m| m.data_size.to_string()),
+                    meta.as_ref()
+                        .map_or("0".into(), |m| m.data_size.to_string()),
                 ]);
             }
         }
