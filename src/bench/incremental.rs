@@ -28,6 +28,20 @@ fn last_backup(s: &Session) -> Result<crate::job::backup::BackupJob> {
     }
 }
 
+/// `snapshot a ms, upload b ms, commit c ms` of a finished backup job: where
+/// its time went.
+fn backup_phases(j: &crate::job::backup::BackupJob) -> String {
+    let snap = j.snapshot_finished_ms.unwrap_or(0);
+    let up = j.upload_finished_ms.unwrap_or(snap);
+    let end = j.finished_ms.unwrap_or(up);
+    format!(
+        "snapshot {} ms, upload {} ms, commit {} ms",
+        snap.saturating_sub(j.create_time_ms),
+        up.saturating_sub(snap),
+        end.saturating_sub(up)
+    )
+}
+
 fn restore_finished(s: &Session) -> Result<()> {
     match s.started_jobs().last().map(|h| h.record()) {
         Some(JobRecord::Restore(j)) if j.state.name() == "FINISHED" => Ok(()),
@@ -175,6 +189,11 @@ pub fn run(opts: &BenchOptions, trash_dir: &Path) -> Result<Vec<Row>> {
         full_backup_t.as_secs_f64(),
         inc_backup_t.as_secs_f64(),
         pct(inc_backup_t, full_backup_t)
+    );
+    println!(
+        "   full BACKUP: {}; incremental: {}",
+        backup_phases(&full),
+        backup_phases(&inc)
     );
     println!(
         "   uploaded {} files, {} bytes for {changed} changed segment bytes ({:.2}x, goal <= 1.5x); reused {} files, {} bytes",
