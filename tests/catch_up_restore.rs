@@ -223,3 +223,30 @@ fn a_chain_that_does_not_match_is_refused_and_changes_nothing() {
     );
     assert_mentions(&e, &["does not exist", "catch_up"]);
 }
+
+#[test]
+fn a_source_that_merged_the_restored_version_cancels_the_catch_up() {
+    let mut p = Pair::new();
+    sql(&mut p.a, "INSERT INTO t VALUES (1, 1, 'x')");
+    sql(&mut p.a, "INSERT INTO t VALUES (2, 2, 'y')");
+    // Compaction on the source merges the restored version 4 with 5 and 6.
+    {
+        let cat = p.a.cluster().catalog().clone();
+        let part = cat.table("d", "t").expect("t").partition("p1").cloned();
+        let part = part.expect("p1");
+        assert_eq!(part.visible_version, 6);
+        for tab in &part.tablets {
+            let be = p.a.cluster().local_backend(tab.replicas[0]).expect("be");
+            be.engine().compact(tab.id, 3, 6, 6).expect("compact");
+        }
+    }
+    let ts = p.backup();
+    let before = checksum(&mut p.b, "t");
+    sql(&mut p.b, &catch_up_stmt(p.n, &ts));
+    let h = last_job(&p.b);
+    assert_eq!(wait(&h), "CANCELLED");
+    assert_mentions(&status(&h), &["cannot catch up", "version 4"]);
+    assert_eq!(checksum(&mut p.b, "t"), before);
+    sql(&mut p.b, "INSERT INTO t VALUES (7, 7, 'still loadable')");
+    assert!(snapshot_leftovers(p.b.cluster().home()).is_empty());
+}

@@ -693,6 +693,10 @@ pub(crate) fn is_permanent(e: &anyhow::Error) -> bool {
                     | E::InvalidKey { .. }
                     | E::InvalidName { .. }
             )
+        ) || matches!(
+            // A backup that cannot extend a replica stays so.
+            c.downcast_ref::<tabletsnap_engine::Error>(),
+            Some(tabletsnap_engine::Error::CatchUpRefused { .. })
         )
     })
 }
