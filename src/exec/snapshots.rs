@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
 use crate::job::clock::now_ms;
+use anyhow::{bail, Context, Result};
 use tabletsnap_transfer::{
     verify_snapshot, Repository, SnapshotId, VerifyOptions, DEFAULT_GC_GRACE_MS,
 };
