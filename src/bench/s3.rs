@@ -984,8 +984,41 @@ fn print_report(rep: &Report) {
     }
 }
 
+/// Refuses to start when the filesystem under `dir` cannot hold what the
+/// run keeps until its end (nothing is deleted before timing): per round
+/// and workload of `bytes`, three backups on the server (ours, restic's,
+/// rclone's) and three restores, besides the source: about
+/// `bytes x (2 + 6 x rounds)`, plus a tenth.
+fn check_space(dir: &Path, bytes: u64, rounds: usize) -> Result<()> {
+    let need = bytes.saturating_mul(2 + 6 * rounds as u64) / 10 * 11;
+    let st =
+        nix::sys::statvfs::statvfs(dir).with_context(|| format!("statfs {}", dir.display()))?;
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    if free < need {
+        bail!(
+            "the S3 bench keeps about {:.1} GiB under {} for this run ({rounds} rounds: three \
+             backups on the server and three restores per round, deleted only at the end), \
+             only {:.1} GiB are free: use fewer --rounds, s3-w1 and s3-w2 in separate runs, \
+             or a smaller --scale",
+            need as f64 / f64::from(1 << 30),
+            dir.display(),
+            free as f64 / f64::from(1 << 30)
+        );
+    }
+    Ok(())
+}
+
 /// Runs the S3 bench; prints its table and goals and writes `--json`.
 pub(super) fn run(w1: bool, w2: bool, opts: &BenchOptions, trash_dir: &Path) -> Result<Vec<Row>> {
+    let w1_spec = WorkloadSpec::w1().scaled(opts.scale);
+    // About 4.3 KB per W1 segment file, 64 MiB per W2 tablet at scale 1.
+    let w1_bytes = w1_spec.tablets * w1_spec.versions * 2 * 4300;
+    let w2_bytes = (32.0 * f64::from(64 << 20) * opts.scale) as u64;
+    check_space(
+        &opts.dir,
+        u64::from(w1) * w1_bytes + u64::from(w2) * w2_bytes,
+        opts.rounds,
+    )?;
     let server = match Server::from_env() {
         Some(s) => s,
         None => Server::start(&opts.dir, trash_dir)?,
@@ -1018,22 +1051,12 @@ pub(super) fn run(w1: bool, w2: bool, opts: &BenchOptions, trash_dir: &Path) -> 
     );
     let (mut jobs, mut rows) = (Vec::new(), Vec::new());
     if w1 {
-        let spec = WorkloadSpec::w1().scaled(opts.scale);
-        super::check_space(
-            &opts.dir,
-            spec.tablets * spec.versions * 2 * 8200,
-            opts.rounds,
-        )?;
+        let spec = w1_spec;
         let (j, r) = workload("W1", &spec, opts, &server, &peers, &run_prefix, trash_dir)?;
         jobs.extend(j);
         rows.extend(r);
     }
     if w2 {
-        super::check_space(
-            &opts.dir,
-            (32.0 * f64::from(64 << 20) * opts.scale.min(1.0) * 2.0) as u64,
-            opts.rounds,
-        )?;
         let spec = super::w2_spec(opts.scale);
         let (j, r) = workload("W2", &spec, opts, &server, &peers, &run_prefix, trash_dir)?;
         jobs.extend(j);
