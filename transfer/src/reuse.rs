@@ -19,6 +19,19 @@ use crate::repository::Repository;
 /// newest first, the backup's own label before the others.
 pub const MAX_REUSE_BASES: usize = 4;
 
+/// The CRC-32 of any byte string that ends with its own CRC-32 (little-endian):
+/// the residue of the polynomial. Tablet metas end that way, so every meta
+/// has this whole-file crc32 whatever it holds.
+pub const CRC32_RESIDUE: u32 = 0x2144_df1c;
+
+/// Whether a whole-file crc32 says anything about the file's content: not
+/// for a file that carries its own crc32 at its end (its crc32 is always
+/// [`CRC32_RESIDUE`]). Such files are never reused: two tablets' metas of
+/// one size would otherwise pass for the same file.
+pub fn crc_identifies(crc32: u32) -> bool {
+    crc32 != CRC32_RESIDUE
+}
+
 /// Where an already-stored file's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
@@ -95,7 +108,10 @@ impl ReuseIndex {
                 }
                 for f in &t.files {
                     let key = (t.tablet_id, f.path.clone());
-                    if f.pieces.is_empty() || out.files.contains_key(&key) {
+                    if f.pieces.is_empty()
+                        || !crc_identifies(f.crc32)
+                        || out.files.contains_key(&key)
+                    {
                         continue;
                     }
                     let mut pieces = Vec::with_capacity(f.pieces.len());
@@ -165,6 +181,9 @@ impl ReuseIndex {
 
     /// The stored copy of a file, if one with exactly this identity exists.
     pub fn lookup(&self, tablet_id: u64, path: &str, size: u64, crc32: u32) -> Option<&StoredFile> {
+        if !crc_identifies(crc32) {
+            return None;
+        }
         self.files
             .get(&(tablet_id, path.to_string()))
             .filter(|s| s.size == size && s.crc32 == crc32)
@@ -233,5 +252,21 @@ impl Repository {
         });
         out.truncate(MAX_REUSE_BASES);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod residue_tests {
+    use super::*;
+
+    #[test]
+    fn a_file_ending_in_its_own_crc_has_the_residue_crc() {
+        for body in [&b"tablet meta one"[..], b"another, longer tablet meta"] {
+            let mut f = body.to_vec();
+            f.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+            assert_eq!(crc32fast::hash(&f), CRC32_RESIDUE);
+            assert!(!crc_identifies(crc32fast::hash(&f)));
+        }
+        assert!(crc_identifies(crc32fast::hash(b"a segment")));
     }
 }
