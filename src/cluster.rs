@@ -313,6 +313,8 @@ impl Cluster {
         // Cheap: tables and partitions are shared until `f` changes one.
         let mut copy = cat.clone();
         let out = f(&mut copy)?;
+        // A catalog write that fails (injected here by tests) changes nothing.
+        crate::job::commit_point("catalog::before_save")?;
         self.store.write(Some(&cat), &copy)?;
         *cat = copy;
         drop(cat);

@@ -53,6 +53,7 @@ pub const FAIL_POINTS: &[&str] = &[
     "job::restore::after_install",
     "job::restore::after_publish",
     "job::restore::after_release",
+    "catalog::before_save",
     "catalog::after_save",
 ];
 
