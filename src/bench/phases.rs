@@ -301,22 +301,7 @@ pub fn workload(
                 &map,
                 &DownloadOptions::default(),
             )?;
-            let loads: Vec<(PathBuf, LoadSnapshotRequest)> = ids
-                .iter()
-                .map(|(id, hash)| {
-                    let (table_id, partition_id) = metas.get(id).copied().unwrap_or_default();
-                    (
-                        map[id].clone(),
-                        LoadSnapshotRequest {
-                            tablet_id: *id,
-                            schema_hash: *hash,
-                            table_id,
-                            partition_id,
-                            overwrite: false,
-                        },
-                    )
-                })
-                .collect();
+            let loads = load_requests(&ids, &map, &metas);
             let t = Instant::now();
             tabletsnap_snapshot::load_snapshots(&target, &loads, Verify::Full)?;
             commit.push(t.elapsed());
@@ -496,4 +481,29 @@ pub fn jobs(
             restore_rss,
         ),
     ])
+}
+
+/// The install requests for downloaded snapshot dirs: each tablet's dir in
+/// `map`, its table and partition from `metas`.
+pub(super) fn load_requests(
+    ids: &[(u64, u32)],
+    map: &HashMap<u64, PathBuf>,
+    metas: &HashMap<u64, (u64, u64)>,
+) -> Vec<(PathBuf, LoadSnapshotRequest)> {
+    ids.iter()
+        .filter_map(|(id, hash)| {
+            let (table_id, partition_id) = metas.get(id).copied().unwrap_or_default();
+            let dir = map.get(id)?.clone();
+            Some((
+                dir,
+                LoadSnapshotRequest {
+                    tablet_id: *id,
+                    schema_hash: *hash,
+                    table_id,
+                    partition_id,
+                    overwrite: false,
+                },
+            ))
+        })
+        .collect()
 }

@@ -22,7 +22,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use tabletsnap_engine::workload::populate;
 use tabletsnap_engine::{Engine, EngineOptions, Verify, WorkloadSpec};
-use tabletsnap_snapshot::LoadSnapshotRequest;
 use tabletsnap_transfer::backend::s3::{
     PROP_ACCESS_KEY, PROP_ENDPOINT, PROP_PATH_STYLE, PROP_REGION, PROP_SECRET_KEY,
 };
@@ -680,22 +679,7 @@ fn workload(
                 &map,
                 &DownloadOptions::default(),
             )?;
-            let loads: Vec<(PathBuf, LoadSnapshotRequest)> = ids
-                .iter()
-                .map(|(id, hash)| {
-                    let (table_id, partition_id) = metas.get(id).copied().unwrap_or_default();
-                    (
-                        map[id].clone(),
-                        LoadSnapshotRequest {
-                            tablet_id: *id,
-                            schema_hash: *hash,
-                            table_id,
-                            partition_id,
-                            overwrite: false,
-                        },
-                    )
-                })
-                .collect();
+            let loads = phases::load_requests(&ids, &map, &metas);
             let t = Instant::now();
             tabletsnap_snapshot::load_snapshots(&target, &loads, Verify::Full)?;
             commit = t.elapsed();
