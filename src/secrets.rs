@@ -5,8 +5,6 @@
 //! opened.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -48,30 +46,16 @@ pub fn set(home: &Path, name: &str, secret: Option<&Secret>) -> Result<()> {
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync the
 /// dir), the temp file created with mode 0600 so no other user can ever read it.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = tabletsnap_durable::parent_of(path);
     let tmp = dir.join(format!(".{SECRETS_FILE}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
+    tabletsnap_durable::write_atomic(path, &tmp, bytes, tabletsnap_durable::Opts::PRIVATE)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn stored_private_and_round_trips() {

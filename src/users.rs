@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -189,21 +188,15 @@ impl Passwords {
 
     fn save(&self) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(&self.file).context("encoding the password file")?;
-        // The temp file is made 0600 before anything is written to it, so no
-        // hash is ever readable by others, even for a moment.
-        let tmp = file::tmp_path(&self.path);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restricting {}", tmp.display()))?;
-        file::write_tmp(&self.path, &bytes, true)?;
-        file::commit_tmp(&self.path)?;
-        file::fsync_dir(file::parent_of(&self.path))?;
+        // The temp file is created 0600 before anything is written to it, so
+        // no hash is ever readable by others, even for a moment.
+        tabletsnap_durable::write_atomic(
+            &self.path,
+            &file::tmp_path(&self.path),
+            &bytes,
+            tabletsnap_durable::Opts::PRIVATE,
+        )
+        .with_context(|| format!("writing {}", self.path.display()))?;
         Ok(())
     }
 }
@@ -235,6 +228,7 @@ pub fn access_denied(user: &str, using_password: bool) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn native_hash_matches_mysql_and_scrambles_check() {

@@ -1,9 +1,10 @@
-//! The one place that makes things durable: atomic writes, directory fsyncs and
-//! filesystem-wide barriers. Everything that persists meta goes through here.
+//! The engine's file helpers: its temp-file naming (recovery removes any
+//! `*.tmp`) over `tabletsnap-durable`, the workspace's one durable-write module.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
+
+use tabletsnap_durable::{self as durable, Opts};
 
 use crate::error::{IoContext, Result};
 
@@ -23,27 +24,18 @@ pub fn tmp_path(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` atomically and durably: temp file in the same
 /// directory, write, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_tmp(path, bytes, true)?;
-    let tmp = tmp_path(path);
-    fs::rename(&tmp, path).at(path)?;
-    fsync_dir(parent_of(path))
+    d(durable::write_atomic(
+        path,
+        &tmp_path(path),
+        bytes,
+        Opts::DURABLE,
+    ))
 }
 
 /// Writes `bytes` to the temp name of `path` without making it visible.
 /// With `sync` false the caller owes a barrier ([`syncfs`]) before [`commit_tmp`].
 pub fn write_tmp(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
-    let tmp = tmp_path(path);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .at(&tmp)?;
-    f.write_all(bytes).at(&tmp)?;
-    if sync {
-        f.sync_all().at(&tmp)?;
-    }
-    Ok(())
+    d(durable::write_file(&tmp_path(path), bytes, opts(sync)))
 }
 
 /// Renames the temp file written by [`write_tmp`] over `path`. Durable only
@@ -55,29 +47,22 @@ pub fn commit_tmp(path: &Path) -> Result<()> {
 /// Writes a new file (not atomically) without fsync; for data files whose
 /// visibility is controlled by a meta written later.
 pub fn write_new(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .at(path)?;
-    f.write_all(bytes).at(path)?;
+    d(durable::write_new_file(path, bytes, opts(sync)))
+}
+
+fn opts(sync: bool) -> Opts {
     if sync {
-        f.sync_all().at(path)?;
+        Opts::DURABLE
+    } else {
+        Opts::BATCHED
     }
-    Ok(())
 }
 
 /// Renames `from` to `to` and fsyncs both parent directories (once when they
 /// are the same): a rename across directories changes an entry in each, and
 /// either one lost in a crash would resurrect or lose the file.
 pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to).at(from)?;
-    let (a, b) = (parent_of(from), parent_of(to));
-    fsync_dir(a)?;
-    if a != b {
-        fsync_dir(b)?;
-    }
-    Ok(())
+    d(durable::rename_durable(from, to))
 }
 
 /// Renames `from` to `to` without making it durable: the caller runs a
@@ -88,14 +73,13 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
 
 /// Fsyncs a directory so that entries created, renamed or removed in it persist.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    d(durable::fsync_dir(dir))
 }
 
 /// One barrier for everything written on the filesystem holding `path`
 /// (`syncfs(2)`): far cheaper than an fsync per file for large batches.
 pub fn syncfs(path: &Path) -> Result<()> {
-    let f = File::open(path).at(path)?;
-    nix::unistd::syncfs(&f).map_err(|e| crate::Error::io(path, std::io::Error::from(e)))
+    d(durable::syncfs(path))
 }
 
 /// Checks that every directory in `dirs` (with its `st_dev`) is on the
@@ -121,23 +105,7 @@ pub fn device_of(path: &Path) -> Result<u64> {
 /// Creates `dir` and its missing parents, then fsyncs each directory whose
 /// entries changed, so the new path survives a crash.
 pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut cur = dir;
-    while !cur.exists() {
-        missing.push(cur.to_path_buf());
-        match cur.parent() {
-            Some(p) => cur = p,
-            None => break,
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    fs::create_dir_all(dir).at(dir)?;
-    for d in missing.iter().rev() {
-        fsync_dir(parent_of(d))?;
-    }
-    Ok(())
+    d(durable::create_dir_all(dir, true))
 }
 
 /// Creates `dir` and its parents without fsync (the caller runs a barrier).
@@ -170,10 +138,12 @@ pub fn remove_file_if_exists(path: &Path) -> Result<()> {
 
 /// The parent directory, or `.` for a bare name.
 pub fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
+    durable::parent_of(path)
+}
+
+/// Wraps a durable-write error into this crate's error, keeping its path.
+fn d<T>(r: durable::Result<T>) -> Result<T> {
+    r.map_err(|e| crate::Error::io(e.path, e.source))
 }
 
 #[cfg(test)]

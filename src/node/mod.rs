@@ -68,24 +68,12 @@ pub fn read_token(path: &Path) -> Result<String> {
     Ok(t)
 }
 
-/// Writes `bytes` to a new file readable by its owner only (written whole
-/// under a temp name, then renamed).
+/// Writes `bytes` to `path` readable by its owner only, atomically and
+/// durably (temp file created 0600, fsync, rename, fsync the dir).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    tabletsnap_durable::write_atomic(path, &tmp, bytes, tabletsnap_durable::Opts::PRIVATE)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Compares tokens in time independent of where they differ.

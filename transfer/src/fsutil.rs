@@ -1,7 +1,8 @@
-//! Durable local writes: the one place that fsyncs, renames and syncs filesystems.
+//! The transfer crate's local-file helpers: its temp names (`.tstmp-`, swept
+//! by the repository) and `*at` calls, over `tabletsnap-durable`, the
+//! workspace's one durable-write module.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,20 +14,8 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// manifest paths, so a reader can always tell them apart.
 pub const TEMP_PREFIX: &str = ".tstmp-";
 
-/// Files are written at most this many bytes per `write`. With large folios in
-/// the page cache (ext4 on recent kernels) one 4 or 64 MiB write asks for
-/// high-order pages, and once memory is full of cached pages that lands in
-/// direct compaction and slow copies: W2's writes ran 2x slower, with
-/// thousands of `compact_stall`s per download in /proc/vmstat. At 32 KiB
-/// (order 3, the kernel's PAGE_ALLOC_COSTLY_ORDER) we saw almost none; `cp`
-/// writes pieces as small through `copy_file_range`.
-pub const WRITE_PIECE: usize = 32 << 10;
-
-/// Writes all of `data` with `write`s of at most [`WRITE_PIECE`] bytes.
-pub fn write_in_pieces(f: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
-    data.chunks(WRITE_PIECE)
-        .try_for_each(|piece| f.write_all(piece))
-}
+use tabletsnap_durable::{self as durable, Opts};
+pub use tabletsnap_durable::{write_in_pieces, WRITE_PIECE};
 
 /// A unique temp file name for `name` (in the same directory, so rename is atomic).
 pub fn temp_name(name: &str) -> String {
@@ -76,26 +65,12 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` atomically: temp file in the same directory, write,
 /// optionally `sync_all`, rename over `path`, optionally fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
-    let tmp = temp_path_for(path);
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        write_in_pieces(&mut f, bytes).map_err(|e| Error::io(&tmp, e))?;
-        if durable {
-            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        }
-        drop(f);
-        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return result;
-    }
-    if durable {
-        if let Some(dir) = path.parent() {
-            fsync_dir(dir)?;
-        }
-    }
-    Ok(())
+    d(durable::write_atomic(
+        path,
+        &temp_path_for(path),
+        bytes,
+        opts(durable),
+    ))
 }
 
 /// Like [`write_atomic`], but only if `path` does not exist: the temp file
@@ -103,62 +78,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
 /// writers (in any processes) exactly one wins. Returns whether this call
 /// created `path`; an existing one is left untouched.
 pub fn write_new(path: &Path, bytes: &[u8], durable: bool) -> Result<bool> {
-    let tmp = temp_path_for(path);
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        write_in_pieces(&mut f, bytes).map_err(|e| Error::io(&tmp, e))?;
-        if durable {
-            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        }
-        drop(f);
-        match fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(Error::io(path, e)),
-        }
-    })();
-    let _ = fs::remove_file(&tmp);
-    if durable && matches!(result, Ok(true)) {
-        if let Some(dir) = path.parent() {
-            fsync_dir(dir)?;
-        }
+    d(durable::write_new_atomic(
+        path,
+        &temp_path_for(path),
+        bytes,
+        opts(durable),
+    ))
+}
+
+fn opts(durable: bool) -> Opts {
+    if durable {
+        Opts::DURABLE
+    } else {
+        Opts::BATCHED
     }
-    result
 }
 
 /// Fsyncs a directory so entries created or renamed in it survive a crash.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    d(durable::fsync_dir(dir))
 }
 
 /// Flushes the whole filesystem holding `path` (one `syncfs(2)`): the batch
 /// durability barrier, far cheaper than an fsync per file.
 pub fn syncfs(path: &Path) -> Result<()> {
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    nix::unistd::syncfs(&f).map_err(|e| Error::io(path, std::io::Error::from(e)))
+    d(durable::syncfs(path))
 }
 
 /// Creates `dir` and its missing parents; with `durable`, fsyncs each parent
 /// whose entry list changed.
 pub fn create_dir_all(dir: &Path, durable: bool) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dir_all(parent, durable)?;
-    }
-    match fs::create_dir(dir) {
-        Ok(()) => {
-            if durable {
-                if let Some(parent) = dir.parent() {
-                    fsync_dir(parent)?;
-                }
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io(dir, e)),
-    }
+    d(durable::create_dir_all(dir, durable))
+}
+
+/// Wraps a durable-write error into this crate's error, keeping its path.
+fn d<T>(r: durable::Result<T>) -> Result<T> {
+    r.map_err(|e| Error::io(e.path, e.source))
 }
