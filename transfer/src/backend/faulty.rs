@@ -1,5 +1,6 @@
 //! A fault-injecting wrapper: seeded errors, fail-after-N, latency, corruption, torn puts.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,7 +13,10 @@ use crate::rng::SplitMix64;
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct FaultConfig {
-    /// Seed of the decision RNG: the same seed and operation order give the same faults.
+    /// Seed of the decisions. Each operation's fate is a function of (seed,
+    /// operation, key, range offset, attempt number for that operation on that
+    /// key), so a seed replays exactly whatever order threads run in. Only the
+    /// `fail_after_*` limits count operations globally, so they depend on order.
     pub seed: u64,
     /// Probability that a `put` fails.
     pub put_error_rate: f64,
@@ -66,29 +70,43 @@ impl FaultConfig {
 #[derive(Debug)]
 pub struct Faulty<B> {
     inner: B,
-    state: Mutex<(FaultConfig, SplitMix64)>,
+    config: Mutex<FaultConfig>,
+    /// Attempts so far per (operation, key, offset) identity.
+    attempts: Mutex<HashMap<u64, u64>>,
     ops: AtomicU64,
     puts: AtomicU64,
+}
+
+/// FNV-1a over `bytes`, continuing from `h`: a stable identity for an
+/// operation's key that does not depend on the process or the build.
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 impl<B: Backend> Faulty<B> {
     /// Wraps `inner` with the given faults.
     pub fn new(inner: B, config: FaultConfig) -> Self {
-        let rng = SplitMix64::new(config.seed);
         Self {
             inner,
-            state: Mutex::new((config, rng)),
+            config: Mutex::new(config),
+            attempts: Mutex::new(HashMap::new()),
             ops: AtomicU64::new(0),
             puts: AtomicU64::new(0),
         }
     }
 
     /// Replaces the fault configuration (e.g. turns faults off to check results).
-    /// Counters for `fail_after_*` restart from zero.
+    /// Counters for `fail_after_*` and attempt numbers restart from zero.
     pub fn set_config(&self, config: FaultConfig) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.1 = SplitMix64::new(config.seed);
-        st.0 = config;
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = config;
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.ops.store(0, Ordering::SeqCst);
         self.puts.store(0, Ordering::SeqCst);
     }
@@ -100,10 +118,28 @@ impl<B: Backend> Faulty<B> {
 
     /// Decides the fate of one operation: `Err` to inject, else whether to
     /// corrupt (gets) or tear (puts), and a random word placing the corruption.
-    fn decide(&self, op: &'static str, key: &str) -> Result<(bool, u64)> {
+    /// `at` tells apart ranges of one object (their offset), so each range
+    /// of a pack has its own fate.
+    fn decide(&self, op: &'static str, key: &str, at: u64) -> Result<(bool, u64)> {
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (cfg, rng) = &mut *st;
+        let cfg = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let id = fnv1a(
+            fnv1a(fnv1a(0xcbf2_9ce4_8422_2325, op.as_bytes()), key.as_bytes()),
+            &at.to_le_bytes(),
+        );
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+            let a = attempts.entry(id).or_insert(0);
+            *a += 1;
+            *a - 1
+        };
+        let mut rng = SplitMix64::new(
+            SplitMix64::new(cfg.seed ^ id).next_u64() ^ attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let latency = cfg.latency;
         let fail = |transient: bool, message: &str| Error::Backend {
             op,
@@ -137,7 +173,6 @@ impl<B: Backend> Faulty<B> {
             _ => false,
         };
         let flip = rng.next_u64();
-        drop(st);
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }
@@ -159,7 +194,7 @@ impl<B: Backend> Faulty<B> {
 
 impl<B: Backend> Backend for Faulty<B> {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        let (torn, _) = self.decide("put", key)?;
+        let (torn, _) = self.decide("put", key, 0)?;
         if torn {
             self.inner.put_torn(key, &data[..data.len() / 2])?;
             return Err(Error::Backend {
@@ -173,12 +208,12 @@ impl<B: Backend> Backend for Faulty<B> {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let fate = self.decide("get", key)?;
+        let fate = self.decide("get", key, 0)?;
         Ok(Self::maybe_corrupt(self.inner.get(key)?, fate))
     }
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let fate = self.decide("get_range", key)?;
+        let fate = self.decide("get_range", key, offset)?;
         Ok(Self::maybe_corrupt(
             self.inner.get_range(key, offset, len)?,
             fate,
@@ -186,31 +221,31 @@ impl<B: Backend> Backend for Faulty<B> {
     }
 
     fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
-        let fate = self.decide("get_range", key)?;
+        let fate = self.decide("get_range", key, offset)?;
         self.inner.get_range_into(key, offset, len, buf)?;
         Self::corrupt_in_place(buf, fate);
         Ok(())
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>> {
-        self.decide("head", key)?;
+        self.decide("head", key, 0)?;
         self.inner.head(key)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        self.decide("list", prefix)?;
+        self.decide("list", prefix, 0)?;
         self.inner.list(prefix)
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        self.decide("delete", key)?;
+        self.decide("delete", key, 0)?;
         self.inner.delete(key)
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         // A torn conditional put stores nothing (the condition and the
         // write are one request), so only errors are injected.
-        self.decide("put", key)?;
+        self.decide("put", key, 0)?;
         self.inner.put_if_absent(key, data)
     }
 
