@@ -1,5 +1,5 @@
 //! `tabletsnap node`: one backend (engine, snapshots, transfers, expiry
-//! sweep at open) serving the task interface over HTTP+JSON.
+//! sweep and partial-download cleanup at open) serving the task interface over HTTP+JSON.
 //!
 //! Every request is a POST of a [`Request`] with the cluster token in
 //! [`TOKEN_HEADER`]. Long calls run on their own thread: the node answers
@@ -74,6 +74,15 @@ pub fn serve(opts: NodeOptions) -> Result<()> {
         .with_context(|| format!("resolving node dir {}", opts.dir.display()))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let node = BackendNode::open(opts.id, &dir, cores.max(2), cores.max(2))?;
+    // Before any task can run: what a killed download left half written.
+    let partial = super::recovery::remove_partial_downloads(&node)
+        .with_context(|| format!("cleaning the partial downloads of node {}", opts.id))?;
+    if partial > 0 {
+        eprintln!(
+            "tabletsnap node {}: removed {partial} partial download file(s) an earlier run left",
+            opts.id
+        );
+    }
     let server = tiny_http::Server::http(&opts.listen)
         .map_err(|e| anyhow!("listening on {}: {e}", opts.listen))?;
     let addr = server
