@@ -88,7 +88,8 @@ enum Command {
     /// Time every phase of the many-tablet workloads next to cp/tar baselines.
     Bench {
         /// W1 (many tablets, many versions), W2 (bulk), W3 (scaling) or all;
-        /// s3, s3-w1 or s3-w2: through an S3 repository next to restic and rclone.
+        /// s3, s3-w1 or s3-w2: through an S3 repository next to restic and rclone;
+        /// jobs-nodes: the W1 jobs on 3 node processes next to in-process.
         #[arg(long, default_value = "w1")]
         workload: String,
         /// Scale factor on tablet counts (W2: on sizes).

@@ -4,6 +4,7 @@
 
 mod incremental;
 mod measure;
+mod nodes;
 mod phases;
 mod s3;
 
@@ -42,6 +43,15 @@ pub struct Row {
     /// Time per tablet (µs), when `tablets` is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_tablet_us: Option<f64>,
+    /// Our median CPU seconds (user + system, node processes included), where measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
+    /// The baseline's median CPU seconds, where measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_cpu_s: Option<f64>,
+    /// cpu_s / baseline_cpu_s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ratio: Option<f64>,
 }
 
 impl Row {
@@ -59,6 +69,7 @@ pub struct BenchOptions {
     /// `w1`, `w2`, `w3`, `jobs` (the W1 jobs alone), `jobs-scale` or `all`;
     /// `s3`, `s3-w1` or `s3-w2` for the S3 bench (next to restic and rclone).
     /// `incremental`: W1's incremental backup, catch-up restore and VERIFY.
+    /// `jobs-nodes`: the W1 jobs on 3 node processes next to in-process.
     pub workload: String,
     /// Scale factor on tablet counts (and W2 sizes).
     pub scale: f64,
@@ -167,6 +178,12 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
     if want("w1") || opts.workload.eq_ignore_ascii_case("jobs") {
         let spec = WorkloadSpec::w1().scaled(opts.scale);
         rows.extend(phases::jobs("W1 jobs", &spec, opts, &trash)?);
+    }
+    if opts.workload.eq_ignore_ascii_case("jobs-nodes") {
+        let spec = WorkloadSpec::w1().scaled(opts.scale);
+        // Source and restored copies per mode and round, the repositories.
+        check_space(&opts.dir, spec.tablets * spec.versions * 8200, opts.rounds)?;
+        rows.extend(nodes::run("W1 jobs-nodes", &spec, opts, &trash)?);
     }
     if opts.workload.eq_ignore_ascii_case("jobs-scale") {
         rows.extend(jobs_scale(opts, &trash)?);

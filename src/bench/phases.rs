@@ -44,6 +44,9 @@ pub(super) fn row(
         peak_rss_mib: rss,
         tablets: None,
         per_tablet_us: None,
+        cpu_s: None,
+        baseline_cpu_s: None,
+        cpu_ratio: None,
     }
 }
 
@@ -392,8 +395,7 @@ pub fn jobs(
     use crate::exec::Session;
     let base = opts.dir.join(name.replace(' ', "_"));
     trash(&base, trash_dir, "old")?;
-    let buckets = spec.tablets.min(1000);
-    let parts = spec.tablets.div_ceil(buckets);
+    let (parts, buckets) = jobs_shape(spec);
     println!(
         "== {name}: BACKUP and RESTORE jobs, {parts} partitions x {buckets} buckets x {} versions",
         spec.versions
@@ -404,30 +406,11 @@ pub fn jobs(
         "CREATE REPOSITORY r ON LOCATION \"file://{}\"",
         repo.display()
     );
-    let partitions: Vec<String> = (0..parts)
-        .map(|i| {
-            if i + 1 == parts {
-                format!("PARTITION p{i} VALUES LESS THAN MAXVALUE")
-            } else {
-                format!("PARTITION p{i} VALUES LESS THAN (\"{}\")", (i + 1) * 1000)
-            }
-        })
-        .collect();
     let a = Cluster::open(&base.join("a"), 3)?;
     let mut sa = Session::new(a, "root")?;
-    sa.run_script(&format!(
-        "CREATE DATABASE d; USE d; {repo_sql};
-         CREATE TABLE t (id BIGINT, k INT, v VARCHAR(16)) DUPLICATE KEY(id) PARTITION BY RANGE(k) ({})
-         DISTRIBUTED BY HASH(id) BUCKETS {buckets} PROPERTIES (\"replication_num\" = \"1\")",
-        partitions.join(", ")
-    ))?;
     let t = Instant::now();
-    for v in 0..spec.versions {
-        sa.run_script(&format!(
-            "INSERT INTO t GENERATE {} ROWS SEED {v}",
-            spec.tablets * 4
-        ))?;
-    }
+    load_jobs_table(&mut sa, spec)?;
+    sa.run_script(&repo_sql)?;
     println!("   loaded in {:.2} s", secs(t.elapsed()));
     let (_, backup_t, backup_rss) = timed(|| {
         sa.run_script("BACKUP SNAPSHOT snap TO r")?;
@@ -481,6 +464,41 @@ pub fn jobs(
             restore_rss,
         ),
     ])
+}
+
+/// The jobs workload's table shape: (partitions, buckets) for its tablet count.
+pub(super) fn jobs_shape(spec: &WorkloadSpec) -> (u64, u64) {
+    let buckets = spec.tablets.clamp(1, 1000);
+    (spec.tablets.div_ceil(buckets), buckets)
+}
+
+/// Creates database `d` (and makes it current) with table `t` of the jobs
+/// workload: [`jobs_shape`] partitions x buckets, one replica, one INSERT
+/// of 4 rows a tablet per version.
+pub(super) fn load_jobs_table(s: &mut crate::exec::Session, spec: &WorkloadSpec) -> Result<()> {
+    let (parts, buckets) = jobs_shape(spec);
+    let partitions: Vec<String> = (0..parts)
+        .map(|i| {
+            if i + 1 == parts {
+                format!("PARTITION p{i} VALUES LESS THAN MAXVALUE")
+            } else {
+                format!("PARTITION p{i} VALUES LESS THAN (\"{}\")", (i + 1) * 1000)
+            }
+        })
+        .collect();
+    s.run_script(&format!(
+        "CREATE DATABASE d; USE d;
+         CREATE TABLE t (id BIGINT, k INT, v VARCHAR(16)) DUPLICATE KEY(id) PARTITION BY RANGE(k) ({})
+         DISTRIBUTED BY HASH(id) BUCKETS {buckets} PROPERTIES (\"replication_num\" = \"1\")",
+        partitions.join(", ")
+    ))?;
+    for v in 0..spec.versions {
+        s.run_script(&format!(
+            "INSERT INTO t GENERATE {} ROWS SEED {v}",
+            spec.tablets * 4
+        ))?;
+    }
+    Ok(())
 }
 
 /// The install requests for downloaded snapshot dirs: each tablet's dir in

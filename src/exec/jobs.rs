@@ -198,17 +198,21 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                         version: p.visible_version,
                     });
                 }
-                let mut rows = 0;
+                // One stats call per backend, never per tablet: a node
+                // process is a round trip away.
+                let mut first_replicas: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
                 for tab in &p.tablets {
                     if let Some(be) = tab.replicas.first() {
-                        let stats = s
-                            .cluster
-                            .backend(*be)?
-                            .tablet_stats(&[tab.id], Some(p.visible_version))?;
-                        if let Some(Some(st)) = stats.first() {
-                            rows += st.rows_at;
-                        }
+                        first_replicas.entry(*be).or_default().push(tab.id);
                     }
+                }
+                let mut rows = 0;
+                for (be, ids) in &first_replicas {
+                    let stats = s
+                        .cluster
+                        .backend(*be)?
+                        .tablet_stats(ids, Some(p.visible_version))?;
+                    rows += stats.iter().flatten().map(|st| st.rows_at).sum::<u64>();
                 }
                 partitions.push(BackupPartition {
                     id: p.id,

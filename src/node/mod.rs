@@ -4,6 +4,7 @@
 pub mod client;
 pub mod heartbeat;
 pub mod procs;
+pub mod recovery;
 pub mod server;
 
 use std::path::{Component, Path, PathBuf};

@@ -1,5 +1,5 @@
 //! `tabletsnap node`: one backend (engine, snapshots, transfers, expiry
-//! sweep at open) serving the task interface over HTTP+JSON.
+//! sweep and partial-download cleanup at open) serving the task interface over HTTP+JSON.
 //!
 //! Every request is a POST of a [`Request`] with the cluster token in
 //! [`TOKEN_HEADER`]. Long calls run on their own thread: the node answers
@@ -62,7 +62,15 @@ struct State {
     token: String,
     tasks: Mutex<HashMap<String, Entry>>,
     running: AtomicU64,
+    /// The last heartbeat's tablet count and data size, until a call that
+    /// changes tablets finishes (or [`HEARTBEAT_STATS_TTL`] passes): summing
+    /// every tablet's meta twice a second cost a node a core-percent per
+    /// thousand tablets, all through every job.
+    heartbeat_stats: Mutex<Option<(Instant, crate::task::Heartbeat)>>,
 }
+
+/// How long a heartbeat's tablet count and data size are reused at most.
+const HEARTBEAT_STATS_TTL: Duration = Duration::from_secs(30);
 
 /// Opens the node and serves until the process ends.
 pub fn serve(opts: NodeOptions) -> Result<()> {
@@ -74,6 +82,15 @@ pub fn serve(opts: NodeOptions) -> Result<()> {
         .with_context(|| format!("resolving node dir {}", opts.dir.display()))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let node = BackendNode::open(opts.id, &dir, cores.max(2), cores.max(2))?;
+    // Before any task can run: what a killed download left half written.
+    let partial = super::recovery::remove_partial_downloads(&node)
+        .with_context(|| format!("cleaning the partial downloads of node {}", opts.id))?;
+    if partial > 0 {
+        eprintln!(
+            "tabletsnap node {}: removed {partial} partial download file(s) an earlier run left",
+            opts.id
+        );
+    }
     let server = tiny_http::Server::http(&opts.listen)
         .map_err(|e| anyhow!("listening on {}: {e}", opts.listen))?;
     let addr = server
@@ -94,6 +111,7 @@ pub fn serve(opts: NodeOptions) -> Result<()> {
         token: opts.token,
         tasks: Mutex::new(HashMap::new()),
         running: AtomicU64::new(0),
+        heartbeat_stats: Mutex::new(None),
     });
     let server = Arc::new(server);
     let workers: Vec<_> = (0..cores.clamp(4, 16))
@@ -338,14 +356,45 @@ fn open_repo(r: &crate::task::RepoAccess) -> Result<RepoRef> {
     })
 }
 
+/// The heartbeat, its tablet count and data size reused while no call
+/// that changes tablets has finished since they were read.
+fn heartbeat(state: &State) -> Result<crate::task::Heartbeat> {
+    let mut cached = state
+        .heartbeat_stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut hb = match cached.as_ref() {
+        Some((at, hb)) if at.elapsed() < HEARTBEAT_STATS_TTL => hb.clone(),
+        _ => {
+            let hb = state.node.heartbeat()?;
+            *cached = Some((Instant::now(), hb.clone()));
+            hb
+        }
+    };
+    hb.running_tasks = state.running.load(Ordering::Relaxed);
+    Ok(hb)
+}
+
 fn run(state: &State, call: Call, ctl: &TaskControl) -> Result<Output> {
+    let changes_tablets = matches!(
+        call,
+        Call::CreateTablets(_) | Call::DropTablets(_) | Call::Load(_) | Call::Commit(_)
+    );
+    let out = run_call(state, call, ctl);
+    if changes_tablets {
+        // Whether it failed or not: it may have changed some tablets.
+        *state
+            .heartbeat_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+    out
+}
+
+fn run_call(state: &State, call: Call, ctl: &TaskControl) -> Result<Output> {
     let node = state.node.as_ref();
     Ok(match call {
-        Call::Heartbeat => {
-            let mut hb = node.heartbeat()?;
-            hb.running_tasks = state.running.load(Ordering::Relaxed);
-            Output::Heartbeat(hb)
-        }
+        Call::Heartbeat => Output::Heartbeat(heartbeat(state)?),
         Call::CreateTablets(reqs) => {
             BackendTasks::create_tablets(node, reqs.into_iter().map(Into::into).collect())?;
             Output::Unit

@@ -3,6 +3,8 @@
 //! leftovers a cancelled job must not leave behind.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod nodes;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
