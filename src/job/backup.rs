@@ -408,15 +408,16 @@ fn apply_retention(c: &Cluster, job: &BackupJob, repo: &tabletsnap_transfer::Rep
     }
 }
 
+/// Snapshot targets per backend.
+type Assignments = Vec<(u32, Vec<SnapshotTarget>)>;
+
 /// The carry base for an incremental backup and the assignments with the
 /// tablets it holds at the very version to back up marked `carry`: the
 /// newest committed backup [`reuse_bases`](tabletsnap_transfer::Repository::reuse_bases)
 /// names, if this cluster made it (tablet ids are per cluster). Its meta
 /// (catalog objects, one entry per tablet) is all this reads; the nodes
 /// compare files. A base whose meta cannot be read or decoded carries nothing.
-fn carry_candidates(
-    job: &BackupJob,
-) -> Result<(Option<CarryFrom>, Vec<(u32, Vec<SnapshotTarget>)>)> {
+fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Assignments)> {
     let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
     let bases = crate::repo::with_retries(|| repo.reuse_bases(&job.label))?;
     let Some(base) = bases.into_iter().next() else {
