@@ -26,6 +26,11 @@ pub struct SnapshotTarget {
     pub tablet_id: u64,
     /// Version to capture.
     pub version: u64,
+    /// The backup's carry base holds this tablet at this version: if its
+    /// files there are exactly the tablet's at `version`, the tablet is
+    /// carried over (no snapshot dir, no upload).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carry: bool,
 }
 
 /// A snapshot a backend made.
@@ -43,6 +48,21 @@ pub struct SnapshotMade {
     pub files: u64,
     /// Bytes of those files.
     pub bytes: u64,
+    /// Carried over from the carry base unchanged: no dir was made (`path`
+    /// is empty) and nothing is uploaded; the job copies the base's entry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carried: bool,
+}
+
+/// An earlier committed backup of the same cluster whose entries a backup
+/// copies for tablets that did not change since (see docs/design.md,
+/// Incremental backups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarryFrom {
+    /// The repository both backups are in.
+    pub repo: RepoRef,
+    /// The earlier backup.
+    pub snapshot: tabletsnap_transfer::SnapshotId,
 }
 
 /// Where a repository is.
@@ -103,11 +123,14 @@ pub struct RestoreTarget {
 pub trait BackendTasks: Send + Sync {
     /// Backend id.
     fn id(&self) -> u32;
-    /// Hard-link snapshots of tablets at versions; all or an error naming the tablet.
+    /// Hard-link snapshots of tablets at versions; all or an error naming the
+    /// tablet. Targets marked `carry` whose files at the version are exactly
+    /// those `carry_from` stored come back `carried`, without a snapshot.
     fn make_snapshots(
         &self,
         targets: &[SnapshotTarget],
         timeout: Duration,
+        carry_from: Option<&CarryFrom>,
     ) -> Result<Vec<SnapshotMade>>;
     /// Uploads snapshots as part `part` of backup `label/timestamp` (its packs
     /// go under `packs/<part>/`); returns the part's manifest.
@@ -296,26 +319,15 @@ impl BackendNode {
         Ok(())
     }
 
-    fn transfer_options(&self, ctl: &TaskControl) -> TransferOptions {
-        let mut t = TransferOptions::default();
-        t.cancel = ctl.cancel.clone();
-        t.progress = ctl.progress.clone();
-        t.rate_limit = ctl.rate_limit;
-        t.threads = self.transfer_threads;
-        t
-    }
-}
-
-impl BackendTasks for BackendNode {
-    fn id(&self) -> u32 {
-        self.id
-    }
-
-    fn make_snapshots(
+    /// Hard-link snapshots of `targets` (none: no call, no dir).
+    fn snapshot_targets(
         &self,
-        targets: &[SnapshotTarget],
+        targets: &[&SnapshotTarget],
         timeout: Duration,
     ) -> Result<Vec<SnapshotMade>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
         let reqs: Vec<SnapshotRequest> = targets
             .iter()
             .map(|t| SnapshotRequest {
@@ -341,6 +353,7 @@ impl BackendTasks for BackendNode {
                         path: info.path,
                         files,
                         bytes,
+                        carried: false,
                     });
                 }
                 Err(e) if first_err.is_none() => {
@@ -359,6 +372,47 @@ impl BackendTasks for BackendNode {
             return Err(e);
         }
         Ok(made)
+    }
+
+    fn transfer_options(&self, ctl: &TaskControl) -> TransferOptions {
+        let mut t = TransferOptions::default();
+        t.cancel = ctl.cancel.clone();
+        t.progress = ctl.progress.clone();
+        t.rate_limit = ctl.rate_limit;
+        t.threads = self.transfer_threads;
+        t
+    }
+}
+
+impl BackendTasks for BackendNode {
+    fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn make_snapshots(
+        &self,
+        targets: &[SnapshotTarget],
+        timeout: Duration,
+        carry_from: Option<&CarryFrom>,
+    ) -> Result<Vec<SnapshotMade>> {
+        let mut carried = match carry_from {
+            Some(base) if targets.iter().any(|t| t.carry) => self.pool.install(|| {
+                crate::carry::unchanged_tablets(&self.engine, targets, base)
+                    .with_context(|| format!("on backend {}", self.id))
+            })?,
+            _ => std::collections::HashMap::new(),
+        };
+        let rest: Vec<&SnapshotTarget> = targets
+            .iter()
+            .filter(|t| !carried.contains_key(&t.tablet_id))
+            .collect();
+        let made = self.snapshot_targets(&rest, timeout)?;
+        let mut made = made.into_iter();
+        // One result per target, in the targets' order.
+        Ok(targets
+            .iter()
+            .filter_map(|t| carried.remove(&t.tablet_id).or_else(|| made.next()))
+            .collect())
     }
 
     fn upload(

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod bench;
 pub mod broker;
+pub mod carry;
 pub mod catalog;
 pub mod catch_up;
 pub mod cluster;

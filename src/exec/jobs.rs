@@ -196,6 +196,7 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                     per_be.entry(be).or_default().push(SnapshotTarget {
                         tablet_id: tab.id,
                         version: p.visible_version,
+                        carry: false,
                     });
                 }
                 // One stats call per backend, never per tablet: a node
@@ -285,6 +286,7 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
             ..Default::default()
         },
         incremental: props.backup_type == crate::sql::props::BackupType::Incremental,
+        carry_base: None,
         data: None,
     };
     s.cluster.jobs().start(&s.cluster, JobRecord::Backup(job))

@@ -15,7 +15,7 @@ use tabletsnap_transfer::{CommitState, Manifest, SnapshotId};
 
 use super::meta::BackupMeta;
 use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
-use crate::backend::{RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
+use crate::backend::{CarryFrom, RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
 use crate::cluster::Cluster;
 
 /// States of a BACKUP job.
@@ -99,6 +99,10 @@ pub struct BackupJob {
     /// false for `"type" = "full"` and for records written before incremental backups.
     #[serde(default)]
     pub incremental: bool,
+    /// The earlier backup (label, timestamp) whose entries unchanged tablets
+    /// were carried from: set with `snapshots`, read by SAVE_META.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry_base: Option<(String, String)>,
     /// New and reused files and bytes, once committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataCounts>,
@@ -209,8 +213,13 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             let timeout = Duration::from_secs(job.timeout_s.max(1));
             // A retry after a partial failure starts from a clean slate.
             release_all(c, &job.snapshots);
-            let results = per_backend_each(c, &job.assignments, |be, targets| {
-                let r = be.make_snapshots(targets, timeout);
+            let (carry, assignments) = if job.incremental {
+                carry_candidates(&job)?
+            } else {
+                (None, job.assignments.clone())
+            };
+            let results = per_backend_each(c, &assignments, |be, targets| {
+                let r = be.make_snapshots(targets, timeout, carry.as_ref());
                 h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
                 r
             });
@@ -230,8 +239,10 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                 release_all(c, &made);
                 return Err(e);
             }
+            let carry_base = carry.map(|c| (c.snapshot.label, c.snapshot.timestamp));
             update(c, h, |j| {
                 j.snapshots = made;
+                j.carry_base = carry_base;
                 j.snapshot_finished_ms = Some(now_ms());
                 j.state = BackupState::UploadSnapshot;
             })?;
@@ -250,18 +261,14 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                     job.timestamp
                 );
             }
-            let files: u64 = job
-                .snapshots
-                .iter()
-                .flat_map(|(_, s)| s)
-                .map(|s| s.files)
-                .sum();
-            let bytes: u64 = job
-                .snapshots
-                .iter()
-                .flat_map(|(_, s)| s)
-                .map(|s| s.bytes)
-                .sum();
+            let to_upload = || {
+                job.snapshots
+                    .iter()
+                    .flat_map(|(_, s)| s)
+                    .filter(|s| !s.carried)
+            };
+            let files: u64 = to_upload().map(|s| s.files).sum();
+            let bytes: u64 = to_upload().map(|s| s.bytes).sum();
             h.progress.files_total.store(files, Ordering::Relaxed);
             h.progress.bytes_total.store(bytes, Ordering::Relaxed);
             update(c, h, |j| j.state = BackupState::Uploading)?;
@@ -278,6 +285,14 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                 ctl.reuse_from = crate::repo::with_retries(|| repo.reuse_bases(&job.label))?;
             }
             let parts = per_backend(c, &job.snapshots, |be, snaps| {
+                let snaps: Vec<SnapshotMade> =
+                    snaps.iter().filter(|s| !s.carried).cloned().collect();
+                if snaps.is_empty() {
+                    // Every tablet of this backend is carried over.
+                    h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
+                    return Ok(Manifest::default());
+                }
+                let snaps = &snaps;
                 let r = be.upload(
                     &job.repo,
                     &job.label,
@@ -304,7 +319,8 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
         }
         BackupState::SaveMeta => {
             let dir = c.jobs().scratch_dir(job.id);
-            let parts = read_parts(&dir, &job)?;
+            let mut parts = read_parts(&dir, &job)?;
+            parts.extend(carried_entries(&job)?);
             let manifest = Manifest::merge(parts)?;
             let uploaded: std::collections::HashSet<u64> =
                 manifest.tablets.iter().map(|e| e.tablet_id).collect();
@@ -392,6 +408,80 @@ fn apply_retention(c: &Cluster, job: &BackupJob, repo: &tabletsnap_transfer::Rep
     }
 }
 
+/// Snapshot targets per backend.
+type Assignments = Vec<(u32, Vec<SnapshotTarget>)>;
+
+/// The carry base for an incremental backup and the assignments with the
+/// tablets it holds at the very version to back up marked `carry`: the
+/// newest committed backup [`reuse_bases`](tabletsnap_transfer::Repository::reuse_bases)
+/// names, if this cluster made it (tablet ids are per cluster). Its meta
+/// (catalog objects, one entry per tablet) is all this reads; the nodes
+/// compare files. A base whose meta cannot be read or decoded carries nothing.
+fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Assignments)> {
+    let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+    let bases = crate::repo::with_retries(|| repo.reuse_bases(&job.label))?;
+    let Some(base) = bases.into_iter().next() else {
+        return Ok((None, job.assignments.clone()));
+    };
+    let meta = match crate::repo::with_retries(|| repo.read_meta(&base))
+        .map_err(anyhow::Error::from)
+        .and_then(|b| BackupMeta::decode(&b, &format!("backup {base}")))
+    {
+        Ok(m) if m.cluster_id == job.meta.cluster_id => m,
+        _ => return Ok((None, job.assignments.clone())),
+    };
+    let versions: std::collections::HashMap<u64, u64> = meta
+        .tables
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| p.tablets.iter().map(|t| (*t, p.version)))
+        .collect();
+    let mut assignments = job.assignments.clone();
+    let mut any = false;
+    for t in assignments.iter_mut().flat_map(|(_, ts)| ts) {
+        t.carry = versions.get(&t.tablet_id) == Some(&t.version);
+        any |= t.carry;
+    }
+    let carry = any.then(|| CarryFrom {
+        repo: job.repo.clone(),
+        snapshot: base,
+    });
+    Ok((carry, assignments))
+}
+
+/// The carry base's manifest entries of the tablets the backends carried
+/// over, as one more part to merge (empty when none was carried).
+fn carried_entries(job: &BackupJob) -> Result<Option<Manifest>> {
+    let carried: std::collections::HashSet<u64> = job
+        .snapshots
+        .iter()
+        .flat_map(|(_, s)| s)
+        .filter(|s| s.carried)
+        .map(|s| s.tablet_id)
+        .collect();
+    if carried.is_empty() {
+        return Ok(None);
+    }
+    let Some((label, timestamp)) = &job.carry_base else {
+        bail!("SAVE_META: tablets were carried over, but the job names no backup they came from");
+    };
+    let base = SnapshotId::new(label, timestamp)?;
+    let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+    let m = crate::repo::with_retries(|| repo.read_manifest_subset(&base, Some(&carried)))
+        .with_context(|| {
+            format!(
+                "reading backup {base} of repository '{}', which this backup carries {} unchanged tablets from (if it was dropped meanwhile, run the backup again)",
+                job.repo.name,
+                carried.len()
+            )
+        })?;
+    let m = m.subset_compact(&carried);
+    if m.tablets.len() != carried.len() {
+        bail!("SAVE_META: backup {base} no longer holds every tablet carried from it");
+    }
+    Ok(Some(m))
+}
+
 fn read_parts(dir: &std::path::Path, job: &BackupJob) -> Result<Vec<Manifest>> {
     job.snapshots
         .iter()
@@ -428,7 +518,11 @@ pub(crate) fn task_control(h: &Arc<JobHandle>) -> TaskControl {
 fn release_all(c: &Cluster, snaps: &[(u32, Vec<SnapshotMade>)]) {
     for (be, list) in snaps {
         if let Ok(node) = c.backend(*be) {
-            let paths: Vec<PathBuf> = list.iter().map(|s| s.path.clone()).collect();
+            let paths: Vec<PathBuf> = list
+                .iter()
+                .filter(|s| !s.carried)
+                .map(|s| s.path.clone())
+                .collect();
             let _ = node.release(&paths);
         }
     }

@@ -148,6 +148,29 @@ impl Manifest {
         }
     }
 
+    /// The entries of `tablet_ids` with only the packs they reference
+    /// (renumbered): what a backup carries over from an earlier one.
+    pub fn subset_compact(&self, tablet_ids: &HashSet<u64>) -> Manifest {
+        let mut out = Manifest::default();
+        let mut remap: HashMap<u32, u32> = HashMap::new();
+        for t in self
+            .tablets
+            .iter()
+            .filter(|t| tablet_ids.contains(&t.tablet_id))
+        {
+            let mut t = t.clone();
+            for p in t.files.iter_mut().flat_map(|f| &mut f.pieces) {
+                p.pack = *remap.entry(p.pack).or_insert_with(|| {
+                    out.packs
+                        .push(self.packs.get(p.pack as usize).cloned().unwrap_or_default());
+                    (out.packs.len() - 1) as u32
+                });
+            }
+            out.tablets.push(t);
+        }
+        out
+    }
+
     /// The key of the pack a piece lives in.
     pub fn pack_key(&self, piece: &Piece) -> &str {
         self.packs
@@ -199,6 +222,15 @@ impl Manifest {
     /// Like [`Manifest::decode`]; `what` names the object in errors, e.g.
     /// `manifest of nightly@2026-11-26-13-14-46`.
     pub fn decode_named(data: &[u8], what: &str) -> Result<Self> {
+        Self::decode_filtered(data, what, None)
+    }
+
+    /// Like [`Manifest::decode_named`], keeping only the entries of
+    /// the tablets in `keep` (when given): the whole object is still checked (crc,
+    /// bounds), but entries of other tablets are skipped without being
+    /// built, so a node reads its share of a large manifest cheaply. The
+    /// pack list is kept whole, so piece indices stay valid.
+    pub fn decode_filtered(data: &[u8], what: &str, keep: Option<&HashSet<u64>>) -> Result<Self> {
         let mut r = Reader::new(data, what);
         // The version check comes first: a newer format may change the trailer too.
         check_header(&mut r, MANIFEST_MAGIC, MANIFEST_VERSION)?;
@@ -213,6 +245,10 @@ impl Manifest {
         let mut tablets = Vec::with_capacity(n_tablets);
         for _ in 0..n_tablets {
             let tablet_id = r.u64()?;
+            if keep.is_some_and(|set| !set.contains(&tablet_id)) {
+                skip_tablet(&mut r)?;
+                continue;
+            }
             let n_dirs = r.count(4)?;
             let mut dirs = Vec::with_capacity(n_dirs);
             for _ in 0..n_dirs {
@@ -375,221 +411,27 @@ impl Manifest {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() -> Manifest {
-        let data = b"hello world";
-        Manifest {
-            packs: vec!["__ss_a/2026-01-01-00-00-00/packs/00000000.pack".to_string()],
-            tablets: vec![
-                TabletEntry {
-                    tablet_id: 7,
-                    dirs: vec!["sub".to_string()],
-                    files: vec![
-                        FileEntry {
-                            path: "sub/x.dat".to_string(),
-                            size: 11,
-                            crc32: crc32fast::hash(data),
-                            pieces: vec![
-                                Piece {
-                                    pack: 0,
-                                    offset: 0,
-                                    len: 5,
-                                    crc32: crc32fast::hash(&data[..5]),
-                                },
-                                Piece {
-                                    pack: 0,
-                                    offset: 5,
-                                    len: 6,
-                                    crc32: crc32fast::hash(&data[5..]),
-                                },
-                            ],
-                        },
-                        FileEntry {
-                            path: "empty".to_string(),
-                            size: 0,
-                            crc32: 0,
-                            pieces: vec![],
-                        },
-                    ],
-                },
-                TabletEntry {
-                    tablet_id: 8,
-                    dirs: vec![],
-                    files: vec![],
-                },
-            ],
-        }
+/// Reads past one tablet entry without building it (bounds still checked).
+fn skip_tablet(r: &mut Reader<'_>) -> Result<()> {
+    let n_dirs = r.count(4)?;
+    for _ in 0..n_dirs {
+        skip_str(r)?;
     }
-
-    #[test]
-    fn round_trip() {
-        let m = sample();
-        assert_eq!(Manifest::decode(&m.encode()).ok(), Some(m));
+    let n_files = r.count(20)?;
+    for _ in 0..n_files {
+        skip_str(r)?;
+        r.bytes(12)?;
+        let n_pieces = r.count(24)?;
+        r.bytes(n_pieces.saturating_mul(24))?;
     }
-
-    #[test]
-    fn every_flipped_byte_and_truncation_is_detected() {
-        let bytes = sample().encode();
-        for i in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[i] ^= 0x01;
-            assert!(Manifest::decode(&b).is_err(), "flip at {i} undetected");
-        }
-        for n in 0..bytes.len() {
-            assert!(
-                Manifest::decode(&bytes[..n]).is_err(),
-                "truncation to {n} undetected"
-            );
-        }
-    }
-
-    fn with_path(path: &str) -> Manifest {
-        let mut m = sample();
-        m.tablets[0].files[1].path = path.to_string();
-        m
-    }
-
-    #[test]
-    fn escaping_paths_are_refused() {
-        for p in ["../x", "/etc/x", "a/../../x"] {
-            let err = Manifest::decode(&with_path(p).encode());
-            assert!(
-                matches!(err, Err(Error::InvalidName { .. })),
-                "{p}: {err:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn duplicates_are_refused() {
-        let err = Manifest::decode(&with_path("sub/x.dat").encode());
-        assert!(matches!(err, Err(Error::Corrupt { .. })), "{err:?}");
-        let mut m = sample();
-        m.tablets[1].tablet_id = 7;
-        assert!(Manifest::decode(&m.encode()).is_err());
-    }
-
-    /// A one-tablet manifest whose files have the given pieces (offset, len),
-    /// sizes and crcs consistent with them, so only the numbers are wrong.
-    fn with_pieces(files: &[&[(u64, u64)]]) -> Manifest {
-        let files = files
-            .iter()
-            .enumerate()
-            .map(|(i, pieces)| {
-                let mut crc = crc32fast::Hasher::new();
-                let mut size = 0u64;
-                let mut wrapped = false;
-                let pieces = pieces
-                    .iter()
-                    .map(|&(offset, len)| {
-                        // The hasher adds lengths unchecked; an overflowing
-                        // file is refused before its crc is looked at.
-                        match size.checked_add(len) {
-                            Some(s) if !wrapped => {
-                                crc.combine(&crc32fast::Hasher::new_with_initial_len(7, len));
-                                size = s;
-                            }
-                            _ => {
-                                wrapped = true;
-                                size = size.wrapping_add(len);
-                            }
-                        }
-                        Piece {
-                            pack: 0,
-                            offset,
-                            len,
-                            crc32: 7,
-                        }
-                    })
-                    .collect();
-                FileEntry {
-                    path: format!("f{i}"),
-                    size,
-                    crc32: crc.finalize(),
-                    pieces,
-                }
-            })
-            .collect();
-        Manifest {
-            packs: vec!["p".to_string()],
-            tablets: vec![TabletEntry {
-                tablet_id: 1,
-                dirs: vec![],
-                files,
-            }],
-        }
-    }
-
-    fn overflow_message(m: &Manifest) -> String {
-        match Manifest::decode_named(&m.encode(), "manifest of nightly@2026-11-26-13-14-46") {
-            Err(e @ Error::Overflow { .. }) => e.to_string(),
-            other => panic!("expected an overflow error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn piece_end_past_u64_is_refused() {
-        let msg = overflow_message(&with_pieces(&[&[(u64::MAX, 10)]]));
-        assert!(
-            msg.contains("manifest of nightly@2026-11-26-13-14-46")
-                && msg.contains("file 'f0' at offset 18446744073709551615 + len 10 overflows"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn piece_lengths_summing_past_u64_are_refused() {
-        // Saturating, the sum would equal the (wrapped) size and pass.
-        let msg = overflow_message(&with_pieces(&[&[(0, u64::MAX), (0, 1)]]));
-        assert!(
-            msg.contains("file 'f0'") && msg.contains("overflows"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn file_sizes_summing_past_u64_are_refused() {
-        let half = 1u64 << 63;
-        let m = with_pieces(&[&[(0, half)], &[(0, half)]]);
-        let msg = overflow_message(&m);
-        assert!(msg.contains("total size") && msg.contains("f1"), "{msg}");
-        assert_eq!(m.total_bytes(), u64::MAX, "unvalidated totals saturate");
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn extreme_offsets_and_lengths_never_panic(
-            pieces in proptest::collection::vec(
-                (proptest::prop_oneof![proptest::num::u64::ANY, 0..4u64, (u64::MAX - 4)..=u64::MAX],
-                 proptest::prop_oneof![proptest::num::u64::ANY, 1..4u64, (u64::MAX - 4)..=u64::MAX]),
-                1..4,
-            )
-        ) {
-            let m = with_pieces(&[&pieces]);
-            let fits = pieces.iter().all(|(o, l)| o.checked_add(*l).is_some())
-                && pieces.iter().try_fold(0u64, |t, (_, l)| t.checked_add(*l)).is_some();
-            let r = Manifest::decode(&m.encode());
-            proptest::prop_assert_eq!(r.is_ok(), fits, "{:?}", r);
-            if let Ok(d) = r {
-                proptest::prop_assert_eq!(d.total_bytes(), m.tablets[0].files[0].size);
-            }
-        }
-    }
-
-    #[test]
-    fn newer_version_names_the_version() {
-        let mut b = sample().encode();
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let err = Manifest::decode(&b)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            err.contains("version 2") && err.contains("upgrade"),
-            "{err}"
-        );
-    }
+    Ok(())
 }
+
+fn skip_str(r: &mut Reader<'_>) -> Result<()> {
+    let n = r.u32()? as usize;
+    r.bytes(n)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -282,6 +282,19 @@ impl Repository {
         Manifest::decode_named(&data, &format!("manifest of {id}"))
     }
 
+    /// Like [`Repository::read_manifest`], keeping only the entries of
+    /// `tablets` (when given): the object is read and checked whole, the
+    /// other tablets' entries are skipped without being built.
+    pub fn read_manifest_subset(
+        &self,
+        id: &SnapshotId,
+        tablets: Option<&std::collections::HashSet<u64>>,
+    ) -> Result<Manifest> {
+        let info = self.read_info(id)?;
+        let data = self.read_pinned(id, "manifest", info.manifest_len, info.manifest_crc)?;
+        Manifest::decode_filtered(&data, &format!("manifest of {id}"), tablets)
+    }
+
     /// The raw bytes of a snapshot's manifest object, retried.
     fn read_manifest_bytes(&self, id: &SnapshotId) -> Result<Vec<u8>> {
         let key = self.object_key(id, "manifest");

@@ -159,7 +159,7 @@ impl ReuseIndex {
         let excluded = repo.pending_delete_packs()?;
         let mut manifests = Vec::with_capacity(bases.len());
         for id in bases {
-            manifests.push(repo.read_manifest(id)?);
+            manifests.push(repo.read_manifest_subset(id, tablets)?);
         }
         Ok(Self::from_manifests(&manifests, &excluded, tablets))
     }

@@ -1,0 +1,294 @@
+//! Manifest encoding, validation and subset tests.
+
+use super::*;
+
+fn sample() -> Manifest {
+    let data = b"hello world";
+    Manifest {
+        packs: vec!["__ss_a/2026-01-01-00-00-00/packs/00000000.pack".to_string()],
+        tablets: vec![
+            TabletEntry {
+                tablet_id: 7,
+                dirs: vec!["sub".to_string()],
+                files: vec![
+                    FileEntry {
+                        path: "sub/x.dat".to_string(),
+                        size: 11,
+                        crc32: crc32fast::hash(data),
+                        pieces: vec![
+                            Piece {
+                                pack: 0,
+                                offset: 0,
+                                len: 5,
+                                crc32: crc32fast::hash(&data[..5]),
+                            },
+                            Piece {
+                                pack: 0,
+                                offset: 5,
+                                len: 6,
+                                crc32: crc32fast::hash(&data[5..]),
+                            },
+                        ],
+                    },
+                    FileEntry {
+                        path: "empty".to_string(),
+                        size: 0,
+                        crc32: 0,
+                        pieces: vec![],
+                    },
+                ],
+            },
+            TabletEntry {
+                tablet_id: 8,
+                dirs: vec![],
+                files: vec![],
+            },
+        ],
+    }
+}
+
+#[test]
+fn round_trip() {
+    let m = sample();
+    assert_eq!(Manifest::decode(&m.encode()).ok(), Some(m));
+}
+
+/// Two tablets in two packs each referenced by one of them.
+fn two_packs() -> Manifest {
+    let mut m = sample();
+    m.packs
+        .insert(0, "__ss_b/2026-01-01-00-00-00/packs/00000000.pack".into());
+    for p in m.tablets[0].files.iter_mut().flat_map(|f| &mut f.pieces) {
+        p.pack = 1;
+    }
+    m.tablets[1].files.push(FileEntry {
+        path: "y.dat".into(),
+        size: 3,
+        crc32: crc32fast::hash(b"abc"),
+        pieces: vec![Piece {
+            pack: 0,
+            offset: 0,
+            len: 3,
+            crc32: crc32fast::hash(b"abc"),
+        }],
+    });
+    m.validate().expect("valid");
+    m
+}
+
+#[test]
+fn filtered_decode_keeps_only_the_asked_tablets() {
+    let m = two_packs();
+    let bytes = m.encode();
+    for keep in [vec![], vec![7], vec![8], vec![7, 8], vec![9]] {
+        let set: HashSet<u64> = keep.iter().copied().collect();
+        let d = Manifest::decode_filtered(&bytes, "m", Some(&set)).expect("decodes");
+        assert_eq!(d, m.subset(&set), "{keep:?}");
+    }
+    assert_eq!(Manifest::decode_filtered(&bytes, "m", None).ok(), Some(m));
+    // Entries it skips are still checked: any flip or truncation fails.
+    let only8: HashSet<u64> = [8].into();
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01;
+        assert!(
+            Manifest::decode_filtered(&b, "m", Some(&only8)).is_err(),
+            "flip at {i}"
+        );
+    }
+    for n in 0..bytes.len() {
+        assert!(Manifest::decode_filtered(&bytes[..n], "m", Some(&only8)).is_err());
+    }
+}
+
+#[test]
+fn compact_subset_keeps_only_referenced_packs() {
+    let m = two_packs();
+    let s = m.subset_compact(&[7].into());
+    assert_eq!(s.packs, vec![m.packs[1].clone()]);
+    assert_eq!(s.tablets.len(), 1);
+    assert!(s.tablets[0]
+        .files
+        .iter()
+        .flat_map(|f| &f.pieces)
+        .all(|p| p.pack == 0));
+    s.validate().expect("valid");
+    // Merged with another part, the entries point at the same pack keys.
+    let merged = Manifest::merge(vec![m.subset_compact(&[8].into()), s]).expect("merges");
+    for t in &merged.tablets {
+        let orig = m
+            .tablets
+            .iter()
+            .find(|o| o.tablet_id == t.tablet_id)
+            .expect("tablet");
+        for (a, b) in t.files.iter().zip(&orig.files) {
+            for (pa, pb) in a.pieces.iter().zip(&b.pieces) {
+                assert_eq!(merged.pack_key(pa), m.pack_key(pb));
+            }
+        }
+    }
+    assert!(m.subset_compact(&[9].into()).packs.is_empty());
+}
+
+#[test]
+fn every_flipped_byte_and_truncation_is_detected() {
+    let bytes = sample().encode();
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01;
+        assert!(Manifest::decode(&b).is_err(), "flip at {i} undetected");
+    }
+    for n in 0..bytes.len() {
+        assert!(
+            Manifest::decode(&bytes[..n]).is_err(),
+            "truncation to {n} undetected"
+        );
+    }
+}
+
+fn with_path(path: &str) -> Manifest {
+    let mut m = sample();
+    m.tablets[0].files[1].path = path.to_string();
+    m
+}
+
+#[test]
+fn escaping_paths_are_refused() {
+    for p in ["../x", "/etc/x", "a/../../x"] {
+        let err = Manifest::decode(&with_path(p).encode());
+        assert!(
+            matches!(err, Err(Error::InvalidName { .. })),
+            "{p}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn duplicates_are_refused() {
+    let err = Manifest::decode(&with_path("sub/x.dat").encode());
+    assert!(matches!(err, Err(Error::Corrupt { .. })), "{err:?}");
+    let mut m = sample();
+    m.tablets[1].tablet_id = 7;
+    assert!(Manifest::decode(&m.encode()).is_err());
+}
+
+/// A one-tablet manifest whose files have the given pieces (offset, len),
+/// sizes and crcs consistent with them, so only the numbers are wrong.
+fn with_pieces(files: &[&[(u64, u64)]]) -> Manifest {
+    let files = files
+        .iter()
+        .enumerate()
+        .map(|(i, pieces)| {
+            let mut crc = crc32fast::Hasher::new();
+            let mut size = 0u64;
+            let mut wrapped = false;
+            let pieces = pieces
+                .iter()
+                .map(|&(offset, len)| {
+                    // The hasher adds lengths unchecked; an overflowing
+                    // file is refused before its crc is looked at.
+                    match size.checked_add(len) {
+                        Some(s) if !wrapped => {
+                            crc.combine(&crc32fast::Hasher::new_with_initial_len(7, len));
+                            size = s;
+                        }
+                        _ => {
+                            wrapped = true;
+                            size = size.wrapping_add(len);
+                        }
+                    }
+                    Piece {
+                        pack: 0,
+                        offset,
+                        len,
+                        crc32: 7,
+                    }
+                })
+                .collect();
+            FileEntry {
+                path: format!("f{i}"),
+                size,
+                crc32: crc.finalize(),
+                pieces,
+            }
+        })
+        .collect();
+    Manifest {
+        packs: vec!["p".to_string()],
+        tablets: vec![TabletEntry {
+            tablet_id: 1,
+            dirs: vec![],
+            files,
+        }],
+    }
+}
+
+fn overflow_message(m: &Manifest) -> String {
+    match Manifest::decode_named(&m.encode(), "manifest of nightly@2026-11-26-13-14-46") {
+        Err(e @ Error::Overflow { .. }) => e.to_string(),
+        other => panic!("expected an overflow error, got {other:?}"),
+    }
+}
+
+#[test]
+fn piece_end_past_u64_is_refused() {
+    let msg = overflow_message(&with_pieces(&[&[(u64::MAX, 10)]]));
+    assert!(
+        msg.contains("manifest of nightly@2026-11-26-13-14-46")
+            && msg.contains("file 'f0' at offset 18446744073709551615 + len 10 overflows"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn piece_lengths_summing_past_u64_are_refused() {
+    // Saturating, the sum would equal the (wrapped) size and pass.
+    let msg = overflow_message(&with_pieces(&[&[(0, u64::MAX), (0, 1)]]));
+    assert!(
+        msg.contains("file 'f0'") && msg.contains("overflows"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn file_sizes_summing_past_u64_are_refused() {
+    let half = 1u64 << 63;
+    let m = with_pieces(&[&[(0, half)], &[(0, half)]]);
+    let msg = overflow_message(&m);
+    assert!(msg.contains("total size") && msg.contains("f1"), "{msg}");
+    assert_eq!(m.total_bytes(), u64::MAX, "unvalidated totals saturate");
+}
+
+proptest::proptest! {
+    #[test]
+    fn extreme_offsets_and_lengths_never_panic(
+        pieces in proptest::collection::vec(
+            (proptest::prop_oneof![proptest::num::u64::ANY, 0..4u64, (u64::MAX - 4)..=u64::MAX],
+             proptest::prop_oneof![proptest::num::u64::ANY, 1..4u64, (u64::MAX - 4)..=u64::MAX]),
+            1..4,
+        )
+    ) {
+        let m = with_pieces(&[&pieces]);
+        let fits = pieces.iter().all(|(o, l)| o.checked_add(*l).is_some())
+            && pieces.iter().try_fold(0u64, |t, (_, l)| t.checked_add(*l)).is_some();
+        let r = Manifest::decode(&m.encode());
+        proptest::prop_assert_eq!(r.is_ok(), fits, "{:?}", r);
+        if let Ok(d) = r {
+            proptest::prop_assert_eq!(d.total_bytes(), m.tablets[0].files[0].size);
+        }
+    }
+}
+
+#[test]
+fn newer_version_names_the_version() {
+    let mut b = sample().encode();
+    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let err = Manifest::decode(&b)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("version 2") && err.contains("upgrade"),
+        "{err}"
+    );
+}
