@@ -113,7 +113,19 @@ pub(crate) fn recover(
             }
             // An in-place restore is writing this new tablet: its reservation
             // ends with an install or a release.
-            Outcome::Uncommitted if Engine::reserved_for(reserved, id, None) => {}
+            // Only what it reserved stays: temp files and other segment files
+            // of an install that died before its commit point go.
+            Outcome::Uncommitted if Engine::reserved_for(reserved, id, None) => {
+                for e in fs::read_dir(&dir).at(&dir)? {
+                    let e = e.at(&dir)?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let ours = Engine::reserved_for(reserved, id, Some(&name));
+                    if !ours && (name.ends_with(TMP_SUFFIX) || name.ends_with(".dat")) {
+                        file::remove_file_if_exists(&e.path())?;
+                        scan.report.orphan_files_removed += 1;
+                    }
+                }
+            }
             Outcome::Uncommitted => {
                 file::remove_dir_all_if_exists(&dir)?;
                 if let Some(parent) = dir.parent() {
