@@ -496,10 +496,10 @@ impl BackendTasks for BackendNode {
                     })
             })
             .collect::<Result<_>>()?;
-        let entries: std::collections::HashMap<u64, &tabletsnap_transfer::TabletEntry> =
-            manifest.tablets.iter().map(|e| (e.tablet_id, e)).collect();
+        let entries: std::collections::HashSet<u64> =
+            manifest.tablets.iter().map(|e| e.tablet_id).collect();
         for t in targets {
-            if !entries.contains_key(&t.source_tablet_id) {
+            if !entries.contains(&t.source_tablet_id) {
                 bail!(
                     "tablet {} is missing from the backup manifest",
                     t.source_tablet_id
@@ -510,6 +510,12 @@ impl BackendTasks for BackendNode {
         // This node holds some of the snapshot's tablets, not all of them.
         opts.only_targeted = true;
         opts.transfer = self.transfer_options(ctl);
+        let bases: std::collections::HashMap<u64, u64> = targets
+            .iter()
+            .filter_map(|t| t.catch_up_from.map(|b| (t.source_tablet_id, b)))
+            .collect();
+        // Each segment file is written once, in place in its tablet's dir,
+        // and checked against the downloaded tablet meta (see `in_place`).
         let report = self
             .pool
             .install(|| -> Result<_> {
@@ -520,12 +526,14 @@ impl BackendTasks for BackendNode {
                     &map,
                     &mut opts,
                 )?;
-                Ok(tabletsnap_transfer::download_manifest(
+                crate::in_place::download_in_place(
+                    &self.engine,
                     &repository,
                     manifest,
                     &map,
+                    &bases,
                     &opts,
-                )?)
+                )
             })
             .with_context(|| {
                 format!(
@@ -534,33 +542,6 @@ impl BackendTasks for BackendNode {
                     self.id
                 )
             })?;
-        // Every file now matches the manifest's crc32 (checked piece by piece
-        // and whole). Check the manifest agrees with each downloaded tablet
-        // meta, so the install may trust sizes and crcs without a second read.
-        for t in targets {
-            let (Some(dir), Some(entry)) = (t.dir.as_ref(), entries.get(&t.source_tablet_id))
-            else {
-                continue;
-            };
-            let files: std::collections::HashMap<&str, (u64, u32)> = entry
-                .files
-                .iter()
-                .map(|f| (f.path.as_str(), (f.size, f.crc32)))
-                .collect();
-            let meta = tabletsnap_snapshot::read_snapshot_meta(dir)?;
-            for rs in &meta.rowsets {
-                for (name, seg) in rs.files() {
-                    if files.get(name.as_str()) != Some(&(seg.size, seg.crc32)) {
-                        bail!(
-                            "tablet {}: file {name} in the backup does not match its tablet meta (size {}, crc32 {:#010x})",
-                            t.source_tablet_id,
-                            seg.size,
-                            seg.crc32
-                        );
-                    }
-                }
-            }
-        }
         Ok(report.files_written + report.files_skipped)
     }
 
@@ -573,6 +554,7 @@ impl BackendTasks for BackendNode {
                 let req = tabletsnap_snapshot::CatchUpRequest {
                     tablet_id: t.tablet_id,
                     base_version: t.catch_up_from?,
+                    in_place: true,
                 };
                 Some(t.dir.clone().map(|d| (d, req)))
             })
@@ -593,13 +575,15 @@ impl BackendTasks for BackendNode {
                         table_id: t.table_id,
                         partition_id: t.partition_id,
                         overwrite: t.overwrite,
+                        in_place: true,
                     },
                 ))
             })
             .collect::<Result<_>>()?;
         // The download verified every byte against the manifest's crc32s and
         // checked those equal the tablet metas': sizes suffice here (a second
-        // read of every file would double the restore's file cost).
+        // read of every file would double the restore's file cost). The
+        // files are in the tablet dirs already: the install swaps metas.
         self.pool
             .install(|| -> Result<Vec<InstallOutcome>> {
                 let mut full =

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod demo;
 pub mod errcode;
 pub mod exec;
+pub mod in_place;
 pub mod job;
 pub mod meta_store;
 pub mod node;

@@ -102,7 +102,7 @@ fn random_node_kills_and_restarts_during_jobs_break_no_invariant() {
         let point = if in_upload {
             "upload::before_pack_put"
         } else {
-            "download::before_rename"
+            "download::after_in_place_write"
         };
         eprintln!("round {round}: node {victim} aborts at {point}, restarted: {comes_back}");
         procs::kill(node_pid(&home, victim), true);

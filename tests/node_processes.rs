@@ -201,7 +201,7 @@ fn a_node_killed_mid_download_and_restarted_lets_the_restore_finish() {
         &home,
         2,
         &exe(),
-        &[("TABLETSNAP_ABORT_AT", "download::before_rename")],
+        &[("TABLETSNAP_ABORT_AT", "download::after_in_place_write")],
     )
     .expect("restarting node 2");
     sql(
@@ -473,7 +473,7 @@ fn a_node_gone_for_good_mid_download_cancels_the_restore_cleanly() {
         &home,
         2,
         &exe(),
-        &[("TABLETSNAP_ABORT_AT", "download::before_rename")],
+        &[("TABLETSNAP_ABORT_AT", "download::after_in_place_write")],
     )
     .expect("restarting node 2");
     sql(

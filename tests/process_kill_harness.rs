@@ -51,7 +51,7 @@ impl Scenario {
         match self {
             Scenario::Backup | Scenario::BackupIncremental => {
                 common
-                    || point.starts_with("snapshot::")
+                    || point.starts_with("snapshot::make::")
                     || point.starts_with("upload::")
                     || point.starts_with("job::backup::")
             }
@@ -61,8 +61,14 @@ impl Scenario {
                     || point.starts_with("engine::after_meta_commit")
                     || point.starts_with("download::")
                     || point.starts_with("job::restore::")
+                    || point.starts_with("snapshot::restore::")
+                    || point.starts_with("engine::reserve::")
             }
-            Scenario::Insert => point.starts_with("engine::") && !point.contains("install"),
+            Scenario::Insert => {
+                point.starts_with("engine::")
+                    && !point.contains("install")
+                    && !point.contains("reserve")
+            }
             Scenario::DropMark | Scenario::DropSweep => point.starts_with("gc::"),
         }
     }
@@ -77,6 +83,11 @@ const NOT_REACHED_BY_DESIGN: &[(&str, &str)] = &[
     (
         "engine::load::tablet",
         "a per-tablet error injection point, not a step boundary",
+    ),
+    (
+        "download::before_rename",
+        "restores download in place (no temp name; download::after_in_place_write); \
+         the rename path is covered in transfer/tests/failpoints.rs",
     ),
 ];
 

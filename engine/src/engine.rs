@@ -101,6 +101,8 @@ pub struct Engine {
     pub(crate) tablets: RwLock<HashMap<u64, Arc<Tablet>>>,
     pub(crate) corrupt: RwLock<HashMap<u64, Error>>,
     pub(crate) ids: RowsetIdAllocator,
+    /// In-place restores under way, by reservation name (`reserve.rs`).
+    pub(crate) reservations: parking_lot::Mutex<HashMap<String, Vec<crate::reserve::RestoreSlot>>>,
     report: RecoveryReport,
 }
 
@@ -115,7 +117,12 @@ pub fn now_ms() -> u64 {
 /// root covers only the root's filesystem, so its data dir and shards, its
 /// snapshot dir and top dirs, and its trash must all be on that filesystem.
 fn check_one_filesystem(s: &Store) -> Result<()> {
-    let mut dirs = vec![s.data_dir(), s.snapshot_dir(), s.trash_dir()];
+    let mut dirs = vec![
+        s.data_dir(),
+        s.snapshot_dir(),
+        s.trash_dir(),
+        s.root.join(crate::reserve::RESERVED_DIR),
+    ];
     for parent in [s.data_dir(), s.snapshot_dir()] {
         for e in std::fs::read_dir(&parent).map_err(|e| Error::io(&parent, e))? {
             let p = e.map_err(|e| Error::io(&parent, e))?.path();
@@ -150,13 +157,19 @@ impl Engine {
             })
             .collect();
         for s in &stores {
-            for d in [s.data_dir(), s.snapshot_dir(), s.trash_dir()] {
+            for d in [
+                s.data_dir(),
+                s.snapshot_dir(),
+                s.trash_dir(),
+                s.root.join(crate::reserve::RESERVED_DIR),
+            ] {
                 file::create_dir_all_durable(&d)?;
             }
             check_one_filesystem(s)?;
         }
         let ids = RowsetIdAllocator::open(&stores[0].root)?;
-        let scan = recovery::recover(&stores)?;
+        let reservations = crate::reserve::load_all(&stores)?;
+        let scan = recovery::recover(&stores, &reservations)?;
         let mut tablets = HashMap::new();
         let mut corrupt = HashMap::new();
         for (store, meta, dir) in scan.tablets {
@@ -184,6 +197,7 @@ impl Engine {
             tablets: RwLock::new(tablets),
             corrupt: RwLock::new(corrupt),
             ids,
+            reservations: parking_lot::Mutex::new(reservations),
             report: scan.report,
         })
     }

@@ -64,19 +64,35 @@ impl RowsetIdAllocator {
         file::write_atomic(&self.path, &buf)
     }
 
+    /// `n` consecutive fresh ids; returns the first. None of them is ever
+    /// handed out again (the high-water mark covers them before return).
+    pub fn reserve(&self, n: u64) -> Result<RowsetId> {
+        let mut st = self.state.lock();
+        let end = st.0.checked_add(n).ok_or_else(|| self.exhausted(st.1))?;
+        if end > st.1 {
+            let limit = end.checked_add(BLOCK).ok_or_else(|| self.exhausted(st.1))?;
+            self.persist(limit)?;
+            st.1 = limit;
+        }
+        let id = st.0;
+        st.0 = end;
+        Ok(RowsetId((u128::from(self.prefix) << 64) | u128::from(id)))
+    }
+
+    fn exhausted(&self, hwm: u64) -> Error {
+        Error::corrupt(
+            &self.path,
+            format!("rowset id high-water mark {hwm} leaves no ids to allocate"),
+        )
+    }
+
     /// A fresh id.
     pub fn next(&self) -> Result<RowsetId> {
         let mut st = self.state.lock();
         if st.0 == st.1 {
-            let limit = st.1.checked_add(BLOCK).ok_or_else(|| {
-                Error::corrupt(
-                    &self.path,
-                    format!(
-                        "rowset id high-water mark {} leaves no ids to allocate",
-                        st.1
-                    ),
-                )
-            })?;
+            let limit =
+                st.1.checked_add(BLOCK)
+                    .ok_or_else(|| self.exhausted(st.1))?;
             self.persist(limit)?;
             st.1 = limit;
         }
@@ -116,6 +132,21 @@ mod tests {
         let second = b.next()?;
         assert!(first.iter().all(|id| *id != second));
         assert!(second > first[4]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_reserved_range_is_never_handed_out_again() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let a = RowsetIdAllocator::open(dir.path())?;
+        let before = a.next()?;
+        let base = a.reserve(3 * BLOCK)?;
+        let after = a.next()?;
+        assert_eq!(base.0, before.0 + 1);
+        assert_eq!(after.0, base.0 + u128::from(3 * BLOCK));
+        drop(a);
+        let b = RowsetIdAllocator::open(dir.path())?;
+        assert!(b.next()?.0 > after.0);
         Ok(())
     }
 }

@@ -13,7 +13,8 @@ use rayon::prelude::*;
 use crate::engine::{now_ms, Engine};
 use crate::error::{Error, Result};
 use crate::file;
-use crate::rowset::RowsetMeta;
+use crate::reserve::PlacedIds;
+use crate::rowset::{RowsetId, RowsetMeta};
 use crate::tablet::{Tablet, WriterPermit};
 use crate::tablet_meta::{StaleRowset, TabletMeta, META_FILE_NAME};
 
@@ -44,6 +45,10 @@ pub struct InstallRequest {
     pub schema_hash: u32,
     /// Replace an existing tablet with the same id and schema.
     pub overwrite: bool,
+    /// In place: the segment files are already in the target tablet's dir
+    /// (`src_dir` is that dir) under the ids a restore reserved from this
+    /// base ([`crate::reserve::PlacedIds`]); nothing is linked or copied.
+    pub placed: Option<RowsetId>,
 }
 
 /// What an install did for one tablet.
@@ -78,6 +83,9 @@ pub(crate) struct Staged {
     pub(crate) existing: Option<WriterPermit>,
     pub(crate) links: Vec<(PathBuf, PathBuf)>,
     pub(crate) linked: Vec<PathBuf>,
+    /// The files were written in place under reserved ids: an error leaves
+    /// them (and a new tablet's dir) to the reservation's release.
+    pub(crate) placed: bool,
 }
 
 fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
@@ -94,7 +102,22 @@ fn verify_sources(req: &InstallRequest, verify: Verify) -> Result<usize> {
     req.source
         .validate()
         .map_err(|e| Error::corrupt(req.src_dir.join(META_FILE_NAME), e))?;
-    verify_files(&req.src_dir, &req.source.rowsets, req.tablet_id, verify)
+    match req.placed {
+        Some(base) => {
+            let placed = placed_rowsets(req.tablet_id, base, &req.source.rowsets)?;
+            verify_files(&req.src_dir, &placed, req.tablet_id, verify)
+        }
+        None => verify_files(&req.src_dir, &req.source.rowsets, req.tablet_id, verify),
+    }
+}
+
+/// `rowsets` under the ids an in-place restore gave them.
+pub(crate) fn placed_rowsets(
+    tablet_id: u64,
+    base: RowsetId,
+    rowsets: &[RowsetMeta],
+) -> Result<Vec<RowsetMeta>> {
+    PlacedIds::for_rowsets(tablet_id, base, rowsets)?.rename(tablet_id, rowsets)
 }
 
 /// Checks every segment file of `rowsets` in `src_dir` (size, and crc32 with
@@ -189,6 +212,14 @@ impl Engine {
                             detail: "column list or schema hash differs".into(),
                         });
                     }
+                    if r.placed.is_some() && r.src_dir != t.dir() {
+                        return Err(Error::InvalidArgument(format!(
+                            "tablet {}: files placed in {}, but the tablet lives in {}",
+                            r.tablet_id,
+                            r.src_dir.display(),
+                            t.dir().display()
+                        )));
+                    }
                     meta.creation_time_ms = cur.creation_time_ms;
                     meta.stale_rowsets = cur.stale_rowsets;
                     // stale_since 0: due for GC as soon as the new meta is durable.
@@ -205,13 +236,31 @@ impl Engine {
                     if dir.join(META_FILE_NAME).exists() {
                         return Err(Error::TabletExists(r.tablet_id));
                     }
-                    // Leftovers of an install that died before its commit point.
-                    file::remove_dir_all_if_exists(&dir)?;
-                    file::create_dir_all(&dir)?;
+                    if r.placed.is_some() {
+                        if r.src_dir != dir {
+                            return Err(Error::InvalidArgument(format!(
+                                "tablet {}: files placed in {}, not in its dir {}",
+                                r.tablet_id,
+                                r.src_dir.display(),
+                                dir.display()
+                            )));
+                        }
+                    } else {
+                        // Leftovers of an install that died before its commit point.
+                        file::remove_dir_all_if_exists(&dir)?;
+                        file::create_dir_all(&dir)?;
+                    }
                     (store, dir)
                 }
             };
-            let links = self.renamed_rowsets(&r.source.rowsets, &r.src_dir, &dir, &mut meta)?;
+            let links = self.renamed_rowsets(
+                r.tablet_id,
+                &r.source.rowsets,
+                &r.src_dir,
+                &dir,
+                r.placed,
+                &mut meta,
+            )?;
             outcomes[i] = InstallOutcome::Installed { files: counts[i] };
             staged.push(Staged {
                 store,
@@ -220,6 +269,7 @@ impl Engine {
                 existing: permit,
                 links,
                 linked: Vec::new(),
+                placed: r.placed.is_some(),
             });
         }
         self.finish_install(staged)?;
@@ -228,13 +278,22 @@ impl Engine {
 
     /// Appends `rowsets` to `meta` under fresh rowset ids (versions kept);
     /// returns the links that put their files from `src_dir` into `dir`.
+    /// With `placed` the files are in `dir` already under the reserved ids:
+    /// no links.
     pub(crate) fn renamed_rowsets(
         &self,
+        tablet_id: u64,
         rowsets: &[RowsetMeta],
         src_dir: &Path,
         dir: &Path,
+        placed: Option<RowsetId>,
         meta: &mut TabletMeta,
     ) -> Result<Vec<(PathBuf, PathBuf)>> {
+        if let Some(base) = placed {
+            meta.rowsets
+                .extend(placed_rowsets(tablet_id, base, rowsets)?);
+            return Ok(Vec::new());
+        }
         let mut links = Vec::new();
         for rs in rowsets {
             let mut n = rs.clone();
@@ -263,7 +322,7 @@ impl Engine {
                 // An overwrite's temp meta sits in the live dir; recovery would
                 // only remove it at the next restart.
                 let _ = file::remove_file_if_exists(&file::tmp_path(&s.dir.join(META_FILE_NAME)));
-                if s.existing.is_none() && !s.dir.join(META_FILE_NAME).exists() {
+                if !s.placed && s.existing.is_none() && !s.dir.join(META_FILE_NAME).exists() {
                     let _ = file::remove_dir_all_if_exists(&s.dir);
                 }
             }
@@ -352,9 +411,10 @@ impl Engine {
             else {
                 // No meta: the new tablet never committed. Drop its dir now
                 // rather than at the next restart.
-                if s.existing.is_none() && !path.exists() {
+                if !s.placed && s.existing.is_none() && !path.exists() {
                     let _ = file::remove_dir_all_if_exists(&s.dir);
                 }
+                let _ = file::remove_file_if_exists(&file::tmp_path(&path));
                 continue;
             };
             // The last rowset is new in every staged meta (an incremental

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::install::{same_content, verify_files, InstallOutcome, Staged, Verify};
+use crate::install::{placed_rowsets, same_content, verify_files, InstallOutcome, Staged, Verify};
 use crate::tablet_meta::{StaleRowset, TabletMeta, META_FILE_NAME};
 
 /// One tablet to catch up.
@@ -28,6 +28,9 @@ pub struct IncrementalRequest {
     /// The version the tablet holds of the same source: every rowset of
     /// `source` above it is appended.
     pub base_version: u64,
+    /// In place: the appended rowsets' files are already in the tablet's
+    /// dir (`src_dir` is that dir) under ids reserved from this base.
+    pub placed: Option<crate::rowset::RowsetId>,
 }
 
 fn refused(tablet_id: u64, detail: String) -> Error {
@@ -76,7 +79,13 @@ impl Engine {
         }
         let counts: Vec<usize> = reqs
             .par_iter()
-            .map(|r| verify_files(&r.src_dir, appended(r)?, r.tablet_id, verify))
+            .map(|r| match r.placed {
+                Some(base) => {
+                    let placed = placed_rowsets(r.tablet_id, base, appended(r)?)?;
+                    verify_files(&r.src_dir, &placed, r.tablet_id, verify)
+                }
+                None => verify_files(&r.src_dir, appended(r)?, r.tablet_id, verify),
+            })
             .collect::<Result<_>>()?;
         let mut order: Vec<usize> = (0..reqs.len()).collect();
         order.sort_by_key(|i| reqs[*i].tablet_id);
@@ -131,7 +140,16 @@ impl Engine {
                     stale_since_ms: 0,
                 }));
             let dir = tablet.dir().to_path_buf();
-            let links = self.renamed_rowsets(new, &r.src_dir, &dir, &mut meta)?;
+            if r.placed.is_some() && r.src_dir != dir {
+                return Err(Error::InvalidArgument(format!(
+                    "tablet {}: files placed in {}, but the tablet lives in {}",
+                    r.tablet_id,
+                    r.src_dir.display(),
+                    dir.display()
+                )));
+            }
+            let links =
+                self.renamed_rowsets(r.tablet_id, new, &r.src_dir, &dir, r.placed, &mut meta)?;
             outcomes[i] = InstallOutcome::Installed { files: counts[i] };
             staged.push(Staged {
                 store: tablet.store,
@@ -140,6 +158,7 @@ impl Engine {
                 existing: Some(permit),
                 links,
                 linked: Vec::new(),
+                placed: r.placed.is_some(),
             });
         }
         if !staged.is_empty() {

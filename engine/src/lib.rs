@@ -17,6 +17,7 @@ pub mod install_incremental;
 pub mod load;
 pub mod read;
 pub mod recovery;
+pub mod reserve;
 pub mod rowset;
 pub mod schema;
 pub mod segment;
@@ -34,6 +35,7 @@ pub use install_incremental::IncrementalRequest;
 pub use load::{Durability, LoadBatch};
 pub use read::TabletChecksum;
 pub use recovery::RecoveryReport;
+pub use reserve::{PlacedIds, RestoreSlot};
 pub use rowset::{RowsetId, RowsetMeta, SegmentMeta};
 pub use schema::{Column, ColumnType, Row, Schema, Value};
 pub use tablet_meta::{StaleRowset, TabletMeta};
@@ -53,4 +55,5 @@ pub const FAIL_POINTS: &[&str] = &[
     "engine::install::before_meta_swap",
     "engine::install::after_meta_swap",
     "engine::install::before_gc",
+    "engine::reserve::after_release",
 ];

@@ -3,15 +3,16 @@
 //! no live rowset references (temp files, orphan segments, tablet dirs whose
 //! meta never committed), and report corrupt metas by tablet and path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::engine::Store;
+use crate::engine::{Engine, Store};
 use crate::error::{Error, IoContext, Result};
 use crate::file::{self, TMP_SUFFIX};
+use crate::reserve::RestoreSlot;
 use crate::tablet_meta::{TabletMeta, META_FILE_NAME};
 
 /// What recovery found and did.
@@ -60,7 +61,10 @@ fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-pub(crate) fn recover(stores: &[Store]) -> Result<Scan> {
+pub(crate) fn recover(
+    stores: &[Store],
+    reserved: &HashMap<String, Vec<RestoreSlot>>,
+) -> Result<Scan> {
     let mut candidates: Vec<(usize, u64, PathBuf)> = Vec::new();
     for (si, s) in stores.iter().enumerate() {
         // Dropped tablets finish dying.
@@ -107,6 +111,21 @@ pub(crate) fn recover(stores: &[Store]) -> Result<Scan> {
                 }
                 loaded.push((si, meta, dir, rewrite));
             }
+            // An in-place restore is writing this new tablet: its reservation
+            // ends with an install or a release.
+            // Only what it reserved stays: temp files and other segment files
+            // of an install that died before its commit point go.
+            Outcome::Uncommitted if Engine::reserved_for(reserved, id, None) => {
+                for e in fs::read_dir(&dir).at(&dir)? {
+                    let e = e.at(&dir)?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let ours = Engine::reserved_for(reserved, id, Some(&name));
+                    if !ours && (name.ends_with(TMP_SUFFIX) || name.ends_with(".dat")) {
+                        file::remove_file_if_exists(&e.path())?;
+                        scan.report.orphan_files_removed += 1;
+                    }
+                }
+            }
             Outcome::Uncommitted => {
                 file::remove_dir_all_if_exists(&dir)?;
                 if let Some(parent) = dir.parent() {
@@ -146,7 +165,7 @@ pub(crate) fn recover(stores: &[Store]) -> Result<Scan> {
     }
     let cleaned: Vec<Result<Cleaned>> = loaded
         .par_iter()
-        .map(|(_, meta, dir, _)| clean_tablet_dir(meta, dir))
+        .map(|(_, meta, dir, _)| clean_tablet_dir(meta, dir, reserved))
         .collect();
     for ((si, mut meta, dir, rewrite), cleaned) in loaded.into_iter().zip(cleaned) {
         let c = cleaned?;
@@ -208,7 +227,11 @@ struct Cleaned {
 
 /// Removes every temp file and every `.dat` file the live rowsets of `meta`
 /// do not name (the meta on disk no longer lists stale rowsets by now).
-fn clean_tablet_dir(meta: &TabletMeta, dir: &Path) -> Result<Cleaned> {
+fn clean_tablet_dir(
+    meta: &TabletMeta,
+    dir: &Path,
+    reserved: &HashMap<String, Vec<RestoreSlot>>,
+) -> Result<Cleaned> {
     let live: HashSet<String> = meta
         .rowsets
         .iter()
@@ -235,6 +258,10 @@ fn clean_tablet_dir(meta: &TabletMeta, dir: &Path) -> Result<Cleaned> {
         } else if stale.contains(&name) {
             c.stale_files += 1;
         } else if name.ends_with(".dat") {
+            if Engine::reserved_for(reserved, meta.tablet_id, Some(&name)) {
+                // Written by an in-place restore still under way.
+                continue;
+            }
             c.orphans += 1;
         } else {
             continue;

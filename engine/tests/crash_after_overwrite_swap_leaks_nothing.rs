@@ -77,6 +77,7 @@ fn recovery_frees_rowsets_an_overwrite_replaced_before_it_crashed() -> Result<()
                 partition_id: 8,
                 tablet_id: 2,
                 overwrite: true,
+                placed: None,
             };
             drop(cap);
             let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

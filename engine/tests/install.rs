@@ -31,6 +31,7 @@ fn req(src: PathBuf, source: TabletMeta, tablet_id: u64, overwrite: bool) -> Ins
         partition_id: 80,
         tablet_id,
         overwrite,
+        placed: None,
     }
 }
 

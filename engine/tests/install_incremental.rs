@@ -37,6 +37,7 @@ fn restore(dst: &Engine, src: &Engine, id: u64, version: u64, x: &Path) -> Resul
             partition_id: 80,
             tablet_id: id,
             overwrite: false,
+            placed: None,
         }],
         Verify::Full,
     )?;
@@ -49,6 +50,7 @@ fn inc(x: &Path, source: TabletMeta, id: u64, base: u64) -> IncrementalRequest {
         source,
         tablet_id: id,
         base_version: base,
+        placed: None,
     }
 }
 

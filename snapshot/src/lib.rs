@@ -20,7 +20,7 @@ pub use name::{DirKind, DirName};
 pub use release::release_snapshot;
 pub use restore::{
     catch_up_files, catch_up_snapshots, load_snapshot, load_snapshots, prepare_restore_dir,
-    prepare_restore_dirs, read_snapshot_meta, CatchUpRequest, LoadSnapshotRequest,
+    prepare_restore_dirs, read_snapshot_meta, restore_slot, CatchUpRequest, LoadSnapshotRequest,
     RESTORE_DIR_TIMEOUT,
 };
 pub use sweep::{sweep_expired, SweepStats};
@@ -29,4 +29,8 @@ pub use tabletsnap_engine::{InstallOutcome, Verify};
 /// Every fail point of this crate, for crash tests that walk them all.
 /// `snapshot::make::tablet` takes an optional tablet id argument
 /// (`return(10003)`) to fail only that tablet.
-pub const FAIL_POINTS: &[&str] = &["snapshot::make::tablet", "snapshot::make::before_barrier"];
+pub const FAIL_POINTS: &[&str] = &[
+    "snapshot::make::tablet",
+    "snapshot::make::before_barrier",
+    "snapshot::restore::after_prepare",
+];

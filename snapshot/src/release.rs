@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use tabletsnap_engine::{file, Engine};
 
 use crate::error::{Error, Result};
-use crate::name::{top_component, DirName};
+use crate::name::{top_component, DirKind, DirName};
 
 /// Deepest accepted path below a snapshot root: `<top>/<tablet_id>/<schema_hash>`.
 const MAX_DEPTH: usize = 3;
@@ -73,8 +73,23 @@ pub fn release_snapshot(engine: &Engine, path: &Path) -> Result<()> {
     if !meta.is_dir() {
         return Err(refuse(path, "it is not a directory"));
     }
+    // A restore dir's reservation ends with it: files downloaded in place
+    // and never installed are deleted first (the reservation is what kept
+    // recovery from deleting them).
+    let restore = DirName::parse(top).is_some_and(|n| n.kind == DirKind::Restore);
+    let tablet: Option<u64> = rel
+        .components()
+        .nth(1)
+        .and_then(|c| c.as_os_str().to_str())
+        .and_then(|s| s.parse().ok());
+    if restore {
+        engine.release_restore(top, tablet)?;
+    }
     file::remove_dir_all_if_exists(&canon)?;
     remove_empty_parents(root, &canon);
+    if restore && tablet.is_some() && !root.join(top).exists() {
+        engine.release_restore(top, None)?;
+    }
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use rayon::prelude::*;
 use tabletsnap_engine::tablet_meta::META_FILE_NAME;
 use tabletsnap_engine::{
-    file, Engine, IncrementalRequest, InstallOutcome, InstallRequest, TabletMeta, Verify,
+    file, Engine, IncrementalRequest, InstallOutcome, InstallRequest, RestoreSlot, TabletMeta,
+    Verify,
 };
 
 use crate::error::{Error, Result};
@@ -32,20 +33,27 @@ pub struct LoadSnapshotRequest {
     pub partition_id: u64,
     /// Replace the existing tablet with this id (same schema required).
     pub overwrite: bool,
+    /// The segment files were downloaded in place, into the target tablet's
+    /// dir under the rowset ids `prepare_restore_dirs` reserved (see
+    /// [`restore_slot`]); the dir holds only the snapshot's meta. Otherwise
+    /// the dir holds the files too, and install links them in.
+    pub in_place: bool,
 }
 
 /// An empty, durable dir for the download of one tablet's snapshot:
-/// `<store>/snapshot/restore.<YYYYmmddHHMMSS>.<seq>.<timeout_s>/<tablet_id>/<schema_hash>/`.
+/// `<store>/snapshot/restore.<YYYYmmddHHMMSS>.<seq>.<timeout_s>/<tablet_id>/<schema_hash>/`,
+/// and rowset ids reserved for an in-place download ([`restore_slot`]).
 pub fn prepare_restore_dir(engine: &Engine, tablet_id: u64, schema_hash: u32) -> Result<PathBuf> {
     let mut dirs = prepare(engine, &[(tablet_id, schema_hash)], false)?;
     dirs.pop()
         .ok_or_else(|| Error::InvalidArgument("no restore dir was made".into()))
 }
 
-/// Empty, durable download dirs for many tablets (one barrier per store).
-/// Each is on the store holding the target tablet if it exists (so install
-/// links rather than copies), else spread over the stores starting with the
-/// least loaded.
+/// Empty, durable download dirs for many tablets (one barrier per store),
+/// and for each a reservation of rowset ids in its target tablet dir, named
+/// after the top dir ([`restore_slot`]; the dir is created). Each is on the
+/// store holding the target tablet if it exists, else spread over the stores
+/// starting with the least loaded.
 pub fn prepare_restore_dirs(engine: &Engine, targets: &[(u64, u32)]) -> Result<Vec<PathBuf>> {
     prepare(engine, targets, true)
 }
@@ -63,20 +71,31 @@ fn prepare(engine: &Engine, targets: &[(u64, u32)], batch: bool) -> Result<Vec<P
         })
         .collect();
     let roots: Vec<PathBuf> = stores.iter().map(|s| s.snapshot_dir()).collect();
-    let (_, tops) = create_top_dirs(&roots, DirKind::Restore, RESTORE_DIR_TIMEOUT)?;
-    let made = targets
+    let (name, tops) = create_top_dirs(&roots, DirKind::Restore, RESTORE_DIR_TIMEOUT)?;
+    let name = name.format();
+    let reserve: Vec<(u64, u32, usize)> = targets
         .iter()
         .zip(&store_of)
-        .map(|((id, hash), s)| {
-            let dir = tops[*s].join(id.to_string()).join(hash.to_string());
-            if batch {
-                file::create_dir_all(&dir)?;
-            } else {
-                file::create_dir_all_durable(&dir)?;
-            }
-            Ok(dir)
+        .map(|((id, hash), s)| (*id, *hash, *s))
+        .collect();
+    let made = engine
+        .reserve_restore(&name, &reserve)
+        .map_err(Error::from)
+        .and_then(|_| {
+            targets
+                .iter()
+                .zip(&store_of)
+                .map(|((id, hash), s)| {
+                    let dir = tops[*s].join(id.to_string()).join(hash.to_string());
+                    if batch {
+                        file::create_dir_all(&dir)?;
+                    } else {
+                        file::create_dir_all_durable(&dir)?;
+                    }
+                    Ok(dir)
+                })
+                .collect::<Result<Vec<PathBuf>>>()
         })
-        .collect::<Result<Vec<PathBuf>>>()
         .and_then(|dirs| {
             let mut used: Vec<usize> = store_of.clone();
             used.sort_unstable();
@@ -84,21 +103,48 @@ fn prepare(engine: &Engine, targets: &[(u64, u32)], batch: bool) -> Result<Vec<P
             for (i, top) in tops.iter().enumerate() {
                 if used.binary_search(&i).is_err() {
                     let _ = std::fs::remove_dir(top);
-                } else if batch {
-                    file::syncfs(&roots[i])?;
                 } else {
-                    // The top dir's own entry in the snapshot root.
-                    file::fsync_dir(&roots[i])?;
+                    // Dirs, tablet dirs and the reservation file durable together.
+                    file::syncfs(&roots[i])?;
                 }
             }
+            fail::fail_point!("snapshot::restore::after_prepare", |_| Err(
+                Error::FailPoint("snapshot::restore::after_prepare".into())
+            ));
             Ok(dirs)
         });
     if made.is_err() {
+        let _ = engine.release_restore(&name, None);
         for top in &tops {
             let _ = file::remove_dir_all_if_exists(top);
         }
     }
     made
+}
+
+/// The rowset ids and target tablet dir reserved for the restore dir `dir`
+/// (`<store>/snapshot/restore.<...>/<tablet_id>/<schema_hash>`) when it was
+/// prepared: an in-place download writes the segment files there.
+pub fn restore_slot(engine: &Engine, dir: &Path) -> Result<RestoreSlot> {
+    let tablet = dir.parent();
+    let top = tablet.and_then(Path::parent);
+    let parsed = (|| {
+        let id: u64 = tablet?.file_name()?.to_str()?.parse().ok()?;
+        let name = top?.file_name()?.to_str()?;
+        Some((id, name))
+    })();
+    let Some((id, name)) = parsed else {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a restore dir (<store>/snapshot/restore.<...>/<tablet_id>/<schema_hash>)",
+            dir.display()
+        )));
+    };
+    engine.restore_slot(name, id).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "restore dir {} has no reserved rowset ids for tablet {id} (released, or prepared by an older tabletsnap): prepare it again",
+            dir.display()
+        ))
+    })
 }
 
 /// Reads and verifies the tablet meta of a snapshot dir.
@@ -146,14 +192,21 @@ pub fn load_snapshots(
     let installs: Vec<InstallRequest> = loads
         .par_iter()
         .map(|(dir, r)| {
+            let (src_dir, placed) = if r.in_place {
+                let slot = restore_slot(engine, dir)?;
+                (slot.dir, Some(slot.base))
+            } else {
+                (dir.clone(), None)
+            };
             Ok(InstallRequest {
-                src_dir: dir.clone(),
+                src_dir,
                 source: read_snapshot_meta(dir)?,
                 table_id: r.table_id,
                 partition_id: r.partition_id,
                 tablet_id: r.tablet_id,
                 schema_hash: r.schema_hash,
                 overwrite: r.overwrite,
+                placed,
             })
         })
         .collect::<Result<_>>()?;
@@ -182,6 +235,8 @@ pub struct CatchUpRequest {
     pub tablet_id: u64,
     /// The version the target holds; the snapshot's rowsets above it are appended.
     pub base_version: u64,
+    /// The segment files were downloaded in place (see [`LoadSnapshotRequest::in_place`]).
+    pub in_place: bool,
 }
 
 /// The files of a snapshot with meta `meta` that a copy of the tablet at
@@ -213,11 +268,18 @@ pub fn catch_up_snapshots(
     let reqs: Vec<IncrementalRequest> = loads
         .par_iter()
         .map(|(dir, r)| {
+            let (src_dir, placed) = if r.in_place {
+                let slot = restore_slot(engine, dir)?;
+                (slot.dir, Some(slot.base))
+            } else {
+                (dir.clone(), None)
+            };
             Ok(IncrementalRequest {
-                src_dir: dir.clone(),
+                src_dir,
                 source: read_snapshot_meta(dir)?,
                 tablet_id: r.tablet_id,
                 base_version: r.base_version,
+                placed,
             })
         })
         .collect::<Result<_>>()?;

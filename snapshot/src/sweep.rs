@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use tabletsnap_engine::{file, Engine};
 
 use crate::error::{Error, Result};
-use crate::name::DirName;
+use crate::name::{DirKind, DirName};
 
 /// What a sweep found and did.
 #[derive(Debug, Default, Clone)]
@@ -47,12 +47,34 @@ pub fn sweep_expired(engine: &Engine, now: SystemTime) -> Result<SweepStats> {
                         stats.kept += 1;
                         continue;
                     }
+                    if n.kind == DirKind::Restore {
+                        if let Some(top) = name.to_str() {
+                            if let Err(e) = engine.release_restore(top, None) {
+                                stats.failed.push((path, e.to_string()));
+                                continue;
+                            }
+                        }
+                    }
                     match file::remove_dir_all_if_exists(&path) {
                         Ok(()) => stats.removed.push(path),
                         Err(e) => stats.failed.push((path, e.to_string())),
                     }
                 }
                 _ => stats.unparseable.push(path),
+            }
+        }
+    }
+    // Reservations whose restore dir is gone (a crash between the two
+    // deletions) end when their name says the restore dir would have expired.
+    for name in engine.reservation_names() {
+        let expired = DirName::parse(&name).is_some_and(|n| n.expired_at(now));
+        let dir_left = engine
+            .stores()
+            .iter()
+            .any(|s| s.snapshot_dir().join(&name).exists());
+        if expired && !dir_left {
+            if let Err(e) = engine.release_restore(&name, None) {
+                stats.failed.push((PathBuf::from(&name), e.to_string()));
             }
         }
     }

@@ -27,6 +27,16 @@ use crate::repository::Repository;
 pub trait TargetDirs: Sync {
     /// The target directory of `tablet_id`, or `None` if the caller has none.
     fn dir_for(&self, tablet_id: u64) -> Option<PathBuf>;
+
+    /// Where file `path` of tablet `tablet_id` goes (`dir` is the tablet's
+    /// [`TargetDirs::dir_for`]); by default `dir/path`. A caller may put some
+    /// files elsewhere under other names (an in-place restore writes segment
+    /// files straight into the tablet's data dir under reserved names); the
+    /// parent directory of such a path must exist.
+    fn file_path(&self, tablet_id: u64, dir: &Path, path: &str) -> PathBuf {
+        let _ = tablet_id;
+        dir.join(path)
+    }
 }
 
 impl<S: BuildHasher + Sync> TargetDirs for HashMap<u64, PathBuf, S> {
@@ -59,6 +69,13 @@ pub struct DownloadOptions {
     /// Download only the tablets `targets` has a directory for (one node's
     /// share of a snapshot). Off: every tablet needs a target.
     pub only_targeted: bool,
+    /// Write each file once, directly under its final name: no temp name, no
+    /// rename. Only for targets whose files nothing reads until the caller
+    /// commits them (a restore's meta swap): an error or a crash can leave a
+    /// partial file under its final name, which a rerun with `resume`
+    /// rewrites (every present file's crc is checked) and which the caller
+    /// deletes if it gives up. Off: a file appears only once verified.
+    pub in_place: bool,
     /// Threads, retries, cancellation, rate limit, progress.
     pub transfer: TransferOptions,
 }
@@ -69,6 +86,7 @@ impl Default for DownloadOptions {
             resume: true,
             sync: true,
             only_targeted: false,
+            in_place: false,
             transfer: TransferOptions::default(),
         }
     }
@@ -105,6 +123,8 @@ struct Partial {
 struct Ctx<'a> {
     manifest: &'a Manifest,
     dirs: &'a [PathBuf],
+    targets: &'a dyn TargetDirs,
+    in_place: bool,
     backend: &'a dyn Backend,
     repo: &'a Repository,
     opts: &'a TransferOptions,
@@ -119,7 +139,9 @@ impl Ctx<'_> {
     }
 
     fn final_path(&self, tablet: u32, f: &FileEntry) -> PathBuf {
-        self.dirs[tablet as usize].join(&f.path)
+        let t = tablet as usize;
+        self.targets
+            .file_path(self.manifest.tablets[t].tablet_id, &self.dirs[t], &f.path)
     }
 
     fn piece(&self, r: PieceRef) -> &Piece {
@@ -199,12 +221,16 @@ pub fn download_manifest(
         candidates
             .par_iter()
             .map(|&(ti, fi)| {
-                if !opts.resume || fresh[ti as usize] {
+                // In place, files go elsewhere than the tablet dir whose
+                // emptiness `fresh` reports: always look.
+                if !opts.resume || (fresh[ti as usize] && !opts.in_place) {
                     return Ok(false);
                 }
                 t.cancel.check()?;
-                let f = &manifest.tablets[ti as usize].files[fi as usize];
-                already_present(&dirs[ti as usize].join(&f.path), f)
+                let tab = &manifest.tablets[ti as usize];
+                let f = &tab.files[fi as usize];
+                let path = targets.file_path(tab.tablet_id, &dirs[ti as usize], &f.path);
+                already_present(&path, f)
             })
             .collect::<Result<Vec<_>>>()
     })?;
@@ -214,6 +240,8 @@ pub fn download_manifest(
     let mut ctx = Ctx {
         manifest: &manifest,
         dirs: &dirs,
+        targets,
+        in_place: opts.in_place,
         backend: repo.backend().as_ref(),
         repo,
         opts: t,
@@ -233,13 +261,24 @@ pub fn download_manifest(
             }
             match f.pieces.len() {
                 0 => {
-                    write_new_file(&ctx.final_path(ti, f), &[])?;
+                    let path = ctx.final_path(ti, f);
+                    if ctx.in_place {
+                        File::create(&path).map_err(|e| Error::io(&path, e))?;
+                    } else {
+                        write_new_file(&path, &[])?;
+                    }
                     report.files_written += 1;
                 }
                 1 => {}
                 n => {
                     let final_path = ctx.final_path(ti, f);
-                    let tmp = temp_path_for(&final_path);
+                    // In place the file is written under its final name and
+                    // counts as renamed from the start: nothing to clean up.
+                    let tmp = if ctx.in_place {
+                        final_path
+                    } else {
+                        temp_path_for(&final_path)
+                    };
                     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
                     ctx.partials.insert(
                         (ti, fi),
@@ -247,7 +286,7 @@ pub fn download_manifest(
                             tmp,
                             file,
                             remaining: AtomicUsize::new(n),
-                            renamed: AtomicBool::new(false),
+                            renamed: AtomicBool::new(ctx.in_place),
                         },
                     );
                 }
@@ -461,19 +500,27 @@ fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>
         })
     })?;
     // Consecutive pieces mostly share a directory: open it once.
-    let mut dir: Option<(u32, &str, PathBuf, File)> = None;
+    let mut dir: Option<(PathBuf, File)> = None;
     for &r in run {
         ctx.opts.cancel.check()?;
-        let f = ctx.file(r);
-        let (parent, name) = f.path.rsplit_once('/').unwrap_or(("", &f.path));
-        let reuse = matches!(&dir, Some((tab, par, _, _)) if *tab == r.tablet && *par == parent);
-        if !reuse {
-            let dir_path = ctx.dirs[r.tablet as usize].join(parent);
-            let handle = fsutil::open_dir(&dir_path)?;
-            dir = Some((r.tablet, parent, dir_path, handle));
+        let path = ctx.final_path(r.tablet, ctx.file(r));
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            return Err(Error::InvalidInput(format!(
+                "no file name in {}",
+                path.display()
+            )));
+        };
+        if !matches!(&dir, Some((p, _)) if p == parent) {
+            let handle = fsutil::open_dir(parent)?;
+            dir = Some((parent.to_path_buf(), handle));
         }
-        if let Some((_, _, dir_path, handle)) = &dir {
-            write_new_file_at(handle, dir_path, name, &buf[range(r)])?;
+        if let Some((dir_path, handle)) = &dir {
+            if ctx.in_place {
+                write_in_place_at(handle, dir_path, name, &buf[range(r)])?;
+            } else {
+                write_new_file_at(handle, dir_path, name, &buf[range(r)])?;
+            }
         }
     }
     Ok(run.len() as u64)
@@ -534,11 +581,31 @@ fn write_chunk(ctx: &Ctx<'_>, key: &str, r: PieceRef, buf: &mut Vec<u8>) -> Resu
     if partial.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
         // Every piece passed its crc and the manifest checked that piece
         // crcs combine to the file crc, so the file is verified.
+        if ctx.in_place {
+            return Ok(1);
+        }
         rename_into_place(&partial.tmp, &path)?;
         partial.renamed.store(true, Ordering::SeqCst);
         return Ok(1);
     }
     Ok(0)
+}
+
+/// Writes `data` straight to `name` in `dir` (created or truncated): one
+/// namespace operation per file. See [`DownloadOptions::in_place`].
+fn write_in_place_at(dir: &File, dir_path: &Path, name: &str, data: &[u8]) -> Result<()> {
+    use nix::fcntl::OFlag;
+    let mut f = fsutil::open_at(
+        dir,
+        dir_path,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
+    )?;
+    fsutil::write_in_pieces(&mut f, data).map_err(|e| Error::io(dir_path.join(name), e))?;
+    fail::fail_point!("download::after_in_place_write", |_| Err(Error::FailPoint(
+        "download::after_in_place_write".into()
+    )));
+    Ok(())
 }
 
 /// Writes `data` to a temp name in `dir` and renames it to `name`.

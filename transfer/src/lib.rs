@@ -65,6 +65,7 @@ pub const FAIL_POINTS: &[&str] = &[
     "upload::before_manifest",
     "upload::before_info",
     "download::before_rename",
+    "download::after_in_place_write",
     "gc::after_info_delete",
     "gc::before_pack_delete",
     "gc::before_marker_delete",

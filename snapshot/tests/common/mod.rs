@@ -67,6 +67,7 @@ pub fn load_req(target: u64, schema_hash: u32, overwrite: bool) -> LoadSnapshotR
         table_id: 77,
         partition_id: 88,
         overwrite,
+        in_place: false,
     }
 }
 

@@ -1,0 +1,123 @@
+//! The node's side of an in-place restore download: every segment file is
+//! written once, straight into its target tablet's data dir under the rowset
+//! id `prepare_restore_dirs` reserved for it; only the snapshot's
+//! `tablet.meta` goes to the restore dir. Nothing names those files until the
+//! install swaps the tablet meta (the commit point); the reservation keeps
+//! recovery from deleting them meanwhile, and its release deletes them if the
+//! restore ends without installing them. See docs/design.md (Restore:
+//! download dir and install).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use tabletsnap_engine::reserve::segment_rowset_id;
+use tabletsnap_engine::{Engine, PlacedIds};
+use tabletsnap_transfer::{DownloadOptions, DownloadReport, Manifest, Repository, TargetDirs};
+
+/// Download targets of an in-place restore, per source tablet id.
+struct InPlaceTargets {
+    /// The restore dir: where the snapshot's meta goes.
+    homes: HashMap<u64, PathBuf>,
+    /// The target tablet's dir and the new ids of the downloaded rowsets.
+    placed: HashMap<u64, (PathBuf, PlacedIds)>,
+}
+
+impl TargetDirs for InPlaceTargets {
+    fn dir_for(&self, tablet_id: u64) -> Option<PathBuf> {
+        self.homes.get(&tablet_id).cloned()
+    }
+
+    fn file_path(&self, tablet_id: u64, dir: &Path, path: &str) -> PathBuf {
+        if let Some((tablet_dir, ids)) = self.placed.get(&tablet_id) {
+            if let Some(name) = ids.file_name(path) {
+                return tablet_dir.join(name);
+            }
+        }
+        dir.join(path)
+    }
+}
+
+/// Downloads the tablets of `manifest` in place: `dirs` maps each source
+/// tablet id to the restore dir prepared for it. `bases` names the catch-up
+/// targets (source tablet id → the version the target holds), whose
+/// manifest entries the caller already cut down to the files they lack.
+/// Every file is verified against the manifest while written; then each
+/// tablet's downloaded meta is checked to name exactly the downloaded
+/// segment files with the same sizes and crcs, so the install may trust
+/// them without a second read, and the install's rowset ids (ranked from
+/// the meta) are the ones the files were written under (ranked from the
+/// manifest).
+pub fn download_in_place(
+    engine: &Engine,
+    repo: &Repository,
+    manifest: Manifest,
+    dirs: &HashMap<u64, PathBuf>,
+    bases: &HashMap<u64, u64>,
+    opts: &DownloadOptions,
+) -> Result<DownloadReport> {
+    let mut targets = InPlaceTargets {
+        homes: dirs.clone(),
+        placed: HashMap::new(),
+    };
+    for e in &manifest.tablets {
+        let Some(dir) = dirs.get(&e.tablet_id) else {
+            continue;
+        };
+        let slot = tabletsnap_snapshot::restore_slot(engine, dir)?;
+        let ids = PlacedIds::from_file_names(
+            slot.tablet_id,
+            slot.base,
+            e.files.iter().map(|f| f.path.as_str()),
+        )?;
+        targets.placed.insert(e.tablet_id, (slot.dir, ids));
+    }
+    let mut opts = opts.clone();
+    opts.in_place = true;
+    let report = tabletsnap_transfer::download_manifest(repo, manifest.clone(), &targets, &opts)?;
+    for e in &manifest.tablets {
+        let Some(dir) = dirs.get(&e.tablet_id) else {
+            continue;
+        };
+        let got: HashMap<&str, (u64, u32)> = e
+            .files
+            .iter()
+            .filter(|f| segment_rowset_id(&f.path).is_some())
+            .map(|f| (f.path.as_str(), (f.size, f.crc32)))
+            .collect();
+        let meta = tabletsnap_snapshot::read_snapshot_meta(dir)?;
+        let wanted: Option<HashSet<String>> = match bases.get(&e.tablet_id) {
+            Some(base) => Some(
+                tabletsnap_snapshot::catch_up_files(&meta, *base)?
+                    .into_iter()
+                    .collect(),
+            ),
+            None => None,
+        };
+        let mut named = 0usize;
+        for rs in &meta.rowsets {
+            for (name, seg) in rs.files() {
+                if wanted.as_ref().is_some_and(|w| !w.contains(&name)) {
+                    continue;
+                }
+                named += 1;
+                if got.get(name.as_str()) != Some(&(seg.size, seg.crc32)) {
+                    bail!(
+                        "tablet {}: file {name} in the backup does not match its tablet meta (size {}, crc32 {:#010x})",
+                        e.tablet_id,
+                        seg.size,
+                        seg.crc32
+                    );
+                }
+            }
+        }
+        if named != got.len() {
+            bail!(
+                "tablet {}: the backup holds {} segment files, its tablet meta names {named}",
+                e.tablet_id,
+                got.len()
+            );
+        }
+    }
+    Ok(report)
+}
