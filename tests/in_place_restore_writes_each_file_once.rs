@@ -98,9 +98,10 @@ fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
         .map(|id| SnapshotTarget {
             tablet_id: *id,
             version: 4,
+            carry: false,
         })
         .collect();
-    let snaps = src.make_snapshots(&targets, Duration::from_secs(600))?;
+    let snaps = src.make_snapshots(&targets, Duration::from_secs(600), None)?;
     let manifest = src.upload(
         &repo,
         "s",
