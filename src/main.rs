@@ -263,7 +263,25 @@ fn finish(res: Result<u8>, mysql_style: bool) -> ExitCode {
     }
 }
 
+/// glibc's malloc arenas this process may use (unless `MALLOC_ARENA_MAX` says
+/// otherwise). Its default, 8 per core, lets every rayon and transfer thread
+/// keep its own arena of freed per-tablet lists: at 20,000 tablets a RESTORE
+/// peaked at 275 MiB with the default and 190 MiB with 2.
+const MALLOC_ARENAS: i32 = 2;
+
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any thread starts;
+        // mallopt only changes glibc's allocator tuning.
+        unsafe {
+            nix::libc::mallopt(nix::libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     // Tests pause or fail jobs of a child process through FAILPOINTS=point=action;...
     #[cfg(feature = "failpoints")]

@@ -25,6 +25,18 @@ pub const META_FILE: &str = "meta.redb";
 /// Format byte of every sealed value.
 const VALUE_FORMAT: u8 = 1;
 
+/// redb's page cache per open store. Its default (1 GiB) kept every page a
+/// job-record save wrote: two homes in one process held hundreds of MiB of
+/// pages nobody reads again. Values here are small objects read once at
+/// open, so a small cache costs no reads that matter.
+const CACHE_BYTES: usize = 16 << 20;
+
+fn builder() -> redb::Builder {
+    let mut b = redb::Builder::new();
+    b.set_cache_size(CACHE_BYTES);
+    b
+}
+
 const HEADER: TableDefinition<&str, &[u8]> = TableDefinition::new("cluster");
 const DATABASES: TableDefinition<&str, &[u8]> = TableDefinition::new("databases");
 const TABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("tables");
@@ -124,7 +136,7 @@ impl MetaStore {
     /// Opens the store of `home`, which must exist.
     pub fn open(home: &Path) -> Result<MetaStore> {
         let path = Self::path(home);
-        let db = Database::open(&path).map_err(|e| {
+        let db = builder().open(&path).map_err(|e| {
             anyhow::anyhow!(
                 "metadata store {} cannot be opened: {e}; restore it from a copy",
                 path.display()
@@ -140,7 +152,8 @@ impl MetaStore {
         let tmp = home.join(format!("{META_FILE}.creating"));
         let _ = std::fs::remove_file(&tmp);
         {
-            let db = Database::create(&tmp)
+            let db = builder()
+                .create(&tmp)
                 .with_context(|| format!("creating metadata store {}", tmp.display()))?;
             let store = MetaStore {
                 path: tmp.clone(),

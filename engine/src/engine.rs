@@ -172,7 +172,14 @@ impl Engine {
         let scan = recovery::recover(&stores, &reservations)?;
         let mut tablets = HashMap::new();
         let mut corrupt = HashMap::new();
-        for (store, meta, dir) in scan.tablets {
+        // Tablets of one table hold one schema: share it instead of a
+        // decoded copy per tablet.
+        let mut schemas: Vec<Schema> = Vec::new();
+        for (store, mut meta, dir) in scan.tablets {
+            match schemas.iter().find(|s| **s == meta.schema) {
+                Some(s) => meta.schema.share_with(s),
+                None => schemas.push(meta.schema.clone()),
+            }
             if tablets.contains_key(&meta.tablet_id) {
                 let id = meta.tablet_id;
                 corrupt.insert(

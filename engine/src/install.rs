@@ -98,6 +98,14 @@ fn link_or_copy(src: &Path, dst: &Path) -> Result<()> {
     }
 }
 
+/// Checks one install source as [`Engine::install_tablets`] does before it
+/// changes anything (the meta's invariants, then every file); returns its
+/// file count. Lets a caller that installs a large batch in parts verify the
+/// whole batch first.
+pub fn verify_install_source(req: &InstallRequest, verify: Verify) -> Result<usize> {
+    verify_sources(req, verify)
+}
+
 fn verify_sources(req: &InstallRequest, verify: Verify) -> Result<usize> {
     req.source
         .validate()
@@ -180,8 +188,17 @@ impl Engine {
         order.sort_by_key(|i| reqs[*i].tablet_id);
         let mut outcomes = vec![InstallOutcome::AlreadyInstalled; reqs.len()];
         let mut staged = Vec::new();
+        // A batch restores tablets of a few tables: they share one schema.
+        let mut schemas: Vec<crate::schema::Schema> = Vec::new();
         for i in order {
             let r = &reqs[i];
+            let schema = match schemas.iter().find(|s| **s == r.source.schema) {
+                Some(s) => s.clone(),
+                None => {
+                    schemas.push(r.source.schema.clone());
+                    r.source.schema.clone()
+                }
+            };
             let existing = self.tablet(r.tablet_id).ok();
             let permit = existing.as_ref().map(|t| t.lock_writer());
             let now = now_ms();
@@ -190,8 +207,8 @@ impl Engine {
                 partition_id: r.partition_id,
                 tablet_id: r.tablet_id,
                 schema_hash: r.schema_hash,
-                schema: r.source.schema.clone(),
-                rowsets: Vec::new(),
+                schema,
+                rowsets: Vec::with_capacity(r.source.rowsets.len()),
                 stale_rowsets: Vec::new(),
                 creation_time_ms: now,
             };

@@ -80,23 +80,34 @@ impl Column {
     }
 }
 
-/// A tablet's schema.
+/// A tablet's schema. Its columns are shared: every tablet of a table holds
+/// the same schema, so a clone is a pointer, not a copy per tablet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Schema {
     /// Columns in order.
-    pub columns: Vec<Column>,
+    pub columns: std::sync::Arc<[Column]>,
 }
 
 impl Schema {
     /// A schema of these columns.
     pub fn new(columns: Vec<Column>) -> Self {
-        Schema { columns }
+        Schema {
+            columns: columns.into(),
+        }
+    }
+
+    /// Makes `self` share `other`'s columns when the two are equal (a
+    /// schema decoded from disk is a copy of its own until then).
+    pub fn share_with(&mut self, other: &Schema) {
+        if self == other && !std::sync::Arc::ptr_eq(&self.columns, &other.columns) {
+            self.columns = std::sync::Arc::clone(&other.columns);
+        }
     }
 
     /// A stable 32-bit hash of the schema, as the `schema_hash` of tablets.
     pub fn stable_hash(&self) -> u32 {
         let mut h = crc32fast::Hasher::new();
-        for c in &self.columns {
+        for c in self.columns.iter() {
             h.update(c.name.as_bytes());
             h.update(&[0, c.ty.tag(), u8::from(c.is_key), u8::from(c.nullable)]);
             if let ColumnType::Varchar(n) = c.ty {

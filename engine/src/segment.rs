@@ -58,7 +58,7 @@ pub fn encode_segment(schema: &Schema, rows: &[Row], rows_per_page: usize) -> Ve
     let footer_start = out.len();
     out.extend_from_slice(&(rows.len() as u64).to_le_bytes());
     out.extend_from_slice(&(schema.columns.len() as u32).to_le_bytes());
-    for col in &schema.columns {
+    for col in schema.columns.iter() {
         out.push(col.ty.tag());
         let param = match col.ty {
             ColumnType::Varchar(n) => n,
@@ -233,7 +233,7 @@ pub fn decode_segment(path: &Path, schema: &Schema, buf: &[u8]) -> Result<Vec<Ro
             ),
         ));
     }
-    for col in &schema.columns {
+    for col in schema.columns.iter() {
         let tag = r.u8()?;
         let _param = r.u32()?;
         if tag != col.ty.tag() {

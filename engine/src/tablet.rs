@@ -10,6 +10,13 @@ use parking_lot::{Condvar, Mutex};
 use crate::rowset::{RowsetId, RowsetMeta};
 use crate::tablet_meta::{TabletMeta, META_FILE_NAME};
 
+/// Drops the spare capacity a meta's lists grew while being built: a
+/// tablet's meta lives as long as the tablet, in every tablet of the node.
+fn compact(meta: &mut TabletMeta) {
+    meta.rowsets.shrink_to_fit();
+    meta.stale_rowsets.shrink_to_fit();
+}
+
 /// An open tablet.
 #[derive(Debug)]
 pub struct Tablet {
@@ -27,7 +34,8 @@ pub struct Tablet {
 }
 
 impl Tablet {
-    pub(crate) fn new(meta: TabletMeta, dir: PathBuf, store: usize) -> Tablet {
+    pub(crate) fn new(mut meta: TabletMeta, dir: PathBuf, store: usize) -> Tablet {
+        compact(&mut meta);
         Tablet {
             tablet_id: meta.tablet_id,
             schema_hash: meta.schema_hash,
@@ -61,7 +69,8 @@ impl Tablet {
     }
 
     /// Replaces the in-memory meta (after the new meta is durable).
-    pub(crate) fn set_meta(&self, meta: TabletMeta) {
+    pub(crate) fn set_meta(&self, mut meta: TabletMeta) {
+        compact(&mut meta);
         *self.meta.lock() = meta;
     }
 
@@ -134,6 +143,11 @@ impl Drop for RowsetPin {
                     pins.remove(id);
                 }
             }
+        }
+        if pins.is_empty() {
+            // An emptied map keeps its table: free it, or every tablet a
+            // snapshot ever pinned holds one for life.
+            *pins = HashMap::new();
         }
     }
 }

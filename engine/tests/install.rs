@@ -117,7 +117,9 @@ fn overwrite_with_a_different_schema_is_refused() -> Result<()> {
     e.load(1, &rows(1, 10))?;
     let x = st[0].join("snapshot/x");
     let mut meta = export(&e, 1, 2, &x)?;
-    meta.schema.columns.pop();
+    let mut columns = meta.schema.columns.to_vec();
+    columns.pop();
+    meta.schema = tabletsnap_engine::Schema::new(columns);
     let before = e.checksum(1, None)?;
     let err = e
         .install_tablets(&[req(x, meta, 1, true)], Verify::Full)

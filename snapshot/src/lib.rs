@@ -17,11 +17,11 @@ pub mod sweep;
 pub use error::{Error, Result};
 pub use make::{make_snapshots, SnapshotFile, SnapshotInfo, SnapshotRequest};
 pub use name::{DirKind, DirName};
-pub use release::release_snapshot;
+pub use release::{release_snapshot, release_snapshots};
 pub use restore::{
-    catch_up_files, catch_up_snapshots, load_snapshot, load_snapshots, prepare_restore_dir,
-    prepare_restore_dirs, read_snapshot_meta, restore_slot, CatchUpRequest, LoadSnapshotRequest,
-    RESTORE_DIR_TIMEOUT,
+    catch_up_files, catch_up_snapshots, load_snapshot, load_snapshots, load_snapshots_in_parts,
+    prepare_restore_dir, prepare_restore_dirs, read_snapshot_meta, restore_slot, CatchUpRequest,
+    LoadSnapshotRequest, RESTORE_DIR_TIMEOUT,
 };
 pub use sweep::{sweep_expired, SweepStats};
 pub use tabletsnap_engine::{InstallOutcome, Verify};

@@ -160,17 +160,18 @@ fn snapshot_tablet(
         Error::InvalidArgument(format!("tablet {} is on an unknown store", req.tablet_id))
     })?;
     let tablet_dir = top.path().join(req.tablet_id.to_string());
-    let linked = link_tablet(top, &cap).inspect_err(|_| {
+    let store = cap.store;
+    let linked = link_tablet(top, cap).inspect_err(|_| {
         // Best effort: a dir that survives this is never reported, and the
         // sweeper removes it with its top dir at expiry.
         let _ = file::remove_dir_all_if_exists(&tablet_dir);
     })?;
-    Ok((cap.store, linked))
+    Ok((store, linked))
 }
 
-fn link_tablet(top: &Dir, cap: &tabletsnap_engine::Capture) -> Result<SnapshotInfo> {
-    let meta = &cap.meta;
-    let dst = top.mkdir2(&meta.tablet_id.to_string(), &meta.schema_hash.to_string())?;
+fn link_tablet(top: &Dir, cap: tabletsnap_engine::Capture) -> Result<SnapshotInfo> {
+    let (tablet_id, schema_hash) = (cap.meta.tablet_id, cap.meta.schema_hash);
+    let dst = top.mkdir2(&tablet_id.to_string(), &schema_hash.to_string())?;
     let src = Dir::open(&cap.dir)?;
     let files: Vec<SnapshotFile> = cap
         .files()
@@ -180,20 +181,22 @@ fn link_tablet(top: &Dir, cap: &tabletsnap_engine::Capture) -> Result<SnapshotIn
     for f in &files {
         dst.link_from(&src, &f.name)?;
     }
-    failpoint::check("snapshot::make::tablet", Some(meta.tablet_id))?;
+    failpoint::check("snapshot::make::tablet", Some(tablet_id))?;
     // Not fsynced here: the batch's barrier makes links, dirs and meta durable at once.
     let meta_path = dst.path().join(META_FILE_NAME);
-    let meta_bytes = meta.encode();
+    let meta_bytes = cap.meta.encode();
     file::write_new(&meta_path, &meta_bytes, false)?;
     Ok(SnapshotInfo {
         meta_size: meta_bytes.len() as u64,
         meta_crc32: crc32fast::hash(&meta_bytes),
-        tablet_id: meta.tablet_id,
-        schema_hash: meta.schema_hash,
+        tablet_id,
+        schema_hash,
         version: cap.version,
         path: dst.path().to_path_buf(),
         files,
         meta_file: META_FILE_NAME,
-        meta: meta.clone(),
+        // Moved, not copied (the pin in `cap` lives to the end of this fn,
+        // after the links exist): one meta per tablet of the batch, not two.
+        meta: cap.meta,
     })
 }

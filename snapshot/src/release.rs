@@ -2,6 +2,8 @@
 //! snapshot root, judged after canonicalization, so that no argument (`..`,
 //! a symlink, the root itself, a tablet's data dir) can delete anything else.
 
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -106,4 +108,109 @@ fn remove_empty_parents(root: &Path, dir: &Path) {
         }
         cur = parent.to_path_buf();
     }
+}
+
+/// Releases many snapshot or restore dirs, as [`release_snapshot`] does
+/// each, but a top dir whose every tablet is named goes in one removal (a
+/// job's release names all the tablets a batch made, so it removes one top
+/// dir per store, not one tree per tablet), then one fsync per snapshot root
+/// makes those removals durable together. A path naming
+/// `<top>/<tablet_id>/<schema_hash>` stands for its tablet's dir in that top
+/// dir (a batch makes one dir per tablet). Paths that are already gone are
+/// skipped, so a retried release succeeds. The first error stops the batch.
+pub fn release_snapshots(engine: &Engine, paths: &[PathBuf]) -> Result<()> {
+    // Lexical grouping by top dir; what fits no group goes one by one.
+    let mut groups: BTreeMap<&Path, HashSet<&OsStr>> = BTreeMap::new();
+    let mut members: BTreeMap<&Path, Vec<&PathBuf>> = BTreeMap::new();
+    let mut singles: Vec<&PathBuf> = Vec::new();
+    for p in paths {
+        match tablet_in_top(p) {
+            Some((top, tablet)) => {
+                groups.entry(top).or_default().insert(tablet);
+                members.entry(top).or_default().push(p);
+            }
+            None => singles.push(p),
+        }
+    }
+    let mut roots = Vec::with_capacity(engine.stores().len());
+    for store in engine.stores() {
+        let root = store.snapshot_dir();
+        roots.push(fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?);
+    }
+    let mut touched: Vec<&PathBuf> = Vec::new();
+    for (top, tablets) in &groups {
+        match whole_top(&roots, top, tablets)? {
+            Some((root, canon)) => {
+                file::remove_dir_all_if_exists(&canon)?;
+                if !touched.contains(&root) {
+                    touched.push(root);
+                }
+            }
+            None => singles.extend(members.remove(top).unwrap_or_default()),
+        }
+    }
+    for p in singles {
+        match release_snapshot(engine, p) {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for root in touched {
+        file::fsync_dir(root)?;
+    }
+    Ok(())
+}
+
+/// `(top, tablet)` of a path shaped `<top>/<tablet>/<schema_hash>` with
+/// plain components.
+fn tablet_in_top(p: &Path) -> Option<(&Path, &OsStr)> {
+    if p.components()
+        .any(|c| c == Component::ParentDir || c == Component::CurDir)
+    {
+        return None;
+    }
+    let hash_dir = p.parent()?;
+    let top = hash_dir.parent()?;
+    let tablet = hash_dir.file_name()?;
+    p.file_name()?;
+    top.file_name()?;
+    Some((top, tablet))
+}
+
+/// The snapshot root and canonical path of `top` when it is a top dir this
+/// crate made, directly in a snapshot root, and every entry in it is one of
+/// `tablets`; `None` when some entry is not named (or `top` is anything
+/// else: the caller then releases path by path, with every check).
+fn whole_top<'a>(
+    roots: &'a [PathBuf],
+    top: &Path,
+    tablets: &HashSet<&OsStr>,
+) -> Result<Option<(&'a PathBuf, PathBuf)>> {
+    let canon = match fs::canonicalize(top) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(top, e)),
+    };
+    let Some(root) = canon.parent().and_then(|p| roots.iter().find(|r| *r == p)) else {
+        return Ok(None);
+    };
+    if canon
+        .file_name()
+        .and_then(OsStr::to_str)
+        .and_then(DirName::parse)
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let rd = match fs::read_dir(&canon) {
+        Ok(rd) => rd,
+        Err(e) => return Err(Error::io(&canon, e)),
+    };
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(&canon, e))?;
+        if !tablets.contains(entry.file_name().as_os_str()) {
+            return Ok(None);
+        }
+    }
+    Ok(Some((root, canon)))
 }

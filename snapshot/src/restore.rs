@@ -179,36 +179,87 @@ pub fn load_snapshot(
         .ok_or_else(|| Error::InvalidArgument("install returned no outcome".into()))
 }
 
-/// Installs many downloaded snapshot dirs with one durability barrier.
-/// Nothing becomes visible unless every file of every dir verifies. A crash at
-/// any point leaves each target either absent (or, when overwriting, the old
-/// tablet intact) or complete; re-running completes the install or reports
-/// `AlreadyInstalled`.
+/// Tablets installed per part of a large batch: bounds the staged metas and
+/// link lists held at once (memory flat in the batch size) while keeping
+/// barriers few.
+pub const INSTALL_PART: usize = 2048;
+
+/// Installs many downloaded snapshot dirs, one durability barrier per part
+/// of [`INSTALL_PART`] tablets. Nothing becomes visible unless every file of
+/// every dir verifies: a batch of several parts is verified whole first. A
+/// crash at any point leaves each target either absent (or, when
+/// overwriting, the old tablet intact) or complete; re-running completes the
+/// install or reports `AlreadyInstalled`.
 pub fn load_snapshots(
+    engine: &Engine,
+    loads: &[(PathBuf, LoadSnapshotRequest)],
+    verify: Verify,
+) -> Result<Vec<InstallOutcome>> {
+    load_snapshots_in_parts(engine, loads, verify, INSTALL_PART)
+}
+
+/// [`load_snapshots`] with parts of `part` tablets (at least 1).
+pub fn load_snapshots_in_parts(
+    engine: &Engine,
+    loads: &[(PathBuf, LoadSnapshotRequest)],
+    verify: Verify,
+    part: usize,
+) -> Result<Vec<InstallOutcome>> {
+    let part = part.max(1);
+    if loads.len() <= part {
+        return install_part(engine, loads, verify);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(loads.len());
+    if let Some((_, dup)) = loads.iter().find(|(_, r)| !seen.insert(r.tablet_id)) {
+        return Err(Error::InvalidArgument(format!(
+            "tablet {} is listed twice",
+            dup.tablet_id
+        )));
+    }
+    drop(seen);
+    // Verify all, keeping nothing: the parts then only stat sizes again.
+    loads.par_iter().try_for_each(|(dir, r)| {
+        let req = install_request(engine, dir, r)?;
+        tabletsnap_engine::install::verify_install_source(&req, verify)?;
+        Ok::<_, Error>(())
+    })?;
+    let mut out = Vec::with_capacity(loads.len());
+    for chunk in loads.chunks(part) {
+        out.extend(install_part(engine, chunk, Verify::SizeOnly)?);
+    }
+    Ok(out)
+}
+
+/// The install of the restore dir `dir`: from the dir itself, or, for an
+/// in-place restore, from the tablet dir its files were written into.
+fn install_request(engine: &Engine, dir: &Path, r: &LoadSnapshotRequest) -> Result<InstallRequest> {
+    let (src_dir, placed) = if r.in_place {
+        let slot = restore_slot(engine, dir)?;
+        (slot.dir, Some(slot.base))
+    } else {
+        (dir.to_path_buf(), None)
+    };
+    Ok(InstallRequest {
+        src_dir,
+        source: read_snapshot_meta(dir)?,
+        table_id: r.table_id,
+        partition_id: r.partition_id,
+        tablet_id: r.tablet_id,
+        schema_hash: r.schema_hash,
+        overwrite: r.overwrite,
+        placed,
+    })
+}
+
+/// One install batch: one barrier, all verified before anything changes.
+fn install_part(
     engine: &Engine,
     loads: &[(PathBuf, LoadSnapshotRequest)],
     verify: Verify,
 ) -> Result<Vec<InstallOutcome>> {
     let installs: Vec<InstallRequest> = loads
         .par_iter()
-        .map(|(dir, r)| {
-            let (src_dir, placed) = if r.in_place {
-                let slot = restore_slot(engine, dir)?;
-                (slot.dir, Some(slot.base))
-            } else {
-                (dir.clone(), None)
-            };
-            Ok(InstallRequest {
-                src_dir,
-                source: read_snapshot_meta(dir)?,
-                table_id: r.table_id,
-                partition_id: r.partition_id,
-                tablet_id: r.tablet_id,
-                schema_hash: r.schema_hash,
-                overwrite: r.overwrite,
-                placed,
-            })
-        })
+        .map(|(dir, r)| install_request(engine, dir, r))
         .collect::<Result<_>>()?;
     engine.install_tablets(&installs, verify).map_err(|e| {
         if let tabletsnap_engine::Error::SchemaMismatch { tablet_id, detail } = &e {

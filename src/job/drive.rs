@@ -130,6 +130,7 @@ pub(crate) fn drive(c: &Cluster, h: &Arc<JobHandle>, create: u64, timeout: u64, 
                 None => (m.step)(),
             }
         });
+        release_freed_heap();
         match res {
             Ok(Step::Next) => {
                 let _ = c.jobs().update(h, |r| r.status_mut().attempts = 0);
@@ -166,6 +167,18 @@ pub(crate) fn drive(c: &Cluster, h: &Arc<JobHandle>, create: u64, timeout: u64, 
                 let _ = h.cancel.sleep(backoff(attempts));
             }
         }
+    }
+}
+
+/// Hands the heap a step freed back to the OS. A step's lists are per
+/// tablet (targets, manifest parts, staged metas), built on many threads, so
+/// glibc keeps their pages in per-thread arenas after they are freed, and
+/// the next step's peak would stack on top of them.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's own arenas.
+    unsafe {
+        nix::libc::malloc_trim(0);
     }
 }
 

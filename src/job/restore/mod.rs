@@ -26,6 +26,7 @@ use crate::cluster::Cluster;
 
 mod catalog_ops;
 mod plan;
+mod split;
 
 pub use catalog_ops::fence_loads;
 use catalog_ops::{apply_plan, lift_fences};
@@ -312,15 +313,12 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
             let id = SnapshotId::new(&job.label, &job.timestamp)?;
             let manifest = crate::repo::with_retries(|| repo.read_manifest(&id))?;
-            let work: Vec<(u32, (tabletsnap_transfer::Manifest, Vec<RestoreTarget>))> = job
-                .targets
-                .iter()
-                .map(|(be, list)| {
-                    let ids = list.iter().map(|t| t.source_tablet_id).collect();
-                    (*be, (manifest.subset(&ids), list.clone()))
-                })
-                .collect();
-            drop(manifest);
+            let work: Vec<(u32, (tabletsnap_transfer::Manifest, &[RestoreTarget]))> =
+                split::split_manifest(manifest, &job.targets)
+                    .into_iter()
+                    .zip(&job.targets)
+                    .map(|(part, (be, list))| (*be, (part, list.as_slice())))
+                    .collect();
             per_backend(c, &work, |be, (part, list)| {
                 let r = be.download(&job.repo, part, list, &task_control(h));
                 h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
