@@ -212,6 +212,15 @@ impl Error {
         }
     }
 
+    /// Whether the bytes read failed their check (checksum, size, format):
+    /// damage in the object, or in the read that fetched it.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Error::ChecksumMismatch { .. } | Error::SizeMismatch { .. } | Error::Corrupt { .. }
+        )
+    }
+
     /// Whether this is [`Error::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })

@@ -23,6 +23,10 @@ use crate::upload::{BackupWriter, UploadOptions};
 pub const REPO_DIR_PREFIX: &str = "__tabletsnap_repository_";
 /// Name of the repository info object.
 pub const REPO_INFO: &str = "__repo_info";
+
+/// Reads of a small object (repository info, snapshot info, manifest, meta)
+/// before its failing check counts as damage rather than a bad read.
+pub const VERIFIED_READS: u32 = 3;
 /// Prefix of every snapshot label directory.
 pub const SNAPSHOT_DIR_PREFIX: &str = "__ss_";
 
@@ -87,8 +91,8 @@ impl Repository {
     pub fn open(backend: Arc<dyn Backend>, name: &str) -> Result<Self> {
         let repo = Self::handle(backend, name)?;
         let key = repo.key(REPO_INFO);
-        let data = match repo.backend.get(&key) {
-            Ok(d) => d,
+        let stored = match repo.get_verified(&key, |data| decode_repo_info(data, &key)) {
+            Ok(s) => s,
             Err(e) if e.is_not_found() => {
                 return Err(Error::RepositoryNotFound {
                     name: name.to_string(),
@@ -96,7 +100,6 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let stored = decode_repo_info(&data, &key)?;
         if stored != name {
             return Err(Error::Corrupt {
                 what: key,
@@ -227,14 +230,29 @@ impl Repository {
     /// Reads and validates a snapshot's info; absent info means not committed.
     pub fn read_info(&self, id: &SnapshotId) -> Result<SnapshotInfo> {
         let key = self.object_key(id, "info");
-        let data = self.backend.get(&key).map_err(|e| {
-            if e.is_not_found() {
-                self.snapshot_not_found(id)
-            } else {
-                e
+        self.get_verified(&key, |data| self.decode_info(id, key.clone(), data))
+            .map_err(|e| {
+                if e.is_not_found() {
+                    self.snapshot_not_found(id)
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// Reads `key` and checks it with `check`, reading again (up to
+    /// [`VERIFIED_READS`] times in all) when the bytes fail their check: a
+    /// read damaged in transit is not a damaged object. An object that fails
+    /// every read is reported with the last check's error.
+    fn get_verified<T>(&self, key: &str, check: impl Fn(&[u8]) -> Result<T>) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            let data = self.backend.get(key)?;
+            match check(&data) {
+                Err(e) if e.is_damage() && attempt < VERIFIED_READS => attempt += 1,
+                result => return result,
             }
-        })?;
-        self.decode_info(id, key, &data)
+        }
     }
 
     fn decode_info(&self, id: &SnapshotId, key: String, data: &[u8]) -> Result<SnapshotInfo> {
@@ -250,23 +268,24 @@ impl Repository {
 
     fn read_pinned(&self, id: &SnapshotId, object: &str, len: u64, crc: u32) -> Result<Vec<u8>> {
         let key = self.object_key(id, object);
-        let data = self.backend.get(&key)?;
-        if data.len() as u64 != len {
-            return Err(Error::SizeMismatch {
-                what: key,
-                expected: len,
-                actual: data.len() as u64,
-            });
-        }
-        let actual = crc32fast::hash(&data);
-        if actual != crc {
-            return Err(Error::ChecksumMismatch {
-                what: key,
-                expected: crc,
-                actual,
-            });
-        }
-        Ok(data)
+        self.get_verified(&key, |data| {
+            if data.len() as u64 != len {
+                return Err(Error::SizeMismatch {
+                    what: key.clone(),
+                    expected: len,
+                    actual: data.len() as u64,
+                });
+            }
+            let actual = crc32fast::hash(data);
+            if actual != crc {
+                return Err(Error::ChecksumMismatch {
+                    what: key.clone(),
+                    expected: crc,
+                    actual,
+                });
+            }
+            Ok(data.to_vec())
+        })
     }
 
     /// Reads the opaque job-layer meta of a committed snapshot, checked against its info.
