@@ -141,6 +141,15 @@ pub fn release_snapshots(engine: &Engine, paths: &[PathBuf]) -> Result<()> {
     for (top, tablets) in &groups {
         match whole_top(&roots, top, tablets)? {
             Some((root, canon)) => {
+                // A restore batch's reservation ends with it, as in
+                // `release_snapshot`: placed files no meta names go first.
+                let name = canon
+                    .file_name()
+                    .and_then(OsStr::to_str)
+                    .unwrap_or_default();
+                if DirName::parse(name).is_some_and(|n| n.kind == DirKind::Restore) {
+                    engine.release_restore(name, None)?;
+                }
                 file::remove_dir_all_if_exists(&canon)?;
                 if !touched.contains(&root) {
                     touched.push(root);
