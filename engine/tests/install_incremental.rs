@@ -54,8 +54,17 @@ fn inc(x: &Path, source: TabletMeta, id: u64, base: u64) -> IncrementalRequest {
     }
 }
 
+/// Fail points are process-wide: the crash test arms them while the others
+/// would run beside it, so every test here takes this lock.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn catch_up_appends_only_new_versions_and_is_idempotent() -> Result<()> {
+    let _serial = serial();
     let dir = tmp();
     let src = open(&stores(&dir.path().join("a"), 1))?;
     let dst_stores = stores(&dir.path().join("b"), 1);
@@ -89,6 +98,7 @@ fn catch_up_appends_only_new_versions_and_is_idempotent() -> Result<()> {
 
 #[test]
 fn unpublished_leftovers_above_the_base_are_replaced() -> Result<()> {
+    let _serial = serial();
     let dir = tmp();
     let src = open(&stores(&dir.path().join("a"), 1))?;
     let dst_stores = stores(&dir.path().join("b"), 1);
@@ -117,6 +127,7 @@ fn unpublished_leftovers_above_the_base_are_replaced() -> Result<()> {
 
 #[test]
 fn a_snapshot_that_cannot_extend_the_tablet_is_refused_and_nothing_changes() -> Result<()> {
+    let _serial = serial();
     let dir = tmp();
     let src = open(&stores(&dir.path().join("a"), 1))?;
     let dst_stores = stores(&dir.path().join("b"), 1);
@@ -185,6 +196,7 @@ fn a_snapshot_that_cannot_extend_the_tablet_is_refused_and_nothing_changes() -> 
 #[cfg(feature = "failpoints")]
 #[test]
 fn crash_at_each_fail_point_leaves_old_or_new_and_rerun_completes() -> Result<()> {
+    let _serial = serial();
     for point in [
         "engine::install::before_link",
         "engine::install::after_link",
