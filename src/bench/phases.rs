@@ -173,9 +173,9 @@ pub fn workload(
             trash(&dst, trash_dir, "cpal")?;
         }
         println!(
-            "   snapshot round {r}: ours {:.2} s, cp -al {:?}",
+            "   snapshot round {r}: ours {:.2} s, cp -al {}",
             secs(t),
-            cpal.last().map(|d| secs(*d))
+            baseline_secs(cpal.last())
         );
     }
     let snaps = kept.ok_or_else(|| anyhow!("no snapshot was kept"))?;
@@ -248,10 +248,10 @@ pub fn workload(
             trash(&tarf, trash_dir, "tar")?;
         }
         println!(
-            "   upload round {r}: ours {:.2} s, cp -r {:?}, tar {:?}",
+            "   upload round {r}: ours {:.2} s, cp -r {}, tar {}",
             secs(t),
-            cpr.last().map(|d| secs(*d)),
-            tar.last().map(|d| secs(*d))
+            baseline_secs(cpr.last()),
+            baseline_secs(tar.last())
         );
     }
     rows.push(row(
@@ -341,10 +341,10 @@ pub fn workload(
             trash(&dst, trash_dir, "cpback")?;
         }
         println!(
-            "   download+commit round {r}: ours {:.2} s (commit {:.2} s), cp -r {:?}",
+            "   download+commit round {r}: ours {:.2} s (commit {:.2} s), cp -r {}",
             secs(t1),
             secs(*commit.last().unwrap_or(&Duration::ZERO)),
-            cpback.last().map(|d| secs(*d))
+            baseline_secs(cpback.last())
         );
     }
     rows.push(row(
@@ -530,4 +530,10 @@ pub(super) fn load_requests(
             ))
         })
         .collect()
+}
+
+/// A baseline's time in a round line: seconds, or "missing" when the tool
+/// did not run.
+fn baseline_secs(d: Option<&Duration>) -> String {
+    d.map_or_else(|| "missing".to_string(), |d| format!("{:.2} s", secs(*d)))
 }
