@@ -1,16 +1,19 @@
 //! What a node does at start, before it answers any task, about downloads
 //! an earlier run of it left half done (it was killed mid-DOWNLOADING).
 //!
-//! A download writes each file under a temp name (`.tstmp-...`) and renames
-//! it into its restore dir only once its size and crc32 are verified. So a
-//! killed download leaves two kinds of files in `restore.*` dirs: complete,
-//! verified files under their own names, which stay (the resumed download
-//! checks their size and crc32 again and skips them), and temp files, which
+//! A restore's download writes in place: segment files under their final
+//! names in the target tablet's dir (the engine's recovery keeps them, their
+//! rowset ids being reserved for the restore) and each tablet's meta under
+//! its own name in its `restore.*` dir; the resumed download checks every
+//! such file's size and crc32, skips the whole ones and rewrites a torn one.
+//! A download that is not in place (the tablet metas a catch-up restore
+//! fetches first) writes under a temp name (`.tstmp-...`) and renames once
+//! verified, so a killed one can leave temp files in `restore.*` dirs that
 //! no run will ever finish (the next run writes under new temp names). The
-//! node removes the temp files at start. Nothing here needs to be durable:
-//! a removal lost in a crash is redone at the next start, and the restore
-//! dirs themselves belong to their job (released when it ends or, orphaned,
-//! by the coordinator's sweep or the expiry sweep).
+//! node removes them at start. Nothing here needs to be durable: a removal
+//! lost in a crash is redone at the next start, and the restore dirs
+//! themselves belong to their job (released when it ends or, orphaned, by
+//! the coordinator's sweep or the expiry sweep).
 
 use std::path::Path;
 

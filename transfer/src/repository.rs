@@ -91,7 +91,7 @@ impl Repository {
     pub fn open(backend: Arc<dyn Backend>, name: &str) -> Result<Self> {
         let repo = Self::handle(backend, name)?;
         let key = repo.key(REPO_INFO);
-        let stored = match repo.get_verified(&key, |data| decode_repo_info(data, &key)) {
+        let stored = match repo.get_verified(&key, |data| decode_repo_info(&data, &key)) {
             Ok(s) => s,
             Err(e) if e.is_not_found() => {
                 return Err(Error::RepositoryNotFound {
@@ -230,7 +230,7 @@ impl Repository {
     /// Reads and validates a snapshot's info; absent info means not committed.
     pub fn read_info(&self, id: &SnapshotId) -> Result<SnapshotInfo> {
         let key = self.object_key(id, "info");
-        self.get_verified(&key, |data| self.decode_info(id, key.clone(), data))
+        self.get_verified(&key, |data| self.decode_info(id, key.clone(), &data))
             .map_err(|e| {
                 if e.is_not_found() {
                     self.snapshot_not_found(id)
@@ -244,11 +244,10 @@ impl Repository {
     /// [`VERIFIED_READS`] times in all) when the bytes fail their check: a
     /// read damaged in transit is not a damaged object. An object that fails
     /// every read is reported with the last check's error.
-    fn get_verified<T>(&self, key: &str, check: impl Fn(&[u8]) -> Result<T>) -> Result<T> {
+    fn get_verified<T>(&self, key: &str, check: impl Fn(Vec<u8>) -> Result<T>) -> Result<T> {
         let mut attempt = 1;
         loop {
-            let data = self.backend.get(key)?;
-            match check(&data) {
+            match check(self.backend.get(key)?) {
                 Err(e) if e.is_damage() && attempt < VERIFIED_READS => attempt += 1,
                 result => return result,
             }
@@ -276,7 +275,7 @@ impl Repository {
                     actual: data.len() as u64,
                 });
             }
-            let actual = crc32fast::hash(data);
+            let actual = crc32fast::hash(&data);
             if actual != crc {
                 return Err(Error::ChecksumMismatch {
                     what: key.clone(),
@@ -284,7 +283,7 @@ impl Repository {
                     actual,
                 });
             }
-            Ok(data.to_vec())
+            Ok(data)
         })
     }
 
