@@ -522,7 +522,7 @@ impl BackendTasks for BackendNode {
                 let manifest = crate::catch_up::narrow_to_new_versions(
                     &repository,
                     manifest,
-                    targets,
+                    &bases,
                     &map,
                     &mut opts,
                 )?;

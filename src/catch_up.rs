@@ -13,23 +13,18 @@ use anyhow::{Context, Result};
 use tabletsnap_engine::tablet_meta::META_FILE_NAME;
 use tabletsnap_transfer::{DownloadOptions, Manifest, Progress, Repository};
 
-use crate::backend::RestoreTarget;
-
 /// `manifest` with the entries of catch-up targets cut down to the files
-/// they lack (their metas are downloaded into `dirs` here, first). Progress
+/// they lack (their metas are downloaded into `dirs` here, first). `bases`
+/// maps each catch-up target's source tablet to the version it holds. Progress
 /// of that first pass is reported through `opts`, and `opts` is changed so
 /// that the caller's download continues the counts instead of restarting them.
 pub(crate) fn narrow_to_new_versions(
     repo: &Repository,
     manifest: &Manifest,
-    targets: &[RestoreTarget],
+    bases: &HashMap<u64, u64>,
     dirs: &HashMap<u64, PathBuf>,
     opts: &mut DownloadOptions,
 ) -> Result<Manifest> {
-    let bases: HashMap<u64, u64> = targets
-        .iter()
-        .filter_map(|t| t.catch_up_from.map(|b| (t.source_tablet_id, b)))
-        .collect();
     if bases.is_empty() {
         return Ok(manifest.clone());
     }
