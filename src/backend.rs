@@ -529,7 +529,7 @@ impl BackendTasks for BackendNode {
                 crate::in_place::download_in_place(
                     &self.engine,
                     &repository,
-                    manifest,
+                    &manifest,
                     &map,
                     &bases,
                     &opts,

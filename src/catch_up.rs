@@ -4,6 +4,7 @@
 //! each such tablet's meta from the backup (a small file), then only the
 //! segment files of the rowsets above the version it holds.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,15 +19,16 @@ use tabletsnap_transfer::{DownloadOptions, Manifest, Progress, Repository};
 /// maps each catch-up target's source tablet to the version it holds. Progress
 /// of that first pass is reported through `opts`, and `opts` is changed so
 /// that the caller's download continues the counts instead of restarting them.
-pub(crate) fn narrow_to_new_versions(
+pub(crate) fn narrow_to_new_versions<'m>(
     repo: &Repository,
-    manifest: &Manifest,
+    manifest: &'m Manifest,
     bases: &HashMap<u64, u64>,
     dirs: &HashMap<u64, PathBuf>,
     opts: &mut DownloadOptions,
-) -> Result<Manifest> {
+) -> Result<Cow<'m, Manifest>> {
+    // A plain restore downloads the manifest as given: no copy of it.
     if bases.is_empty() {
-        return Ok(manifest.clone());
+        return Ok(Cow::Borrowed(manifest));
     }
     let mut metas = manifest.subset(&bases.keys().copied().collect());
     for e in &mut metas.tablets {
@@ -71,5 +73,5 @@ pub(crate) fn narrow_to_new_versions(
             .collect();
         e.files.retain(|f| wanted.contains(&f.path));
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }

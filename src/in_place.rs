@@ -51,7 +51,7 @@ impl TargetDirs for InPlaceTargets {
 pub fn download_in_place(
     engine: &Engine,
     repo: &Repository,
-    manifest: Manifest,
+    manifest: &Manifest,
     dirs: &HashMap<u64, PathBuf>,
     bases: &HashMap<u64, u64>,
     opts: &DownloadOptions,
@@ -74,7 +74,7 @@ pub fn download_in_place(
     }
     let mut opts = opts.clone();
     opts.in_place = true;
-    let report = tabletsnap_transfer::download_manifest(repo, manifest.clone(), &targets, &opts)?;
+    let report = tabletsnap_transfer::download_manifest_ref(repo, manifest, &targets, &opts)?;
     for e in &manifest.tablets {
         let Some(dir) = dirs.get(&e.tablet_id) else {
             continue;

@@ -30,9 +30,15 @@ pub fn settle() {
 
 /// Time of a `sync` right after a baseline: its cost of durability.
 pub fn sync_time() -> Duration {
+    sync_sample().0
+}
+
+/// Wall time and CPU seconds of a `sync` right after a baseline.
+pub fn sync_sample() -> (Duration, f64) {
+    let c = children_cpu_s();
     let t = Instant::now();
     settle();
-    t.elapsed()
+    (t.elapsed(), children_cpu_s() - c)
 }
 
 /// Returns heap freed by earlier phases to the OS, so peak RSS measures the phase.
@@ -45,12 +51,19 @@ pub fn trim_heap() {
 
 /// Runs `f`, returning its value, the wall time and the peak RSS during it.
 pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration, f64)> {
+    timed_cpu(f).map(|(v, t, rss, _)| (v, t, rss))
+}
+
+/// [`timed`], and the CPU seconds (user + system, all threads) it took.
+pub fn timed_cpu<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration, f64, f64)> {
     settle();
     trim_heap();
     reset_peak_rss();
+    let c = self_cpu_s();
     let t = Instant::now();
     let v = f()?;
-    Ok((v, t.elapsed(), peak_rss_mib()))
+    let wall = t.elapsed();
+    Ok((v, wall, peak_rss_mib(), self_cpu_s() - c))
 }
 
 /// Whether an external command exists.
@@ -62,19 +75,23 @@ pub fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Runs a baseline command (argv), failing with its stderr.
-pub fn run_cmd(argv: &[&str], cwd: Option<&Path>) -> Result<Duration> {
+/// Runs a baseline command (argv), failing with its stderr: its wall time
+/// and the CPU seconds (user + system) it took.
+pub fn run_cmd_cpu(argv: &[&str], cwd: Option<&Path>) -> Result<(Duration, f64)> {
     let mut c = Command::new(argv[0]);
     c.args(&argv[1..]);
     if let Some(d) = cwd {
         c.current_dir(d);
     }
     settle();
+    // Waited-for children only: the command is the one child reaped while timed.
+    let cpu = children_cpu_s();
     let t = Instant::now();
     let out = c
         .output()
         .with_context(|| format!("running {}", argv.join(" ")))?;
     let el = t.elapsed();
+    let cpu = children_cpu_s() - cpu;
     if !out.status.success() {
         bail!(
             "{} failed: {}",
@@ -82,7 +99,7 @@ pub fn run_cmd(argv: &[&str], cwd: Option<&Path>) -> Result<Duration> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(el)
+    Ok((el, cpu))
 }
 
 /// Median of durations.
@@ -105,10 +122,20 @@ pub fn trash(path: &Path, trash_dir: &Path, tag: &str) -> Result<()> {
 
 /// CPU seconds (user + system) this process has used, all threads.
 pub fn self_cpu_s() -> f64 {
+    rusage_cpu_s(nix::libc::RUSAGE_SELF)
+}
+
+/// CPU seconds (user + system) of this process's children that have been
+/// waited for.
+pub fn children_cpu_s() -> f64 {
+    rusage_cpu_s(nix::libc::RUSAGE_CHILDREN)
+}
+
+fn rusage_cpu_s(who: nix::libc::c_int) -> f64 {
     // SAFETY: getrusage only writes the struct it is given.
     let mut ru: nix::libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; RUSAGE_SELF is always valid.
-    if unsafe { nix::libc::getrusage(nix::libc::RUSAGE_SELF, &mut ru) } != 0 {
+    // SAFETY: as above; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+    if unsafe { nix::libc::getrusage(who, &mut ru) } != 0 {
         return 0.0;
     }
     let tv = |t: nix::libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;

@@ -55,6 +55,21 @@ pub struct Row {
 }
 
 impl Row {
+    /// Adds the CPU seconds (medians of the rounds) of ours and the baseline.
+    pub(crate) fn with_cpu(mut self, ours: &[f64], base: Option<&[f64]>) -> Row {
+        let med = |v: &[f64]| -> Option<f64> {
+            let mut s = v.to_vec();
+            s.sort_by(f64::total_cmp);
+            s.get(s.len() / 2).copied()
+        };
+        self.cpu_s = med(ours);
+        self.baseline_cpu_s = base.and_then(med);
+        self.cpu_ratio = match (self.cpu_s, self.baseline_cpu_s) {
+            (Some(o), Some(b)) => Some(o / b.max(1e-9)),
+            _ => None,
+        };
+        self
+    }
     fn files_per_s(&self) -> f64 {
         self.files as f64 / self.ours_s.max(1e-9)
     }
@@ -126,7 +141,7 @@ pub fn w3_points(scale: f64) -> Vec<(String, WorkloadSpec)> {
 
 fn print_rows(rows: &[Row]) {
     println!(
-        "{:<12} {:<18} {:>9} {:<22} {:>9} {:>7} {:>11} {:>9} {:>8}",
+        "{:<12} {:<18} {:>9} {:<22} {:>9} {:>7} {:>11} {:>9} {:>8} {:>8} {:>8} {:>7}",
         "workload",
         "phase",
         "ours(s)",
@@ -135,21 +150,33 @@ fn print_rows(rows: &[Row]) {
         "ratio",
         "files/s",
         "MB/s",
-        "RSS MiB"
+        "RSS MiB",
+        "CPU s",
+        "base CPU",
+        "CPU x"
     );
+    let opt = |x: Option<f64>, prec: usize, none: &str| {
+        x.map_or_else(|| none.to_string(), |v| format!("{v:.prec$}"))
+    };
     for r in rows {
         println!(
-            "{:<12} {:<18} {:>9.3} {:<22} {:>9} {:>7} {:>11.0} {:>9.1} {:>8.0}",
+            "{:<12} {:<18} {:>9.3} {:<22} {:>9} {:>7} {:>11.0} {:>9.1} {:>8.0} {:>8} {:>8} {:>7}",
             r.workload,
             r.phase,
             r.ours_s,
             r.baseline,
-            r.baseline_s
-                .map_or_else(|| "missing".into(), |b| format!("{b:.3}")),
-            r.ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}")),
+            opt(
+                r.baseline_s,
+                3,
+                if r.baseline == "-" { "-" } else { "missing" }
+            ),
+            opt(r.ratio, 2, "-"),
             r.files_per_s(),
             r.mb_per_s(),
-            r.peak_rss_mib
+            r.peak_rss_mib,
+            opt(r.cpu_s, 2, "-"),
+            opt(r.baseline_cpu_s, 2, "-"),
+            opt(r.cpu_ratio, 2, "-"),
         );
     }
 }

@@ -14,7 +14,7 @@ use tabletsnap_transfer::{
     DownloadOptions, LocalFs, Repository, SnapshotId, SourceFile, UploadOptions, UploadSource,
 };
 
-use super::measure::{have, median, run_cmd, sync_time, timed, trash};
+use super::measure::{have, median, run_cmd_cpu, self_cpu_s, sync_sample, timed_cpu, trash};
 use super::{BenchOptions, Row};
 
 fn secs(d: Duration) -> f64 {
@@ -111,7 +111,7 @@ pub fn workload(
     // Load: through the engine, then the same files with plain create+write.
     let store = base.join("src");
     let engine = Engine::open(EngineOptions::new(vec![store.clone()]))?;
-    let (_, load_t, load_rss) = timed(|| Ok(populate(&engine, spec)?))?;
+    let (_, load_t, load_rss, load_cpu) = timed_cpu(|| Ok(populate(&engine, spec)?))?;
     let (files, bytes) =
         engine
             .tablet_ids()
@@ -127,32 +127,38 @@ pub fn workload(
                     b + m.data_size(),
                 ))
             })?;
-    let mut plain = Vec::new();
+    let (mut plain, mut plain_cpu) = (Vec::new(), Vec::new());
     if load_baseline {
         let p = base.join("plain");
         let avg = (bytes / files.max(1)) as usize;
-        let t = Instant::now();
+        let (c, t) = (self_cpu_s(), Instant::now());
         plain_write(&p, spec, avg.max(1))?;
         plain.push(t.elapsed());
+        plain_cpu.push(self_cpu_s() - c);
         trash(&p, trash_dir, "plain")?;
     }
-    rows.push(row(
-        name,
-        "load",
-        &[load_t],
-        "create+write",
-        load_baseline.then_some(plain.as_slice()),
-        (files, bytes),
-        load_rss,
-    ));
+    rows.push(
+        row(
+            name,
+            "load",
+            &[load_t],
+            "create+write",
+            load_baseline.then_some(plain.as_slice()),
+            (files, bytes),
+            load_rss,
+        )
+        .with_cpu(&[load_cpu], load_baseline.then_some(plain_cpu.as_slice())),
+    );
     println!("   load {:.2} s ({files} files)", secs(load_t));
 
     // Snapshot vs cp -al of the tablet dirs.
     let (mut ours, mut cpal, mut rss) = (Vec::new(), Vec::new(), 0f64);
+    let (mut ours_cpu, mut cpal_cpu) = (Vec::new(), Vec::new());
     let mut kept = None;
     for r in 0..rounds {
-        let (snaps, t, m) = timed(|| snapshot_all(&engine))?;
+        let (snaps, t, m, c) = timed_cpu(|| snapshot_all(&engine))?;
         ours.push(t);
+        ours_cpu.push(c);
         rss = rss.max(m);
         if let Some(prev) = kept.replace(snaps) {
             if let Some(first) = prev.first() {
@@ -161,7 +167,7 @@ pub fn workload(
         }
         if have("cp") {
             let dst = base.join(format!("cpal{r}"));
-            cpal.push(run_cmd(
+            let (t, c) = run_cmd_cpu(
                 &[
                     "cp",
                     "-al",
@@ -169,26 +175,32 @@ pub fn workload(
                     &dst.display().to_string(),
                 ],
                 None,
-            )?);
+            )?;
+            cpal.push(t);
+            cpal_cpu.push(c);
             trash(&dst, trash_dir, "cpal")?;
         }
         println!(
-            "   snapshot round {r}: ours {:.2} s, cp -al {}",
+            "   snapshot round {r}: ours {:.2} s {:.2} CPU-s, cp -al {}",
             secs(t),
-            baseline_secs(cpal.last())
+            ours_cpu.last().copied().unwrap_or_default(),
+            baseline_secs(cpal.last(), cpal_cpu.last())
         );
     }
     let snaps = kept.ok_or_else(|| anyhow!("no snapshot was kept"))?;
     let snap_files: u64 = snaps.iter().map(|s| s.files.len() as u64 + 1).sum();
-    rows.push(row(
-        name,
-        "snapshot",
-        &ours,
-        "cp -al",
-        Some(&cpal),
-        (snap_files, 0),
-        rss,
-    ));
+    rows.push(
+        row(
+            name,
+            "snapshot",
+            &ours,
+            "cp -al",
+            Some(&cpal),
+            (snap_files, 0),
+            rss,
+        )
+        .with_cpu(&ours_cpu, Some(&cpal_cpu)),
+    );
 
     // Upload vs cp -r and tar -cf of the snapshot tree.
     let top = snapshot_top(
@@ -200,24 +212,27 @@ pub fn workload(
     let up_bytes: u64 = srcs.iter().map(UploadSource::total_bytes).sum();
     let (mut ours, mut cpr, mut tar, mut rss) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
     let mut cpr_sync = Vec::new();
+    let (mut ours_cpu, mut cpr_cpu, mut cpr_sync_cpu, mut tar_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let ts = "2026-01-01-00-00-00";
     let mut repo_dir = None;
     for r in 0..rounds {
         let dir = base.join(format!("repo{r}"));
-        let (_, t, m) = timed(|| {
+        let (_, t, m, c) = timed_cpu(|| {
             let backend = LocalFs::with_durability(&dir, tabletsnap_transfer::Durability::Batched)?;
             let repo = Repository::open_or_create(Arc::new(backend), "bench")?;
             repo.backup("w", ts, &srcs, b"{}", &UploadOptions::default())?;
             Ok(())
         })?;
         ours.push(t);
+        ours_cpu.push(c);
         rss = rss.max(m);
         if let Some(prev) = repo_dir.replace(dir) {
             trash(&prev, trash_dir, "repo")?;
         }
         let dst = base.join(format!("cpr{r}"));
         if have("cp") {
-            cpr.push(run_cmd(
+            let (t, c) = run_cmd_cpu(
                 &[
                     "cp",
                     "-r",
@@ -225,8 +240,12 @@ pub fn workload(
                     &dst.display().to_string(),
                 ],
                 None,
-            )?);
-            cpr_sync.push(*cpr.last().unwrap_or(&Duration::ZERO) + sync_time());
+            )?;
+            let (st, sc) = sync_sample();
+            cpr.push(t);
+            cpr_cpu.push(c);
+            cpr_sync.push(t + st);
+            cpr_sync_cpu.push(c + sc);
             // The first copy stays: it is what `cp -r` copies back in the download baseline.
             if r > 0 {
                 trash(&dst, trash_dir, "cpr")?;
@@ -234,7 +253,7 @@ pub fn workload(
         }
         let tarf = base.join(format!("t{r}.tar"));
         if have("tar") {
-            tar.push(run_cmd(
+            let (t, c) = run_cmd_cpu(
                 &[
                     "tar",
                     "-cf",
@@ -244,49 +263,63 @@ pub fn workload(
                     ".",
                 ],
                 None,
-            )?);
+            )?;
+            tar.push(t);
+            tar_cpu.push(c);
             trash(&tarf, trash_dir, "tar")?;
         }
         println!(
-            "   upload round {r}: ours {:.2} s, cp -r {}, tar {}",
+            "   upload round {r}: ours {:.2} s {:.2} CPU-s, cp -r {}, tar {}",
             secs(t),
-            baseline_secs(cpr.last()),
-            baseline_secs(tar.last())
+            c,
+            baseline_secs(cpr.last(), cpr_cpu.last()),
+            baseline_secs(tar.last(), tar_cpu.last())
         );
     }
-    rows.push(row(
-        name,
-        "upload",
-        &ours,
-        "cp -r",
-        Some(&cpr),
-        (snap_files, up_bytes),
-        rss,
-    ));
-    rows.push(row(
-        name,
-        "upload",
-        &ours,
-        "cp -r + sync",
-        Some(&cpr_sync),
-        (snap_files, up_bytes),
-        rss,
-    ));
-    rows.push(row(
-        name,
-        "upload",
-        &ours,
-        "tar -cf",
-        Some(&tar),
-        (snap_files, up_bytes),
-        rss,
-    ));
+    rows.push(
+        row(
+            name,
+            "upload",
+            &ours,
+            "cp -r",
+            Some(&cpr),
+            (snap_files, up_bytes),
+            rss,
+        )
+        .with_cpu(&ours_cpu, Some(&cpr_cpu)),
+    );
+    rows.push(
+        row(
+            name,
+            "upload",
+            &ours,
+            "cp -r + sync",
+            Some(&cpr_sync),
+            (snap_files, up_bytes),
+            rss,
+        )
+        .with_cpu(&ours_cpu, Some(&cpr_sync_cpu)),
+    );
+    rows.push(
+        row(
+            name,
+            "upload",
+            &ours,
+            "tar -cf",
+            Some(&tar),
+            (snap_files, up_bytes),
+            rss,
+        )
+        .with_cpu(&ours_cpu, Some(&tar_cpu)),
+    );
     let repo_dir = repo_dir.ok_or_else(|| anyhow!("no repository was kept"))?;
 
     // Download and commit into a second engine vs cp -r of the repository back.
     let (mut down, mut commit, mut both, mut cpback, mut rss) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0f64);
     let mut cpback_sync = Vec::new();
+    let (mut down_cpu, mut commit_cpu, mut both_cpu, mut cpback_cpu, mut cpback_sync_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let ids: Vec<(u64, u32)> = snaps.iter().map(|s| (s.tablet_id, s.schema_hash)).collect();
     let metas: HashMap<u64, (u64, u64)> = snaps
         .iter()
@@ -296,7 +329,7 @@ pub fn workload(
         let dst_store = base.join(format!("dst{r}"));
         let target = Engine::open(EngineOptions::new(vec![dst_store.clone()]))?;
         let repo = Repository::open(Arc::new(LocalFs::new(&repo_dir)?), "bench")?;
-        let ((), t1, m1) = timed(|| {
+        let ((), t1, m1, c1) = timed_cpu(|| {
             let dirs = tabletsnap_snapshot::prepare_restore_dirs(&target, &ids)?;
             let map: HashMap<u64, PathBuf> = ids.iter().map(|(id, _)| *id).zip(dirs).collect();
             // As a node restores: each file written once, in place.
@@ -304,19 +337,22 @@ pub fn workload(
             crate::in_place::download_in_place(
                 &target,
                 &repo,
-                manifest,
+                &manifest,
                 &map,
                 &HashMap::new(),
                 &DownloadOptions::default(),
             )?;
             let loads = load_requests(&ids, &map, &metas);
-            let t = Instant::now();
+            let (c, t) = (self_cpu_s(), Instant::now());
             tabletsnap_snapshot::load_snapshots(&target, &loads, Verify::SizeOnly)?;
             commit.push(t.elapsed());
+            commit_cpu.push(self_cpu_s() - c);
             Ok(())
         })?;
         down.push(t1 - *commit.last().unwrap_or(&Duration::ZERO));
+        down_cpu.push(c1 - commit_cpu.last().copied().unwrap_or(0.0));
         both.push(t1);
+        both_cpu.push(c1);
         rss = rss.max(m1);
         if let Some(id) = ids.first().map(|x| x.0) {
             if target.checksum(id, None)? != engine.checksum(id, None)? {
@@ -328,7 +364,7 @@ pub fn workload(
         let dst = base.join(format!("cpback{r}"));
         let copied = base.join("cpr0");
         if have("cp") && copied.exists() {
-            cpback.push(run_cmd(
+            let (t, c) = run_cmd_cpu(
                 &[
                     "cp",
                     "-r",
@@ -336,53 +372,69 @@ pub fn workload(
                     &dst.display().to_string(),
                 ],
                 None,
-            )?);
-            cpback_sync.push(*cpback.last().unwrap_or(&Duration::ZERO) + sync_time());
+            )?;
+            let (st, sc) = sync_sample();
+            cpback.push(t);
+            cpback_cpu.push(c);
+            cpback_sync.push(t + st);
+            cpback_sync_cpu.push(c + sc);
             trash(&dst, trash_dir, "cpback")?;
         }
         println!(
-            "   download+commit round {r}: ours {:.2} s (commit {:.2} s), cp -r {}",
+            "   download+commit round {r}: ours {:.2} s {c1:.2} CPU-s (commit {:.2} s), cp -r {}",
             secs(t1),
             secs(*commit.last().unwrap_or(&Duration::ZERO)),
-            baseline_secs(cpback.last())
+            baseline_secs(cpback.last(), cpback_cpu.last())
         );
     }
-    rows.push(row(
-        name,
-        "download",
-        &down,
-        "-",
-        None,
-        (snap_files, up_bytes),
-        rss,
-    ));
-    rows.push(row(
-        name,
-        "commit",
-        &commit,
-        "-",
-        None,
-        (snap_files, up_bytes),
-        rss,
-    ));
-    rows.push(row(
-        name,
-        "download+commit",
-        &both,
-        "cp -r",
-        Some(&cpback),
-        (snap_files, up_bytes),
-        rss,
-    ));
-    rows.push(row(
-        name,
-        "download+commit",
-        &both,
-        "cp -r + sync",
-        Some(&cpback_sync),
-        (snap_files, up_bytes),
-        rss,
-    ));
+    rows.push(
+        row(
+            name,
+            "download",
+            &down,
+            "-",
+            None,
+            (snap_files, up_bytes),
+            rss,
+        )
+        .with_cpu(&down_cpu, None),
+    );
+    rows.push(
+        row(
+            name,
+            "commit",
+            &commit,
+            "-",
+            None,
+            (snap_files, up_bytes),
+            rss,
+        )
+        .with_cpu(&commit_cpu, None),
+    );
+    rows.push(
+        row(
+            name,
+            "download+commit",
+            &both,
+            "cp -r",
+            Some(&cpback),
+            (snap_files, up_bytes),
+            rss,
+        )
+        .with_cpu(&both_cpu, Some(&cpback_cpu)),
+    );
+    rows.push(
+        row(
+            name,
+            "download+commit",
+            &both,
+            "cp -r + sync",
+            Some(&cpback_sync),
+            (snap_files, up_bytes),
+            rss,
+        )
+        .with_cpu(&both_cpu, Some(&cpback_sync_cpu)),
+    );
     drop(engine);
     trash(&base, trash_dir, name).context("moving the workload dir to the trash")?;
     Ok(rows)
@@ -417,7 +469,7 @@ pub fn jobs(
     load_jobs_table(&mut sa, spec)?;
     sa.run_script(&repo_sql)?;
     println!("   loaded in {:.2} s", secs(t.elapsed()));
-    let (_, backup_t, backup_rss) = timed(|| {
+    let (_, backup_t, backup_rss, backup_cpu) = timed_cpu(|| {
         sa.run_script("BACKUP SNAPSHOT snap TO r")?;
         sa.wait_for_jobs();
         Ok(())
@@ -429,7 +481,7 @@ pub fn jobs(
     let b = Cluster::open(&base.join("b"), 3)?;
     let mut sb = Session::new(b, "root")?;
     sb.run_script(&format!("CREATE DATABASE d; USE d; {repo_sql}"))?;
-    let (_, restore_t, restore_rss) = timed(|| {
+    let (_, restore_t, restore_rss, restore_cpu) = timed_cpu(|| {
         sb.run_script(&format!(
             "RESTORE SNAPSHOT snap FROM r PROPERTIES (\"backup_timestamp\" = \"{ts}\")"
         ))?;
@@ -443,7 +495,7 @@ pub fn jobs(
     }
     let tablet_files = spec.tablets * spec.versions;
     println!(
-        "   BACKUP {:.2} s, RESTORE {:.2} s",
+        "   BACKUP {:.2} s ({backup_cpu:.2} CPU-s, {backup_rss:.0} MiB), RESTORE {:.2} s ({restore_cpu:.2} CPU-s, {restore_rss:.0} MiB)",
         secs(backup_t),
         secs(restore_t)
     );
@@ -458,7 +510,8 @@ pub fn jobs(
             None,
             (tablet_files, 0),
             backup_rss,
-        ),
+        )
+        .with_cpu(&[backup_cpu], None),
         row(
             name,
             "RESTORE job",
@@ -467,7 +520,8 @@ pub fn jobs(
             None,
             (tablet_files, 0),
             restore_rss,
-        ),
+        )
+        .with_cpu(&[restore_cpu], None),
     ])
 }
 
@@ -534,6 +588,10 @@ pub(super) fn load_requests(
 
 /// A baseline's time in a round line: seconds, or "missing" when the tool
 /// did not run.
-fn baseline_secs(d: Option<&Duration>) -> String {
-    d.map_or_else(|| "missing".to_string(), |d| format!("{:.2} s", secs(*d)))
+fn baseline_secs(d: Option<&Duration>, cpu: Option<&f64>) -> String {
+    match (d, cpu) {
+        (Some(d), Some(c)) => format!("{:.2} s {c:.2} CPU-s", secs(*d)),
+        (Some(d), None) => format!("{:.2} s", secs(*d)),
+        (None, _) => "missing".to_string(),
+    }
 }

@@ -678,7 +678,7 @@ fn workload(
             let report = crate::in_place::download_in_place(
                 &target,
                 &repo,
-                manifest,
+                &manifest,
                 &map,
                 &HashMap::new(),
                 &DownloadOptions::default(),

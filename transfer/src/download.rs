@@ -181,18 +181,43 @@ pub fn download(
 /// directories `targets` gives. Validates the manifest first.
 pub fn download_manifest(
     repo: &Repository,
-    mut manifest: Manifest,
+    manifest: Manifest,
+    targets: &dyn TargetDirs,
+    opts: &DownloadOptions,
+) -> Result<DownloadReport> {
+    download_manifest_ref(repo, &manifest, targets, opts)
+}
+
+/// [`download_manifest`] without taking the manifest: a node restoring a
+/// large part of a backup keeps one copy of its entries, not two.
+pub fn download_manifest_ref(
+    repo: &Repository,
+    manifest: &Manifest,
     targets: &dyn TargetDirs,
     opts: &DownloadOptions,
 ) -> Result<DownloadReport> {
     let t = &opts.transfer;
     t.cancel.check()?;
     manifest.validate()?;
-    if opts.only_targeted {
-        manifest
+    // Copied only when some of its tablets are not this caller's to restore.
+    let narrowed;
+    let manifest = if opts.only_targeted
+        && manifest
             .tablets
-            .retain(|tab| targets.dir_for(tab.tablet_id).is_some());
-    }
+            .iter()
+            .any(|tab| targets.dir_for(tab.tablet_id).is_none())
+    {
+        let ids = manifest
+            .tablets
+            .iter()
+            .map(|tab| tab.tablet_id)
+            .filter(|id| targets.dir_for(*id).is_some())
+            .collect();
+        narrowed = manifest.subset(&ids);
+        &narrowed
+    } else {
+        manifest
+    };
     let mut dirs = Vec::with_capacity(manifest.tablets.len());
     for tab in &manifest.tablets {
         dirs.push(targets.dir_for(tab.tablet_id).ok_or(Error::NoTarget {
@@ -238,7 +263,7 @@ pub fn download_manifest(
     let bytes_total = manifest.total_bytes();
     let mut report = DownloadReport::default();
     let mut ctx = Ctx {
-        manifest: &manifest,
+        manifest,
         dirs: &dirs,
         targets,
         in_place: opts.in_place,

@@ -39,7 +39,9 @@ pub use backend::{
     Backend, Counting, Durability, FaultConfig, Faulty, LocalFs, Memory, S3Config, Throttled, S3,
 };
 pub use cancel::CancelToken;
-pub use download::{download, download_manifest, DownloadOptions, DownloadReport, TargetDirs};
+pub use download::{
+    download, download_manifest, download_manifest_ref, DownloadOptions, DownloadReport, TargetDirs,
+};
 pub use error::{Error, Result};
 pub use fsutil::TEMP_PREFIX;
 pub use gc::{GcReport, DEFAULT_GC_GRACE_MS};
