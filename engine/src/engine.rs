@@ -224,6 +224,22 @@ impl Engine {
         &self.stores
     }
 
+    /// Releases the tree `dir` of store `store` (its snapshot or data dir):
+    /// one rename into the store's trash, and the files are deleted in the
+    /// background (or by the next open after a crash). Durable once the
+    /// caller fsyncs `dir`'s parent and the store's trash dir. A missing
+    /// `dir` is fine.
+    pub fn discard_dir(&self, store: usize, dir: &Path) -> Result<()> {
+        let s = self.stores.get(store).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "store {store} of {} to discard {} in",
+                self.stores.len(),
+                dir.display()
+            ))
+        })?;
+        crate::discard::discard(&s.trash_dir(), dir)
+    }
+
     /// Tablets whose meta could not be loaded, with the reason.
     pub fn corrupt_tablets(&self) -> Vec<(u64, String)> {
         let mut v: Vec<_> = self
@@ -447,10 +463,11 @@ impl Engine {
             }
         }
         drop(permits);
-        // The tablets are gone once the moves are durable; deleting the bytes
-        // can fail harmlessly (recovery empties the trash).
-        for (t, trash) in &moved {
-            let _ = file::remove_dir_all_if_exists(trash);
+        // The tablets are gone once the moves are durable; the bytes are
+        // deleted in the background and can fail harmlessly (recovery
+        // empties the trash).
+        for (t, trash) in moved {
+            crate::discard::delete_later(trash);
             if let Some(tablet_id_dir) = t.dir().parent() {
                 let _ = std::fs::remove_dir(tablet_id_dir);
             }

@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod compaction;
+mod discard;
 pub mod engine;
 pub mod error;
 mod failpoint;

@@ -138,6 +138,7 @@ pub fn release_snapshots(engine: &Engine, paths: &[PathBuf]) -> Result<()> {
         roots.push(fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?);
     }
     let mut touched: Vec<&PathBuf> = Vec::new();
+    let mut trash_dirs: Vec<PathBuf> = Vec::new();
     for (top, tablets) in &groups {
         match whole_top(&roots, top, tablets)? {
             Some((root, canon)) => {
@@ -150,9 +151,13 @@ pub fn release_snapshots(engine: &Engine, paths: &[PathBuf]) -> Result<()> {
                 if DirName::parse(name).is_some_and(|n| n.kind == DirKind::Restore) {
                     engine.release_restore(name, None)?;
                 }
-                file::remove_dir_all_if_exists(&canon)?;
+                // One rename; the links go in the background (see
+                // `Engine::discard_dir`).
+                let store = roots.iter().position(|r| r == root).unwrap_or_default();
+                engine.discard_dir(store, &canon)?;
                 if !touched.contains(&root) {
                     touched.push(root);
+                    trash_dirs.push(engine.stores()[store].trash_dir());
                 }
             }
             None => singles.extend(members.remove(top).unwrap_or_default()),
@@ -166,6 +171,9 @@ pub fn release_snapshots(engine: &Engine, paths: &[PathBuf]) -> Result<()> {
     }
     for root in touched {
         file::fsync_dir(root)?;
+    }
+    for trash in &trash_dirs {
+        file::fsync_dir(trash)?;
     }
     Ok(())
 }

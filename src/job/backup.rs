@@ -338,12 +338,16 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             tabletsnap_engine::file::write_atomic(&dir.join("manifest"), &manifest.encode())?;
             tabletsnap_engine::file::write_atomic(&dir.join("meta"), &job.meta.encode()?)?;
             update(c, h, |j| j.state = BackupState::UploadInfo)?;
+            h.stage_manifest(manifest);
         }
         BackupState::UploadInfo => {
             let dir = c.jobs().scratch_dir(job.id);
-            let manifest = Manifest::decode(
-                &std::fs::read(dir.join("manifest")).context("reading the saved manifest")?,
-            )?;
+            let manifest = match h.take_staged_manifest() {
+                Some(m) => m,
+                None => Manifest::decode(
+                    &std::fs::read(dir.join("manifest")).context("reading the saved manifest")?,
+                )?,
+            };
             let meta = std::fs::read(dir.join("meta")).context("reading the saved meta")?;
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
             // Repository GC relies on no backup committing past its
@@ -475,7 +479,7 @@ fn carried_entries(job: &BackupJob) -> Result<Option<Manifest>> {
                 carried.len()
             )
         })?;
-    let m = m.subset_compact(&carried);
+    let m = m.into_subset_compact(&carried);
     if m.tablets.len() != carried.len() {
         bail!("SAVE_META: backup {base} no longer holds every tablet carried from it");
     }

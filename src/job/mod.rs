@@ -192,9 +192,22 @@ pub struct JobHandle {
     done_cv: Condvar,
     /// Live progress.
     pub progress: Progress,
+    /// A backup's merged manifest, handed from SAVE_META to UPLOAD_INFO in
+    /// memory (the step after a restart reads the saved copy instead).
+    staged: Mutex<Option<tabletsnap_transfer::Manifest>>,
 }
 
 impl JobHandle {
+    /// Keeps `m` for the next step of this job.
+    pub(crate) fn stage_manifest(&self, m: tabletsnap_transfer::Manifest) {
+        *self.staged.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+    }
+
+    /// The manifest the previous step staged, if this process ran it.
+    pub(crate) fn take_staged_manifest(&self) -> Option<tabletsnap_transfer::Manifest> {
+        self.staged.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     /// Runs `f` on the record under its lock, without copying it (a W1
     /// backup's record lists 400k snapshot files).
     pub fn with_record<T>(&self, f: impl FnOnce(&JobRecord) -> T) -> T {
@@ -314,6 +327,7 @@ impl JobManager {
                 done: Mutex::new(done),
                 done_cv: Condvar::new(),
                 progress: Progress::default(),
+                staged: Mutex::new(None),
             });
             jobs.insert(h.id, h);
         }
@@ -401,6 +415,7 @@ impl JobManager {
                 done: Mutex::new(false),
                 done_cv: Condvar::new(),
                 progress: Progress::default(),
+                staged: Mutex::new(None),
             });
             jobs.insert(h.id, Arc::clone(&h));
             h
