@@ -107,6 +107,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// for the whole backend) and that were last modified more than
     /// `older_than` ago, so puts still in flight keep theirs. Returns how many
     /// it removed. Backends whose puts leave nothing behind do nothing.
+    /// [`LocalFs`] removes `.tstmp-*` files; [`S3`] aborts the multipart
+    /// uploads a killed put left open (nothing on a server without
+    /// ListMultipartUploads).
     fn sweep_stale_temp(&self, prefix: &str, older_than: std::time::Duration) -> Result<u64> {
         let _ = (prefix, older_than);
         Ok(0)

@@ -6,12 +6,15 @@
 //! whole pack by default), else create + parallel parts + complete (abort on
 //! failure); `get_range` one ranged GET (the download coalesces neighbouring
 //! pieces into one range); `list` one ListObjectsV2 per 1000 keys;
-//! `delete_many` one DeleteObjects per 1000 keys. Nothing here retries: see
+//! `delete_many` one DeleteObjects per 1000 keys; `sweep_stale_temp` one
+//! ListMultipartUploads per 1000 open uploads and an abort per stale one
+//! (see [`uploads`]). Nothing here retries: see
 //! [`http`] for how failures are classified for the caller's retry policy.
 
 mod config;
 mod http;
 mod multipart;
+mod uploads;
 
 use std::time::Duration;
 
@@ -26,6 +29,8 @@ pub use config::{
     PROP_MULTIPART_THRESHOLD, PROP_PART_SIZE, PROP_PATH_STYLE, PROP_REGION,
     PROP_REQUEST_TIMEOUT_MS, PROP_SECRET_KEY,
 };
+
+pub use uploads::OpenUpload;
 
 use super::{validate_key, validate_prefix, Backend};
 use crate::error::{Error, Result};
@@ -449,6 +454,21 @@ impl Backend for S3 {
             self.delete_batch(batch)?;
         }
         Ok(())
+    }
+
+    /// Puts leave no temp objects on S3, but a process killed inside a
+    /// multipart put leaves its upload open: aborts those under `prefix`
+    /// started more than `older_than` ago. Nothing to do (0) on a server
+    /// without ListMultipartUploads.
+    fn sweep_stale_temp(&self, prefix: &str, older_than: Duration) -> Result<u64> {
+        validate_prefix(prefix)?;
+        // `prefix` names a directory: "r" must not reach "r2/".
+        let dir = match prefix {
+            "" => String::new(),
+            p if p.ends_with('/') => p.to_string(),
+            p => format!("{p}/"),
+        };
+        self.sweep_open_uploads(&dir, older_than)
     }
 }
 
