@@ -12,7 +12,8 @@
 //!    the packs that no manifest references and no earlier marker names.
 //! 2. **Sweep.** A later sweep, at least `grace` after a marker was written,
 //!    reads every committed manifest again and deletes the marker's packs that
-//!    are still unreferenced, then the marker.
+//!    are still unreferenced (in batches of [`DELETE_BATCH`], one request
+//!    each on S3), then the marker once all of them are gone.
 //! 3. **Backups.** A backup reuses no pack that any marker names (it reads
 //!    the markers when it builds its reuse index), and commits only before its
 //!    deadline (creation + timeout).
@@ -26,6 +27,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use crate::backend::DELETE_BATCH;
 use crate::codec::{check_crc_trailer, check_header, Reader, Writer};
 use crate::error::{Error, Result};
 use crate::info::SnapshotId;
@@ -132,10 +134,10 @@ impl Repository {
         retry.run(&info, &cancel, || self.backend().delete(&info))?;
         retry.run(&info, &cancel, || self.backend().barrier())?;
         fail("gc::after_info_delete")?;
-        for name in ["manifest", "meta"] {
-            let key = self.object_key(id, name);
-            retry.run(&key, &cancel, || self.backend().delete(&key))?;
-        }
+        // Nothing lists or reads an uncommitted snapshot's manifest and
+        // meta any more: one batch (one request on S3) removes both.
+        let rest = ["manifest", "meta"].map(|name| self.object_key(id, name));
+        retry.run(&rest[0], &cancel, || self.backend().delete_many(&rest))?;
         self.backend().barrier()
     }
 
@@ -261,15 +263,21 @@ impl Repository {
                 still_pending.extend(m.packs.iter().cloned());
                 continue;
             }
-            for p in &m.packs {
-                if referenced.contains(p) {
-                    report.packs_rescued += 1;
-                    continue;
-                }
+            let doomed: Vec<String> = m
+                .packs
+                .iter()
+                .filter(|p| !referenced.contains(*p))
+                .map(|p| self.key(p))
+                .collect();
+            report.packs_rescued += (m.packs.len() - doomed.len()) as u64;
+            // One request per batch on S3 (DeleteObjects), each retried on
+            // its own; a batch that fails counts none of its packs, and the
+            // marker stays so a rerun deletes them.
+            for batch in doomed.chunks(DELETE_BATCH) {
                 fail("gc::before_pack_delete")?;
-                let k = self.key(p);
-                retry.run(&k, &cancel, || self.backend().delete(&k))?;
-                report.packs_deleted += 1;
+                let name = batch_name(batch);
+                retry.run(&name, &cancel, || self.backend().delete_many(batch))?;
+                report.packs_deleted += batch.len() as u64;
             }
             retry.run(key, &cancel, || self.backend().barrier())?;
             fail("gc::before_marker_delete")?;
@@ -297,6 +305,15 @@ impl Repository {
             report.packs_marked = marker.packs.len() as u64;
         }
         Ok(report)
+    }
+}
+
+/// How errors name a batch of deletes: its first key and how many follow.
+fn batch_name(batch: &[String]) -> String {
+    match batch {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
     }
 }
 

@@ -453,11 +453,12 @@ impl Repository {
         crate::download::download(self, id, targets, opts)
     }
 
-    /// Removes temp objects (`.tstmp-*` files of [`crate::LocalFs`]) that
-    /// interrupted puts left anywhere under this repository and that are
-    /// older than `older_than`; returns how many. A crash between writing a
-    /// temp file and renaming it leaves one behind, and nothing else ever
-    /// removes it. Call it when starting a backup, with an age well above the
+    /// Removes temp objects (`.tstmp-*` files of [`crate::LocalFs`], open
+    /// multipart uploads of [`crate::S3`]) that interrupted puts left
+    /// anywhere under this repository and that are older than `older_than`;
+    /// returns how many. A crash between writing a temp file and renaming
+    /// it, or inside a multipart put, leaves one behind, and nothing else
+    /// ever removes it (an open upload is billed until aborted). Call it when starting a backup, with an age well above the
     /// longest put (e.g. an hour), so puts of a concurrent writer survive.
     pub fn sweep_stale_temp(&self, older_than: std::time::Duration) -> Result<u64> {
         self.backend.sweep_stale_temp(&self.prefix, older_than)

@@ -26,7 +26,7 @@ pub struct FaultConfig {
     pub head_error_rate: f64,
     /// Probability that a `list` fails.
     pub list_error_rate: f64,
-    /// Probability that a `delete` fails.
+    /// Probability that a `delete` (or a whole `delete_many`) fails.
     pub delete_error_rate: f64,
     /// Injected random errors are permanent (not retryable) instead of transient.
     pub permanent: bool,
@@ -240,6 +240,15 @@ impl<B: Backend> Backend for Faulty<B> {
     fn delete(&self, key: &str) -> Result<()> {
         self.decide("delete", key, 0)?;
         self.inner.delete(key)
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        // One fate per call: a store with a batch delete fails a request,
+        // and the inner store's own batching (S3's DeleteObjects) is what
+        // runs, as it would without the wrapper.
+        let first = keys.first().map_or("", String::as_str);
+        self.decide("delete_many", first, keys.len() as u64)?;
+        self.inner.delete_many(keys)
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {

@@ -16,6 +16,11 @@ pub use throttled::Throttled;
 
 use crate::error::{Error, Result};
 
+/// The most keys one batch delete request takes (S3's DeleteObjects limit):
+/// callers of [`Backend::delete_many`] that retry split their keys into
+/// batches of this size, so one call is one request and one retry unit.
+pub const DELETE_BATCH: usize = 1000;
+
 /// A minimal object store: whole-object atomic puts, reads, ranged reads,
 /// size lookups, prefix listing and deletes. No rename, as object stores have none.
 ///
@@ -72,7 +77,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 
     /// Removes several objects; absent ones are fine. Stores with a batch
-    /// delete ([`S3`]: DeleteObjects, 1000 keys a request) override it.
+    /// delete ([`S3`]: DeleteObjects, [`DELETE_BATCH`] keys a request)
+    /// override it. On error some of the keys may be gone and others not,
+    /// and the error names a key that was not deleted; calling again with
+    /// the same keys finishes the work. Callers that retry pass at most
+    /// [`DELETE_BATCH`] keys, so that a retry repeats one request.
     fn delete_many(&self, keys: &[String]) -> Result<()> {
         keys.iter().try_for_each(|k| self.delete(k))
     }
@@ -98,6 +107,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// for the whole backend) and that were last modified more than
     /// `older_than` ago, so puts still in flight keep theirs. Returns how many
     /// it removed. Backends whose puts leave nothing behind do nothing.
+    /// [`LocalFs`] removes `.tstmp-*` files; [`S3`] aborts the multipart
+    /// uploads a killed put left open (nothing on a server without
+    /// ListMultipartUploads).
     fn sweep_stale_temp(&self, prefix: &str, older_than: std::time::Duration) -> Result<u64> {
         let _ = (prefix, older_than);
         Ok(0)

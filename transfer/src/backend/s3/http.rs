@@ -205,6 +205,24 @@ pub(super) fn xml_text(xml: &str, tag: &str) -> Option<String> {
     Some(unescape(&xml[start..start + len]))
 }
 
+/// The contents of every `<tag>...</tag>` in `xml`, in order, not
+/// unescaped (read fields out of them with [`xml_text`]).
+pub(super) fn xml_blocks<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(&open) {
+        let inner = &rest[at + open.len()..];
+        let Some(len) = inner.find(&close) else {
+            break;
+        };
+        out.push(&inner[..len]);
+        rest = &inner[len + close.len()..];
+    }
+    out
+}
+
 fn unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")

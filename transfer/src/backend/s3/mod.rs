@@ -6,12 +6,15 @@
 //! whole pack by default), else create + parallel parts + complete (abort on
 //! failure); `get_range` one ranged GET (the download coalesces neighbouring
 //! pieces into one range); `list` one ListObjectsV2 per 1000 keys;
-//! `delete_many` one DeleteObjects per 1000 keys. Nothing here retries: see
+//! `delete_many` one DeleteObjects per 1000 keys; `sweep_stale_temp` one
+//! ListMultipartUploads per 1000 open uploads and an abort per stale one
+//! (see [`uploads`]). Nothing here retries: see
 //! [`http`] for how failures are classified for the caller's retry policy.
 
 mod config;
 mod http;
 mod multipart;
+mod uploads;
 
 use std::time::Duration;
 
@@ -27,13 +30,16 @@ pub use config::{
     PROP_REQUEST_TIMEOUT_MS, PROP_SECRET_KEY,
 };
 
+pub use uploads::OpenUpload;
+
 use super::{validate_key, validate_prefix, Backend};
 use crate::error::{Error, Result};
 use http::XML_LIMIT;
 
 /// How long a signature stays valid; requests are signed just before sending.
 const SIGNATURE_TTL: Duration = Duration::from_secs(3600);
-/// Keys per ListObjectsV2 and per DeleteObjects request (S3's maximum).
+/// Keys per ListObjectsV2 request (S3's maximum); DeleteObjects takes
+/// [`super::DELETE_BATCH`].
 const BATCH: usize = 1000;
 
 /// An S3 bucket (and key prefix) as a [`Backend`].
@@ -281,20 +287,55 @@ impl S3 {
             .bytes(XML_LIMIT)
             .map_err(|e| self.transport_error("delete", first, ureq::Error::Io(e)))?;
         let text = String::from_utf8_lossy(&text);
-        // Quiet mode lists only the keys that failed.
-        if let Some(code) = http::xml_text(&text, "Code") {
-            let key = http::xml_text(&text, "Key").unwrap_or_default();
-            return Err(Error::Backend {
-                op: "delete",
-                key: format!("s3://{}/{key}", self.cfg.bucket),
-                transient: matches!(
-                    code.as_str(),
-                    "InternalError" | "SlowDown" | "ServiceUnavailable"
-                ),
-                message: format!("{} refused the delete: {code}", self.cfg.endpoint),
-            });
-        }
-        Ok(())
+        self.check_delete_result(&text, keys.len())
+    }
+
+    /// Turns the keys a DeleteObjects response lists as not deleted into an
+    /// error naming the bucket and the first such key. S3 answers 200 even
+    /// when some keys failed; in quiet mode it lists only those (s3s-fs
+    /// ignores quiet mode and lists every deleted key as well, and fails
+    /// the whole request instead of reporting a key).
+    fn check_delete_result(&self, xml: &str, sent: usize) -> Result<()> {
+        let failures: Vec<(String, String, String)> = http::xml_blocks(xml, "Error")
+            .into_iter()
+            .map(|e| {
+                (
+                    http::xml_text(e, "Key").unwrap_or_default(),
+                    http::xml_text(e, "Code").unwrap_or_default(),
+                    http::xml_text(e, "Message").unwrap_or_default(),
+                )
+            })
+            .collect();
+        let Some((key, code, message)) = failures.first() else {
+            return Ok(());
+        };
+        let transient = failures.iter().all(|(_, code, _)| {
+            matches!(
+                code.as_str(),
+                "InternalError" | "SlowDown" | "ServiceUnavailable" | "RequestTimeout"
+            )
+        });
+        let detail = if message.is_empty() {
+            code.clone()
+        } else {
+            format!("{code}: {message}")
+        };
+        let others = match failures.len() {
+            1 => String::new(),
+            n => format!(
+                "; {} other keys of the {sent} in the request were not deleted either",
+                n - 1
+            ),
+        };
+        Err(Error::Backend {
+            op: "delete",
+            key: format!("s3://{}/{key}", self.cfg.bucket),
+            transient,
+            message: format!(
+                "{} did not delete the object ({detail}){others}",
+                self.cfg.endpoint
+            ),
+        })
     }
 }
 
@@ -409,10 +450,25 @@ impl Backend for S3 {
         for k in keys {
             validate_key(k)?;
         }
-        for batch in keys.chunks(BATCH) {
+        for batch in keys.chunks(super::DELETE_BATCH) {
             self.delete_batch(batch)?;
         }
         Ok(())
+    }
+
+    /// Puts leave no temp objects on S3, but a process killed inside a
+    /// multipart put leaves its upload open: aborts those under `prefix`
+    /// started more than `older_than` ago. Nothing to do (0) on a server
+    /// without ListMultipartUploads.
+    fn sweep_stale_temp(&self, prefix: &str, older_than: Duration) -> Result<u64> {
+        validate_prefix(prefix)?;
+        // `prefix` names a directory: "r" must not reach "r2/".
+        let dir = match prefix {
+            "" => String::new(),
+            p if p.ends_with('/') => p.to_string(),
+            p => format!("{p}/"),
+        };
+        self.sweep_open_uploads(&dir, older_than)
     }
 }
 
@@ -436,6 +492,38 @@ mod tests {
         let s3 = S3::new(cfg()).expect("backend");
         let shown = format!("{s3:?} {:?}", s3.config());
         assert!(!shown.contains("the-secret-value"), "{shown}");
+    }
+
+    #[test]
+    fn delete_objects_reports_keys_it_did_not_delete() {
+        let s3 = S3::new(cfg()).expect("backend");
+        // Quiet mode (S3): only the failures are listed.
+        let quiet = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Error><Key>pre/p/1.pack</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>
+  <Error><Key>pre/p/2 &amp; 3.pack</Key><Code>InternalError</Code><Message>oops</Message></Error>
+</DeleteResult>"#;
+        let e = s3
+            .check_delete_result(quiet, 1000)
+            .expect_err("two keys failed");
+        let msg = e.to_string();
+        assert!(!e.is_retryable(), "AccessDenied is permanent: {msg}");
+        assert!(msg.contains("s3://bkt/pre/p/1.pack"), "{msg}");
+        assert!(msg.contains("AccessDenied: Access Denied"), "{msg}");
+        assert!(msg.contains("1 other keys of the 1000"), "{msg}");
+        let only_transient = r#"<DeleteResult><Deleted><Key>pre/a</Key></Deleted>
+<Error><Key>pre/b</Key><Code>SlowDown</Code></Error></DeleteResult>"#;
+        let e = s3
+            .check_delete_result(only_transient, 2)
+            .expect_err("b failed");
+        assert!(e.is_retryable(), "{e}");
+        assert!(e.to_string().contains("s3://bkt/pre/b"), "{e}");
+        // Every key deleted (a server that ignores quiet mode lists them all).
+        let all = "<DeleteResult><Deleted><Key>pre/a</Key></Deleted>\
+                   <Deleted><Key>pre/b</Key></Deleted></DeleteResult>";
+        s3.check_delete_result(all, 2).expect("nothing failed");
+        s3.check_delete_result("<DeleteResult/>", 2)
+            .expect("quiet, nothing failed");
     }
 
     #[test]

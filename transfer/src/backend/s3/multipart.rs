@@ -146,7 +146,34 @@ impl S3 {
         Ok(())
     }
 
-    fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()> {
+    /// Starts a multipart upload of `key` and leaves it open; returns its
+    /// id. [`crate::Backend::put`] does this itself; this is for tools and
+    /// tests that need an upload such as a killed process leaves behind.
+    pub fn begin_upload(&self, key: &str) -> Result<String> {
+        crate::backend::validate_key(key)?;
+        self.create_upload(key)
+    }
+
+    /// Puts part `number` (1 to 10000) of the open upload `upload_id` of
+    /// `key`; returns the part's ETag. An aborted or completed upload
+    /// refuses it.
+    pub fn put_upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        data: &[u8],
+    ) -> Result<String> {
+        crate::backend::validate_key(key)?;
+        let index = usize::from(number)
+            .checked_sub(1)
+            .ok_or_else(|| Error::InvalidInput("multipart part numbers start at 1".into()))?;
+        self.put_part(key, upload_id, index, data)
+    }
+
+    /// Aborts the upload `upload_id` of `key`, removing its parts; an upload
+    /// that is already gone is fine.
+    pub fn abort_upload(&self, key: &str, upload_id: &str) -> Result<()> {
         let full = self.full_key(key);
         let url = AbortMultipartUpload::new(&self.bucket, Some(&self.creds), &full, upload_id)
             .sign(SIGNATURE_TTL);
