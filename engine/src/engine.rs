@@ -463,11 +463,10 @@ impl Engine {
             }
         }
         drop(permits);
-        // The tablets are gone once the moves are durable; the bytes are
-        // deleted in the background and can fail harmlessly (recovery
-        // empties the trash).
-        for (t, trash) in moved {
-            crate::discard::delete_later(trash);
+        // The tablets are gone once the moves are durable; deleting the bytes
+        // can fail harmlessly (recovery empties the trash).
+        for (t, trash) in &moved {
+            let _ = file::remove_dir_all_if_exists(trash);
             if let Some(tablet_id_dir) = t.dir().parent() {
                 let _ = std::fs::remove_dir(tablet_id_dir);
             }

@@ -116,6 +116,9 @@ impl WorkloadSpec {
     }
 }
 
+/// Rows per version from which [`populate`] loads one tablet at a time.
+const BIG_VERSION_ROWS: usize = 500_000;
+
 /// Creates the workload's tablets and loads all its versions, in batches of
 /// tablets with one durability barrier each. Returns the tablet ids.
 pub fn populate(engine: &Engine, spec: &WorkloadSpec) -> Result<Vec<u64>> {
@@ -152,7 +155,7 @@ pub fn populate(engine: &Engine, spec: &WorkloadSpec) -> Result<Vec<u64>> {
                 .collect(),
         )?;
         let batch = engine.begin_load(chunk, Durability::Barrier)?;
-        chunk.par_iter().try_for_each(|id| {
+        let load_tablet = |id: &u64| -> Result<()> {
             for v in 0..spec.versions {
                 let stream = id.wrapping_mul(1_000_003) ^ v;
                 let generated;
@@ -167,7 +170,14 @@ pub fn populate(engine: &Engine, spec: &WorkloadSpec) -> Result<Vec<u64>> {
                 batch.add(*id, &segs)?;
             }
             Ok(())
-        })?;
+        };
+        // A version of W2's size is ~240 MB of generated rows plus its 64 MiB
+        // segment image while encoded: two tablets at once passed 512 MiB.
+        if spec.rows_per_version >= BIG_VERSION_ROWS {
+            chunk.iter().try_for_each(load_tablet)?;
+        } else {
+            chunk.par_iter().try_for_each(load_tablet)?;
+        }
         batch.commit()?;
     }
     Ok(ids)

@@ -57,13 +57,8 @@ pub struct Row {
 impl Row {
     /// Adds the CPU seconds (medians of the rounds) of ours and the baseline.
     pub(crate) fn with_cpu(mut self, ours: &[f64], base: Option<&[f64]>) -> Row {
-        let med = |v: &[f64]| -> Option<f64> {
-            let mut s = v.to_vec();
-            s.sort_by(f64::total_cmp);
-            s.get(s.len() / 2).copied()
-        };
-        self.cpu_s = med(ours);
-        self.baseline_cpu_s = base.and_then(med);
+        self.cpu_s = median_of(ours);
+        self.baseline_cpu_s = base.and_then(median_of);
         self.cpu_ratio = match (self.cpu_s, self.baseline_cpu_s) {
             (Some(o), Some(b)) => Some(o / b.max(1e-9)),
             _ => None,
@@ -76,6 +71,13 @@ impl Row {
     fn mb_per_s(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.ours_s.max(1e-9)
     }
+}
+
+/// The median of `v` (the upper one of an even count), `None` when empty.
+fn median_of(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied()
 }
 
 /// What to run.
