@@ -60,10 +60,38 @@ pub fn timed_cpu<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration, f64, 
     trim_heap();
     reset_peak_rss();
     let c = self_cpu_s();
+    let start = mono_s();
     let t = Instant::now();
     let v = f()?;
     let wall = t.elapsed();
+    LAST_WINDOW.with(|w| w.set((start, mono_s())));
     Ok((v, wall, peak_rss_mib(), self_cpu_s() - c))
+}
+
+thread_local! {
+    static LAST_WINDOW: std::cell::Cell<(f64, f64)> = const { std::cell::Cell::new((0.0, 0.0)) };
+}
+
+/// CLOCK_MONOTONIC in seconds: the clock `perf record -k CLOCK_MONOTONIC`
+/// stamps samples with.
+fn mono_s() -> f64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the struct it is given.
+    if unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// The CLOCK_MONOTONIC window of the last [`timed_cpu`] phase on this
+/// thread, as `perf report --time START,END` takes it: a profile of a whole
+/// bench run sliced to one phase.
+pub fn last_window() -> String {
+    let (a, b) = LAST_WINDOW.with(std::cell::Cell::get);
+    format!("[perf --time {a:.3},{b:.3}]")
 }
 
 /// Whether an external command exists.

@@ -14,7 +14,9 @@ use tabletsnap_transfer::{
     DownloadOptions, LocalFs, Repository, SnapshotId, SourceFile, UploadOptions, UploadSource,
 };
 
-use super::measure::{have, median, run_cmd_cpu, self_cpu_s, sync_sample, timed_cpu, trash};
+use super::measure::{
+    have, last_window, median, run_cmd_cpu, self_cpu_s, sync_sample, timed_cpu, trash,
+};
 use super::{BenchOptions, Row};
 
 fn secs(d: Duration) -> f64 {
@@ -181,9 +183,10 @@ pub fn workload(
             trash(&dst, trash_dir, "cpal")?;
         }
         println!(
-            "   snapshot round {r}: ours {:.2} s {:.2} CPU-s, cp -al {}",
+            "   snapshot round {r}: ours {:.2} s {:.2} CPU-s {}, cp -al {}",
             secs(t),
             ours_cpu.last().copied().unwrap_or_default(),
+            last_window(),
             baseline_secs(cpal.last(), cpal_cpu.last())
         );
     }
@@ -269,9 +272,10 @@ pub fn workload(
             trash(&tarf, trash_dir, "tar")?;
         }
         println!(
-            "   upload round {r}: ours {:.2} s {:.2} CPU-s, cp -r {}, tar {}",
+            "   upload round {r}: ours {:.2} s {:.2} CPU-s {}, cp -r {}, tar {}",
             secs(t),
             c,
+            last_window(),
             baseline_secs(cpr.last(), cpr_cpu.last()),
             baseline_secs(tar.last(), tar_cpu.last())
         );
@@ -381,9 +385,10 @@ pub fn workload(
             trash(&dst, trash_dir, "cpback")?;
         }
         println!(
-            "   download+commit round {r}: ours {:.2} s {c1:.2} CPU-s (commit {:.2} s), cp -r {}",
+            "   download+commit round {r}: ours {:.2} s {c1:.2} CPU-s (commit {:.2} s) {}, cp -r {}",
             secs(t1),
             secs(*commit.last().unwrap_or(&Duration::ZERO)),
+            last_window(),
             baseline_secs(cpback.last(), cpback_cpu.last())
         );
     }
