@@ -4,7 +4,7 @@
 //! No output is deleted before timing the next (see shared/BENCHMARKING.md):
 //! each goes into a trash dir, deleted once at the end.
 //!
-//! `cargo run --release -p tabletsnap-snapshot --example w1 -- [scale] [rounds] [dir]`
+//! `cargo run --release -p tabletsnap-snapshot --example snapshot_w1 -- [scale] [rounds] [dir]`
 //! (`W1_KEEP_TRASH=1` leaves the outputs for a later run to delete.)
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! later timing (outputs go to a trash dir removed at the end).
 //!
 //! ```text
-//! cargo run --release -p tabletsnap-transfer --example w1 -- [--work DIR] [--rounds N] [--tablets N] [--w2] [--only w1|w2] [--keep-trash]
+//! cargo run --release -p tabletsnap-transfer --example transfer_w1 -- [--work DIR] [--rounds N] [--tablets N] [--w2] [--only w1|w2] [--keep-trash]
 //! ```
 //!
 //! `--only w2` runs W2 alone (no W1 tree is generated), for quick iterations.
