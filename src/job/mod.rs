@@ -496,6 +496,9 @@ fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
                     }
                 }
             }
+            // A job cancelled between SAVE_META and UPLOAD_INFO leaves its
+            // staged manifest behind: finished handles stay listed, so free it.
+            drop(job.take_staged_manifest());
             // Let go of the cluster before anyone waiting is woken: they may
             // close the home and reopen it, which needs the lock released.
             drop(c);
