@@ -7,19 +7,6 @@
 mod common;
 
 use common::*;
-use tabletsnap::job::JobRecord;
-
-fn data(h: &tabletsnap::job::JobHandle) -> tabletsnap::job::backup::DataCounts {
-    match h.record() {
-        JobRecord::Backup(j) => j.data.expect("counts of a finished backup"),
-        JobRecord::Restore(_) => panic!("not a backup"),
-    }
-}
-
-/// Timestamps have whole seconds: two backups of a label need two seconds.
-fn next_second() {
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-}
 
 #[test]
 fn unchanged_tablets_are_carried_and_restore_exactly() {

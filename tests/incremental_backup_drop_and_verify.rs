@@ -7,14 +7,6 @@
 mod common;
 
 use common::*;
-use tabletsnap::job::JobRecord;
-
-fn data(h: &tabletsnap::job::JobHandle) -> tabletsnap::job::backup::DataCounts {
-    match h.record() {
-        JobRecord::Backup(j) => j.data.expect("counts of a finished backup"),
-        JobRecord::Restore(_) => panic!("not a backup"),
-    }
-}
 
 /// The first pack file under `dir` whose path contains `needle`.
 fn find_file(dir: &std::path::Path, needle: &str) -> Option<std::path::PathBuf> {
@@ -32,11 +24,6 @@ fn find_file(dir: &std::path::Path, needle: &str) -> Option<std::path::PathBuf> 
         }
     }
     None
-}
-
-/// Timestamps have whole seconds: two backups of a label need two seconds.
-fn next_second() {
-    std::thread::sleep(std::time::Duration::from_millis(1100));
 }
 
 #[test]

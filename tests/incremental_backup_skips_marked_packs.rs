@@ -9,16 +9,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use tabletsnap::job::JobRecord;
 use tabletsnap_transfer::gc::{PendingDelete, PENDING_PREFIX};
 use tabletsnap_transfer::{LocalFs, Repository};
-
-fn data(h: &tabletsnap::job::JobHandle) -> tabletsnap::job::backup::DataCounts {
-    match h.record() {
-        JobRecord::Backup(j) => j.data.expect("counts of a finished backup"),
-        JobRecord::Restore(_) => panic!("not a backup"),
-    }
-}
 
 #[test]
 fn marked_packs_are_neither_carried_nor_reused() {
@@ -61,7 +53,7 @@ fn marked_packs_are_neither_carried_nor_reused() {
         .expect("writing the marker");
 
     // Nothing changed on the source, yet every tablet is uploaded again.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    next_second();
     let h2 = backup(&mut a, "BACKUP SNAPSHOT d.n TO r");
     let d2 = data(&h2);
     assert_eq!((d2.reused_files, d2.reused_bytes), (0, 0), "{d2:?}");

@@ -214,6 +214,19 @@ pub fn timestamp(h: &JobHandle) -> String {
     }
 }
 
+/// The new and reused files and bytes of a finished backup job.
+pub fn data(h: &JobHandle) -> tabletsnap::job::backup::DataCounts {
+    match h.record() {
+        JobRecord::Backup(j) => j.data.expect("counts of a finished backup"),
+        JobRecord::Restore(_) => panic!("not a backup"),
+    }
+}
+
+/// Timestamps have whole seconds: two backups of a label need two seconds.
+pub fn next_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
 /// The `Status` text of a job.
 pub fn status(h: &JobHandle) -> String {
     match h.record() {
