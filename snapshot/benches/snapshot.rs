@@ -16,13 +16,7 @@ fn bench(c: &mut Criterion) {
         Engine::open(EngineOptions::new(vec![base.path().join("store")])).expect("open engine");
     let spec = WorkloadSpec::w1().scaled(0.03);
     let ids = populate(&engine, &spec).expect("populate");
-    let reqs: Vec<SnapshotRequest> = ids
-        .iter()
-        .map(|id| SnapshotRequest {
-            tablet_id: *id,
-            version: None,
-        })
-        .collect();
+    let reqs: Vec<SnapshotRequest> = ids.iter().copied().map(SnapshotRequest::newest).collect();
     let trash = base.path().join("trash_bench");
     std::fs::create_dir_all(&trash).expect("trash dir");
     let files = ids.len() as u64 * spec.versions * spec.segments_per_version as u64;

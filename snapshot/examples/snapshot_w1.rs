@@ -102,13 +102,7 @@ fn main() -> Res<()> {
         t.elapsed().as_secs_f64(),
         base.display()
     );
-    let reqs: Vec<SnapshotRequest> = ids
-        .iter()
-        .map(|id| SnapshotRequest {
-            tablet_id: *id,
-            version: None,
-        })
-        .collect();
+    let reqs: Vec<SnapshotRequest> = ids.iter().copied().map(SnapshotRequest::newest).collect();
     let data = store.join("data");
     let (mut ours, mut cp, mut cp_sync) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..rounds {

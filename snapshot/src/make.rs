@@ -24,6 +24,16 @@ pub struct SnapshotRequest {
     pub version: Option<u64>,
 }
 
+impl SnapshotRequest {
+    /// A request for the tablet's newest version.
+    pub fn newest(tablet_id: u64) -> Self {
+        SnapshotRequest {
+            tablet_id,
+            version: None,
+        }
+    }
+}
+
 /// One segment file of a snapshot, as the meta records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotFile {

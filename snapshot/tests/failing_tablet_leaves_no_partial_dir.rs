@@ -17,13 +17,7 @@ fn missing_tablet_and_missing_file_fail_alone() -> TestResult {
     let meta = a.tablet_meta(victim)?;
     let last = meta.rowsets.last().ok_or("no rowsets")?;
     std::fs::remove_file(a.tablet(victim)?.dir().join(last.segment_file_name(1)))?;
-    let mut reqs: Vec<SnapshotRequest> = ids
-        .iter()
-        .map(|id| SnapshotRequest {
-            tablet_id: *id,
-            version: None,
-        })
-        .collect();
+    let mut reqs: Vec<SnapshotRequest> = ids.iter().copied().map(SnapshotRequest::newest).collect();
     reqs.push(SnapshotRequest {
         tablet_id: 424_242,
         version: None,

@@ -218,13 +218,7 @@ fn make_fail_points_leave_nothing_unreported() -> TestResult {
     let scenario = fail::FailScenario::setup();
     assert_eq!(FAIL_POINTS.len(), 3);
     let (_a_dir, a, ids) = populated(3)?;
-    let reqs: Vec<SnapshotRequest> = ids
-        .iter()
-        .map(|id| SnapshotRequest {
-            tablet_id: *id,
-            version: None,
-        })
-        .collect();
+    let reqs: Vec<SnapshotRequest> = ids.iter().copied().map(SnapshotRequest::newest).collect();
     let root = a.stores()[0].snapshot_dir();
 
     // Failing before the barrier fails the batch, and nothing of it stays.

@@ -15,13 +15,7 @@ use tabletsnap_snapshot::{
 #[test]
 fn a_damaged_last_part_keeps_every_part_invisible() -> TestResult {
     let (_a_dir, a, ids) = populated(5)?;
-    let reqs: Vec<SnapshotRequest> = ids
-        .iter()
-        .map(|id| SnapshotRequest {
-            tablet_id: *id,
-            version: None,
-        })
-        .collect();
+    let reqs: Vec<SnapshotRequest> = ids.iter().copied().map(SnapshotRequest::newest).collect();
     let infos: Vec<_> = make_snapshots(&a, &reqs, Duration::from_secs(60))?
         .into_iter()
         .collect::<Result<_, _>>()?;

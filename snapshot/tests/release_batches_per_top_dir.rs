@@ -15,13 +15,7 @@ fn snapshot_batch(
     e: &tabletsnap_engine::Engine,
     ids: &[u64],
 ) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
-    let reqs: Vec<SnapshotRequest> = ids
-        .iter()
-        .map(|id| SnapshotRequest {
-            tablet_id: *id,
-            version: None,
-        })
-        .collect();
+    let reqs: Vec<SnapshotRequest> = ids.iter().copied().map(SnapshotRequest::newest).collect();
     Ok(make_snapshots(e, &reqs, Duration::from_secs(60))?
         .into_iter()
         .map(|r| r.map(|i| i.path))

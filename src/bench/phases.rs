@@ -64,10 +64,7 @@ pub(super) fn snapshot_all(engine: &Engine) -> Result<Vec<SnapshotInfo>> {
     let reqs: Vec<SnapshotRequest> = engine
         .tablet_ids()
         .into_iter()
-        .map(|tablet_id| SnapshotRequest {
-            tablet_id,
-            version: None,
-        })
+        .map(SnapshotRequest::newest)
         .collect();
     tabletsnap_snapshot::make_snapshots(engine, &reqs, Duration::from_secs(3600))?
         .into_iter()
@@ -129,38 +126,34 @@ pub fn workload(
                     b + m.data_size(),
                 ))
             })?;
-    let (mut plain, mut plain_cpu) = (Vec::new(), Vec::new());
+    let mut plain = Series::default();
     if load_baseline {
         let p = base.join("plain");
         let avg = (bytes / files.max(1)) as usize;
         let (c, t) = (self_cpu_s(), Instant::now());
         plain_write(&p, spec, avg.max(1))?;
-        plain.push(t.elapsed());
-        plain_cpu.push(self_cpu_s() - c);
+        plain.push(t.elapsed(), self_cpu_s() - c);
         trash(&p, trash_dir, "plain")?;
     }
-    rows.push(
-        row(
-            name,
-            "load",
-            &[load_t],
-            "create+write",
-            load_baseline.then_some(plain.as_slice()),
-            (files, bytes),
-            load_rss,
-        )
-        .with_cpu(&[load_cpu], load_baseline.then_some(plain_cpu.as_slice())),
-    );
+    let mut load = Series::default();
+    load.push(load_t, load_cpu);
+    rows.push(series_row(
+        name,
+        "load",
+        &load,
+        "create+write",
+        load_baseline.then_some(&plain),
+        (files, bytes),
+        load_rss,
+    ));
     println!("   load {:.2} s ({files} files)", secs(load_t));
 
     // Snapshot vs cp -al of the tablet dirs.
-    let (mut ours, mut cpal, mut rss) = (Vec::new(), Vec::new(), 0f64);
-    let (mut ours_cpu, mut cpal_cpu) = (Vec::new(), Vec::new());
+    let (mut ours, mut cpal, mut rss) = (Series::default(), Series::default(), 0f64);
     let mut kept = None;
     for r in 0..rounds {
         let (snaps, t, m, c) = timed_cpu(|| snapshot_all(&engine))?;
-        ours.push(t);
-        ours_cpu.push(c);
+        ours.push(t, c);
         rss = rss.max(m);
         if let Some(prev) = kept.replace(snaps) {
             if let Some(first) = prev.first() {
@@ -178,32 +171,27 @@ pub fn workload(
                 ],
                 None,
             )?;
-            cpal.push(t);
-            cpal_cpu.push(c);
+            cpal.push(t, c);
             trash(&dst, trash_dir, "cpal")?;
         }
         println!(
-            "   snapshot round {r}: ours {:.2} s {:.2} CPU-s {}, cp -al {}",
-            secs(t),
-            ours_cpu.last().copied().unwrap_or_default(),
+            "   snapshot round {r}: ours {} {}, cp -al {}",
+            ours.last(),
             last_window(),
-            baseline_secs(cpal.last(), cpal_cpu.last())
+            cpal.last()
         );
     }
     let snaps = kept.ok_or_else(|| anyhow!("no snapshot was kept"))?;
     let snap_files: u64 = snaps.iter().map(|s| s.files.len() as u64 + 1).sum();
-    rows.push(
-        row(
-            name,
-            "snapshot",
-            &ours,
-            "cp -al",
-            Some(&cpal),
-            (snap_files, 0),
-            rss,
-        )
-        .with_cpu(&ours_cpu, Some(&cpal_cpu)),
-    );
+    rows.push(series_row(
+        name,
+        "snapshot",
+        &ours,
+        "cp -al",
+        Some(&cpal),
+        (snap_files, 0),
+        rss,
+    ));
 
     // Upload vs cp -r and tar -cf of the snapshot tree.
     let top = snapshot_top(
@@ -213,10 +201,13 @@ pub fn workload(
     )?;
     let srcs = sources(&snaps);
     let up_bytes: u64 = srcs.iter().map(UploadSource::total_bytes).sum();
-    let (mut ours, mut cpr, mut tar, mut rss) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
-    let mut cpr_sync = Vec::new();
-    let (mut ours_cpu, mut cpr_cpu, mut cpr_sync_cpu, mut tar_cpu) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut cpr, mut cpr_sync, mut tar, mut rss) = (
+        Series::default(),
+        Series::default(),
+        Series::default(),
+        Series::default(),
+        0f64,
+    );
     let ts = "2026-01-01-00-00-00";
     let mut repo_dir = None;
     for r in 0..rounds {
@@ -227,28 +218,14 @@ pub fn workload(
             repo.backup("w", ts, &srcs, b"{}", &UploadOptions::default())?;
             Ok(())
         })?;
-        ours.push(t);
-        ours_cpu.push(c);
+        ours.push(t, c);
         rss = rss.max(m);
         if let Some(prev) = repo_dir.replace(dir) {
             trash(&prev, trash_dir, "repo")?;
         }
         let dst = base.join(format!("cpr{r}"));
         if have("cp") {
-            let (t, c) = run_cmd_cpu(
-                &[
-                    "cp",
-                    "-r",
-                    &top.display().to_string(),
-                    &dst.display().to_string(),
-                ],
-                None,
-            )?;
-            let (st, sc) = sync_sample();
-            cpr.push(t);
-            cpr_cpu.push(c);
-            cpr_sync.push(t + st);
-            cpr_sync_cpu.push(c + sc);
+            cp_r(&top, &dst, &mut cpr, &mut cpr_sync)?;
             // The first copy stays: it is what `cp -r` copies back in the download baseline.
             if r > 0 {
                 trash(&dst, trash_dir, "cpr")?;
@@ -267,63 +244,43 @@ pub fn workload(
                 ],
                 None,
             )?;
-            tar.push(t);
-            tar_cpu.push(c);
+            tar.push(t, c);
             trash(&tarf, trash_dir, "tar")?;
         }
         println!(
-            "   upload round {r}: ours {:.2} s {:.2} CPU-s {}, cp -r {}, tar {}",
-            secs(t),
-            c,
+            "   upload round {r}: ours {} {}, cp -r {}, tar {}",
+            ours.last(),
             last_window(),
-            baseline_secs(cpr.last(), cpr_cpu.last()),
-            baseline_secs(tar.last(), tar_cpu.last())
+            cpr.last(),
+            tar.last()
         );
     }
-    rows.push(
-        row(
+    let counts = (snap_files, up_bytes);
+    for (baseline, series) in [
+        ("cp -r", &cpr),
+        ("cp -r + sync", &cpr_sync),
+        ("tar -cf", &tar),
+    ] {
+        rows.push(series_row(
             name,
             "upload",
             &ours,
-            "cp -r",
-            Some(&cpr),
-            (snap_files, up_bytes),
+            baseline,
+            Some(series),
+            counts,
             rss,
-        )
-        .with_cpu(&ours_cpu, Some(&cpr_cpu)),
-    );
-    rows.push(
-        row(
-            name,
-            "upload",
-            &ours,
-            "cp -r + sync",
-            Some(&cpr_sync),
-            (snap_files, up_bytes),
-            rss,
-        )
-        .with_cpu(&ours_cpu, Some(&cpr_sync_cpu)),
-    );
-    rows.push(
-        row(
-            name,
-            "upload",
-            &ours,
-            "tar -cf",
-            Some(&tar),
-            (snap_files, up_bytes),
-            rss,
-        )
-        .with_cpu(&ours_cpu, Some(&tar_cpu)),
-    );
+        ));
+    }
     let repo_dir = repo_dir.ok_or_else(|| anyhow!("no repository was kept"))?;
 
     // Download and commit into a second engine vs cp -r of the repository back.
-    let (mut down, mut commit, mut both, mut cpback, mut rss) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0f64);
-    let mut cpback_sync = Vec::new();
-    let (mut down_cpu, mut commit_cpu, mut both_cpu, mut cpback_cpu, mut cpback_sync_cpu) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut down, mut commit, mut both, mut rss) = (
+        Series::default(),
+        Series::default(),
+        Series::default(),
+        0f64,
+    );
+    let (mut cpback, mut cpback_sync) = (Series::default(), Series::default());
     let ids: Vec<(u64, u32)> = snaps.iter().map(|s| (s.tablet_id, s.schema_hash)).collect();
     let metas: HashMap<u64, (u64, u64)> = snaps
         .iter()
@@ -333,6 +290,7 @@ pub fn workload(
         let dst_store = base.join(format!("dst{r}"));
         let target = Engine::open(EngineOptions::new(vec![dst_store.clone()]))?;
         let repo = Repository::open(Arc::new(LocalFs::new(&repo_dir)?), "bench")?;
+        let mut commit_t = (Duration::ZERO, 0.0);
         let ((), t1, m1, c1) = timed_cpu(|| {
             let dirs = tabletsnap_snapshot::prepare_restore_dirs(&target, &ids)?;
             let map: HashMap<u64, PathBuf> = ids.iter().map(|(id, _)| *id).zip(dirs).collect();
@@ -349,14 +307,12 @@ pub fn workload(
             let loads = load_requests(&ids, &map, &metas);
             let (c, t) = (self_cpu_s(), Instant::now());
             tabletsnap_snapshot::load_snapshots(&target, &loads, Verify::SizeOnly)?;
-            commit.push(t.elapsed());
-            commit_cpu.push(self_cpu_s() - c);
+            commit_t = (t.elapsed(), self_cpu_s() - c);
             Ok(())
         })?;
-        down.push(t1 - *commit.last().unwrap_or(&Duration::ZERO));
-        down_cpu.push(c1 - commit_cpu.last().copied().unwrap_or(0.0));
-        both.push(t1);
-        both_cpu.push(c1);
+        commit.push(commit_t.0, commit_t.1);
+        down.push(t1 - commit_t.0, c1 - commit_t.1);
+        both.push(t1, c1);
         rss = rss.max(m1);
         if let Some(id) = ids.first().map(|x| x.0) {
             if target.checksum(id, None)? != engine.checksum(id, None)? {
@@ -368,78 +324,30 @@ pub fn workload(
         let dst = base.join(format!("cpback{r}"));
         let copied = base.join("cpr0");
         if have("cp") && copied.exists() {
-            let (t, c) = run_cmd_cpu(
-                &[
-                    "cp",
-                    "-r",
-                    &copied.display().to_string(),
-                    &dst.display().to_string(),
-                ],
-                None,
-            )?;
-            let (st, sc) = sync_sample();
-            cpback.push(t);
-            cpback_cpu.push(c);
-            cpback_sync.push(t + st);
-            cpback_sync_cpu.push(c + sc);
+            cp_r(&copied, &dst, &mut cpback, &mut cpback_sync)?;
             trash(&dst, trash_dir, "cpback")?;
         }
         println!(
-            "   download+commit round {r}: ours {:.2} s {c1:.2} CPU-s (commit {:.2} s) {}, cp -r {}",
-            secs(t1),
-            secs(*commit.last().unwrap_or(&Duration::ZERO)),
+            "   download+commit round {r}: ours {} (commit {:.2} s) {}, cp -r {}",
+            both.last(),
+            secs(commit_t.0),
             last_window(),
-            baseline_secs(cpback.last(), cpback_cpu.last())
+            cpback.last()
         );
     }
-    rows.push(
-        row(
-            name,
-            "download",
-            &down,
-            "-",
-            None,
-            (snap_files, up_bytes),
-            rss,
-        )
-        .with_cpu(&down_cpu, None),
-    );
-    rows.push(
-        row(
-            name,
-            "commit",
-            &commit,
-            "-",
-            None,
-            (snap_files, up_bytes),
-            rss,
-        )
-        .with_cpu(&commit_cpu, None),
-    );
-    rows.push(
-        row(
+    rows.push(series_row(name, "download", &down, "-", None, counts, rss));
+    rows.push(series_row(name, "commit", &commit, "-", None, counts, rss));
+    for (baseline, series) in [("cp -r", &cpback), ("cp -r + sync", &cpback_sync)] {
+        rows.push(series_row(
             name,
             "download+commit",
             &both,
-            "cp -r",
-            Some(&cpback),
-            (snap_files, up_bytes),
+            baseline,
+            Some(series),
+            counts,
             rss,
-        )
-        .with_cpu(&both_cpu, Some(&cpback_cpu)),
-    );
-    rows.push(
-        row(
-            name,
-            "download+commit",
-            &both,
-            "cp -r + sync",
-            Some(&cpback_sync),
-            (snap_files, up_bytes),
-            rss,
-        )
-        .with_cpu(&both_cpu, Some(&cpback_sync_cpu)),
-    );
+        ));
+    }
     drop(engine);
     trash(&base, trash_dir, name).context("moving the workload dir to the trash")?;
     Ok(rows)
@@ -591,12 +499,65 @@ pub(super) fn load_requests(
         .collect()
 }
 
-/// A baseline's time in a round line: seconds, or "missing" when the tool
-/// did not run.
-fn baseline_secs(d: Option<&Duration>, cpu: Option<&f64>) -> String {
-    match (d, cpu) {
-        (Some(d), Some(c)) => format!("{:.2} s {c:.2} CPU-s", secs(*d)),
-        (Some(d), None) => format!("{:.2} s", secs(*d)),
-        (None, _) => "missing".to_string(),
+/// One side of a phase, a sample per round: wall time and CPU seconds.
+#[derive(Default)]
+struct Series {
+    wall: Vec<Duration>,
+    cpu: Vec<f64>,
+}
+
+impl Series {
+    fn push(&mut self, wall: Duration, cpu: f64) {
+        self.wall.push(wall);
+        self.cpu.push(cpu);
     }
+
+    /// The last round as a round line shows it, or "missing" when the
+    /// baseline did not run.
+    fn last(&self) -> String {
+        match (self.wall.last(), self.cpu.last()) {
+            (Some(d), Some(c)) => format!("{:.2} s {c:.2} CPU-s", secs(*d)),
+            _ => "missing".to_string(),
+        }
+    }
+}
+
+/// [`row`] with the CPU seconds of both sides.
+fn series_row(
+    workload: &str,
+    phase: &str,
+    ours: &Series,
+    baseline: &str,
+    base: Option<&Series>,
+    counts: (u64, u64),
+    rss: f64,
+) -> Row {
+    row(
+        workload,
+        phase,
+        &ours.wall,
+        baseline,
+        base.map(|b| b.wall.as_slice()),
+        counts,
+        rss,
+    )
+    .with_cpu(&ours.cpu, base.map(|b| b.cpu.as_slice()))
+}
+
+/// `cp -r src dst` as a baseline: its round into `plain`, and with the
+/// `sync` right after it into `synced`.
+fn cp_r(src: &Path, dst: &Path, plain: &mut Series, synced: &mut Series) -> Result<()> {
+    let (t, c) = run_cmd_cpu(
+        &[
+            "cp",
+            "-r",
+            &src.display().to_string(),
+            &dst.display().to_string(),
+        ],
+        None,
+    )?;
+    let (st, sc) = sync_sample();
+    plain.push(t, c);
+    synced.push(t + st, c + sc);
+    Ok(())
 }
