@@ -137,11 +137,11 @@ pub fn release_snapshots(engine: &Engine, paths: &[PathBuf]) -> Result<()> {
         let root = store.snapshot_dir();
         roots.push(fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?);
     }
-    let mut touched: Vec<&PathBuf> = Vec::new();
-    let mut trash_dirs: Vec<PathBuf> = Vec::new();
+    // Stores whose snapshot root (and trash) a discarded top dir changed.
+    let mut touched: Vec<usize> = Vec::new();
     for (top, tablets) in &groups {
         match whole_top(&roots, top, tablets)? {
-            Some((root, canon)) => {
+            Some((store, canon)) => {
                 // A restore batch's reservation ends with it, as in
                 // `release_snapshot`: placed files no meta names go first.
                 let name = canon
@@ -153,11 +153,9 @@ pub fn release_snapshots(engine: &Engine, paths: &[PathBuf]) -> Result<()> {
                 }
                 // One rename; the links go in the background (see
                 // `Engine::discard_dir`).
-                let store = roots.iter().position(|r| r == root).unwrap_or_default();
                 engine.discard_dir(store, &canon)?;
-                if !touched.contains(&root) {
-                    touched.push(root);
-                    trash_dirs.push(engine.stores()[store].trash_dir());
+                if !touched.contains(&store) {
+                    touched.push(store);
                 }
             }
             None => singles.extend(members.remove(top).unwrap_or_default()),
@@ -169,11 +167,9 @@ pub fn release_snapshots(engine: &Engine, paths: &[PathBuf]) -> Result<()> {
             Err(e) => return Err(e),
         }
     }
-    for root in touched {
-        file::fsync_dir(root)?;
-    }
-    for trash in &trash_dirs {
-        file::fsync_dir(trash)?;
+    for store in touched {
+        file::fsync_dir(&roots[store])?;
+        file::fsync_dir(&engine.stores()[store].trash_dir())?;
     }
     Ok(())
 }
@@ -194,21 +190,25 @@ fn tablet_in_top(p: &Path) -> Option<(&Path, &OsStr)> {
     Some((top, tablet))
 }
 
-/// The snapshot root and canonical path of `top` when it is a top dir this
+/// The store (index into `roots`, the stores' canonical snapshot roots) and
+/// canonical path of `top` when it is a top dir this
 /// crate made, directly in a snapshot root, and every entry in it is one of
 /// `tablets`; `None` when some entry is not named (or `top` is anything
 /// else: the caller then releases path by path, with every check).
-fn whole_top<'a>(
-    roots: &'a [PathBuf],
+fn whole_top(
+    roots: &[PathBuf],
     top: &Path,
     tablets: &HashSet<&OsStr>,
-) -> Result<Option<(&'a PathBuf, PathBuf)>> {
+) -> Result<Option<(usize, PathBuf)>> {
     let canon = match fs::canonicalize(top) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(top, e)),
     };
-    let Some(root) = canon.parent().and_then(|p| roots.iter().find(|r| *r == p)) else {
+    let Some(store) = canon
+        .parent()
+        .and_then(|p| roots.iter().position(|r| r == p))
+    else {
         return Ok(None);
     };
     if canon
@@ -229,5 +229,5 @@ fn whole_top<'a>(
             return Ok(None);
         }
     }
-    Ok(Some((root, canon)))
+    Ok(Some((store, canon)))
 }
