@@ -200,23 +200,21 @@ pub fn download_manifest_ref(
     t.cancel.check()?;
     manifest.validate()?;
     // Copied only when some of its tablets are not this caller's to restore.
-    let narrowed;
-    let manifest = if opts.only_targeted
-        && manifest
-            .tablets
-            .iter()
-            .any(|tab| targets.dir_for(tab.tablet_id).is_none())
-    {
-        let ids = manifest
+    let targeted: Option<HashSet<u64>> = opts.only_targeted.then(|| {
+        manifest
             .tablets
             .iter()
             .map(|tab| tab.tablet_id)
             .filter(|id| targets.dir_for(*id).is_some())
-            .collect();
-        narrowed = manifest.subset(&ids);
-        &narrowed
-    } else {
-        manifest
+            .collect()
+    });
+    let narrowed;
+    let manifest = match targeted {
+        Some(ids) if ids.len() < manifest.tablets.len() => {
+            narrowed = manifest.subset(&ids);
+            &narrowed
+        }
+        _ => manifest,
     };
     let mut dirs = Vec::with_capacity(manifest.tablets.len());
     for tab in &manifest.tablets {
