@@ -8,13 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use crate::engine::now_ms;
 use crate::error::Result;
 use crate::file;
 
-static DELETER: OnceLock<Option<Mutex<Sender<PathBuf>>>> = OnceLock::new();
+static DELETER: OnceLock<Option<Sender<PathBuf>>> = OnceLock::new();
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// The trash path `dir` moves to in `trash` (unique within the process).
@@ -57,14 +57,9 @@ pub(crate) fn delete_later(path: PathBuf) {
                 }
             })
             .ok()
-            .map(|_| Mutex::new(tx))
+            .map(|_| tx)
     });
-    let queued = tx.as_ref().is_some_and(|tx| {
-        tx.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(path.clone())
-            .is_ok()
-    });
+    let queued = tx.as_ref().is_some_and(|tx| tx.send(path.clone()).is_ok());
     if !queued {
         let _ = file::remove_dir_all_if_exists(&path);
     }
