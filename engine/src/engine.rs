@@ -102,7 +102,7 @@ pub struct Engine {
     pub(crate) corrupt: RwLock<HashMap<u64, Error>>,
     pub(crate) ids: RowsetIdAllocator,
     /// In-place restores under way, by reservation name (`reserve.rs`).
-    pub(crate) reservations: parking_lot::Mutex<HashMap<String, Vec<crate::reserve::RestoreSlot>>>,
+    pub(crate) reservations: parking_lot::Mutex<crate::reserve::Reservations>,
     report: RecoveryReport,
 }
 

@@ -3,7 +3,7 @@
 //! no live rowset references (temp files, orphan segments, tablet dirs whose
 //! meta never committed), and report corrupt metas by tablet and path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,6 @@ use rayon::prelude::*;
 use crate::engine::{Engine, Store};
 use crate::error::{Error, IoContext, Result};
 use crate::file::{self, TMP_SUFFIX};
-use crate::reserve::RestoreSlot;
 use crate::tablet_meta::{TabletMeta, META_FILE_NAME};
 
 /// What recovery found and did.
@@ -61,10 +60,7 @@ fn list_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-pub(crate) fn recover(
-    stores: &[Store],
-    reserved: &HashMap<String, Vec<RestoreSlot>>,
-) -> Result<Scan> {
+pub(crate) fn recover(stores: &[Store], reserved: &crate::reserve::Reservations) -> Result<Scan> {
     let mut candidates: Vec<(usize, u64, PathBuf)> = Vec::new();
     for (si, s) in stores.iter().enumerate() {
         // Dropped tablets finish dying.
@@ -230,7 +226,7 @@ struct Cleaned {
 fn clean_tablet_dir(
     meta: &TabletMeta,
     dir: &Path,
-    reserved: &HashMap<String, Vec<RestoreSlot>>,
+    reserved: &crate::reserve::Reservations,
 ) -> Result<Cleaned> {
     let live: HashSet<String> = meta
         .rowsets

@@ -88,7 +88,7 @@ fn prepare(engine: &Engine, targets: &[(u64, u32)], batch: bool) -> Result<Vec<P
                 .map(|((id, hash), s)| {
                     let dir = tops[*s].join(id.to_string()).join(hash.to_string());
                     if batch {
-                        file::create_dir_all(&dir)?;
+                        file::create_dir_and_parent(&dir)?;
                     } else {
                         file::create_dir_all_durable(&dir)?;
                     }

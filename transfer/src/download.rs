@@ -240,23 +240,29 @@ pub fn download_manifest_ref(
         .enumerate()
         .flat_map(|(ti, tab)| (0..tab.files.len()).map(move |fi| (ti as u32, fi as u32)))
         .collect();
-    let present: Vec<bool> = pool.install(|| {
-        candidates
-            .par_iter()
-            .map(|&(ti, fi)| {
-                // In place, files go elsewhere than the tablet dir whose
-                // emptiness `fresh` reports: always look.
-                if !opts.resume || (fresh[ti as usize] && !opts.in_place) {
-                    return Ok(false);
-                }
-                t.cancel.check()?;
-                let tab = &manifest.tablets[ti as usize];
-                let f = &tab.files[fi as usize];
-                let path = targets.file_path(tab.tablet_id, &dirs[ti as usize], &f.path);
-                already_present(&path, f)
-            })
-            .collect::<Result<Vec<_>>>()
-    })?;
+    // Per tablet, in `candidates` order.
+    let present: Vec<bool> = pool
+        .install(|| {
+            manifest
+                .tablets
+                .par_iter()
+                .enumerate()
+                .map(|(ti, tab)| {
+                    // In place, files go elsewhere than the tablet dir whose
+                    // emptiness `fresh` reports: always look.
+                    if !opts.resume || (fresh[ti] && !opts.in_place) {
+                        return Ok(vec![false; tab.files.len()]);
+                    }
+                    t.cancel.check()?;
+                    present_files(tab, |f| {
+                        targets.file_path(tab.tablet_id, &dirs[ti], &f.path)
+                    })
+                })
+                .collect::<Result<Vec<Vec<bool>>>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect();
     let files_total = manifest.file_count();
     let bytes_total = manifest.total_bytes();
     let mut report = DownloadReport::default();
@@ -391,6 +397,41 @@ fn prepare_dirs(dir: &Path, tab: &crate::manifest::TabletEntry) -> Result<bool> 
         }
     }
     Ok(fresh)
+}
+
+/// Which files of `tab` are already complete where `path_of` puts them.
+/// Each target dir is listed once (a fresh one is empty): a stat per file
+/// costs a path walk each, and most files of a new restore are absent.
+fn present_files(
+    tab: &crate::manifest::TabletEntry,
+    path_of: impl Fn(&FileEntry) -> PathBuf,
+) -> Result<Vec<bool>> {
+    let mut listed: HashMap<PathBuf, HashSet<std::ffi::OsString>> = HashMap::new();
+    tab.files
+        .iter()
+        .map(|f| {
+            let path = path_of(f);
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                return already_present(&path, f);
+            };
+            if !listed.contains_key(parent) {
+                let names = match fs::read_dir(parent) {
+                    Ok(rd) => rd
+                        .map(|e| e.map(|e| e.file_name()))
+                        .collect::<std::io::Result<HashSet<_>>>()
+                        .map_err(|e| Error::io(parent, e))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+                    Err(e) => return Err(Error::io(parent, e)),
+                };
+                listed.insert(parent.to_path_buf(), names);
+            }
+            if listed.get(parent).is_some_and(|n| n.contains(name)) {
+                already_present(&path, f)
+            } else {
+                Ok(false)
+            }
+        })
+        .collect()
 }
 
 fn already_present(path: &Path, f: &FileEntry) -> Result<bool> {
