@@ -425,13 +425,15 @@ impl BackendTasks for BackendNode {
         ctl: &TaskControl,
     ) -> Result<Manifest> {
         let repository = crate::repo::open_repository(&repo.name, &repo.location)?;
-        let sources: Vec<UploadSource> = self.pool.install(|| {
+        let mut sources: Vec<UploadSource> = self.pool.install(|| {
             use rayon::prelude::*;
             snaps
                 .par_iter()
                 .map(|s| upload_source(s).with_context(|| format!("on backend {}", self.id)))
                 .collect::<Result<_>>()
         })?;
+        // In the upload's order, so it borrows the lists instead of copying.
+        sources.sort_unstable_by_key(|s| s.tablet_id);
         let mut opts = UploadOptions::default();
         opts.transfer = self.transfer_options(ctl);
         if !ctl.reuse_from.is_empty() {

@@ -278,9 +278,9 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
         snapshot_finished_ms: None,
         upload_finished_ms: None,
         finished_ms: None,
-        meta,
-        assignments,
-        snapshots: Vec::new(),
+        meta: Arc::new(meta),
+        assignments: Arc::new(assignments),
+        snapshots: Default::default(),
         status: JobStatus {
             status: "OK".into(),
             ..Default::default()
@@ -335,7 +335,7 @@ pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
         download_finished_ms: None,
         finished_ms: None,
         plan: None,
-        targets: Vec::new(),
+        targets: Default::default(),
         commit_step: Default::default(),
         catch_up: props.catch_up,
         status: JobStatus {

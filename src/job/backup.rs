@@ -88,11 +88,13 @@ pub struct BackupJob {
     /// FINISHED or CANCELLED (ms).
     pub finished_ms: Option<u64>,
     /// What is backed up, at which versions.
-    pub meta: BackupMeta,
-    /// Snapshot tasks per backend.
-    pub assignments: Vec<(u32, Vec<SnapshotTarget>)>,
+    pub meta: Arc<BackupMeta>,
+    /// Snapshot tasks per backend. Shared, as `meta` and `snapshots`: each
+    /// step and each record update copies the record, and at 100k tablets
+    /// these lists are almost all of it.
+    pub assignments: Arc<Vec<(u32, Vec<SnapshotTarget>)>>,
     /// Snapshots made, per backend.
-    pub snapshots: Vec<(u32, Vec<SnapshotMade>)>,
+    pub snapshots: Arc<Vec<(u32, Vec<SnapshotMade>)>>,
     /// Errors and status.
     pub status: JobStatus,
     /// Reuse files earlier backups in the repository stored (the default);
@@ -241,7 +243,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             }
             let carry_base = carry.map(|c| (c.snapshot.label, c.snapshot.timestamp));
             update(c, h, |j| {
-                j.snapshots = made;
+                j.snapshots = Arc::new(made);
                 j.carry_base = carry_base;
                 j.snapshot_finished_ms = Some(now_ms());
                 j.state = BackupState::UploadSnapshot;
@@ -382,7 +384,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                 j.data = Some(counts);
                 j.state = BackupState::Finished;
                 j.status.status = "OK".into();
-                j.snapshots.clear();
+                j.snapshots = Default::default();
             })?;
             super::commit_point("job::backup::after_finished_save")?;
             let _ = std::fs::remove_dir_all(&dir);
@@ -421,7 +423,7 @@ type Assignments = Vec<(u32, Vec<SnapshotTarget>)>;
 /// names, if this cluster made it (tablet ids are per cluster). Its meta
 /// (catalog objects, one entry per tablet) is all this reads; the nodes
 /// compare files. A base whose meta cannot be read or decoded carries nothing.
-fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Assignments)> {
+fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Arc<Assignments>)> {
     let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
     let bases = crate::repo::with_retries(|| repo.reuse_bases(&job.label))?;
     let Some(base) = bases.into_iter().next() else {
@@ -440,7 +442,7 @@ fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Assignments)>
         .flat_map(|t| &t.partitions)
         .flat_map(|p| p.tablets.iter().map(|t| (*t, p.version)))
         .collect();
-    let mut assignments = job.assignments.clone();
+    let mut assignments: Assignments = job.assignments.as_ref().clone();
     let mut any = false;
     for t in assignments.iter_mut().flat_map(|(_, ts)| ts) {
         t.carry = versions.get(&t.tablet_id) == Some(&t.version);
@@ -450,7 +452,7 @@ fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Assignments)>
         repo: job.repo.clone(),
         snapshot: base,
     });
-    Ok((carry, assignments))
+    Ok((carry, Arc::new(assignments)))
 }
 
 /// The carry base's manifest entries of the tablets the backends carried
@@ -581,6 +583,6 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
         j.state = BackupState::Cancelled;
         j.finished_ms = Some(now_ms());
         j.status.status = format!("[CANCELLED] {reason}");
-        j.snapshots.clear();
+        j.snapshots = Default::default();
     });
 }

@@ -1,6 +1,7 @@
 //! Upload: pack tablet files into pack objects, put them in parallel, then
 //! commit manifest, meta and info.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
@@ -247,25 +248,39 @@ type Reused = Vec<Vec<(String, crate::reuse::StoredFile)>>;
 /// Drops from `sources` the files `index` holds with the same identity;
 /// returns what remains to upload and, per source (same order), the reused
 /// files with their stored copies.
-fn split_reused(
-    mut sources: Vec<UploadSource>,
+fn split_reused<'a>(
+    sources: Cow<'a, [UploadSource]>,
     index: Option<&crate::reuse::ReuseIndex>,
-) -> (Vec<UploadSource>, Reused) {
+) -> (Cow<'a, [UploadSource]>, Reused) {
     let mut reused = vec![Vec::new(); sources.len()];
     let Some(index) = index else {
         return (sources, reused);
     };
-    for (s, out) in sources.iter_mut().zip(&mut reused) {
-        let tablet_id = s.tablet_id;
-        s.files.retain(|f| {
-            let hit = index.lookup(tablet_id, &f.name, f.size, f.crc32);
-            if let Some(stored) = hit {
-                out.push((f.name.clone(), stored.clone()));
-            }
-            hit.is_none()
+    // Only the files to upload are copied.
+    let mut kept = Vec::with_capacity(sources.len());
+    for (s, out) in sources.iter().zip(&mut reused) {
+        let files = s
+            .files
+            .iter()
+            .filter(
+                |f| match index.lookup(s.tablet_id, &f.name, f.size, f.crc32) {
+                    Some(stored) => {
+                        out.push((f.name.clone(), stored.clone()));
+                        false
+                    }
+                    None => true,
+                },
+            )
+            .cloned()
+            .collect();
+        kept.push(UploadSource {
+            tablet_id: s.tablet_id,
+            dir: s.dir.clone(),
+            files,
+            dirs: s.dirs.clone(),
         });
     }
-    (sources, reused)
+    (Cow::Owned(kept), reused)
 }
 
 /// Writes manifest, meta and (last, the commit point) info of snapshot `id`,

@@ -107,10 +107,12 @@ pub struct RestoreJob {
     pub download_finished_ms: Option<u64>,
     /// FINISHED or CANCELLED (ms).
     pub finished_ms: Option<u64>,
-    /// The plan, once made.
-    pub plan: Option<Vec<TablePlan>>,
+    /// The plan, once made. Shared, as `targets`: each step and each record
+    /// update copies the record, and at 100k tablets these two are almost
+    /// all of it (a copy of the lists per step was tens of MiB).
+    pub plan: Option<Arc<Vec<TablePlan>>>,
     /// Per backend, its replicas to fill.
-    pub targets: Vec<(u32, Vec<RestoreTarget>)>,
+    pub targets: Arc<Vec<(u32, Vec<RestoreTarget>)>>,
     /// How far COMMITTING got: each sub-step is persisted, so a rerun after
     /// a crash finds what it needs (the download dirs until released).
     #[serde(default)]
@@ -208,7 +210,8 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 Some(p) => p,
                 None => {
                     let live = c.live_backend_ids();
-                    let plan = c.update_catalog(|cat| make_plan(cat, &job, &meta, true, &live))?;
+                    let plan =
+                        Arc::new(c.update_catalog(|cat| make_plan(cat, &job, &meta, true, &live))?);
                     update(c, h, |j| j.plan = Some(plan.clone()))?;
                     plan
                 }
@@ -222,7 +225,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 .collect();
             let mut per_be: std::collections::BTreeMap<u32, Vec<RestoreTarget>> =
                 Default::default();
-            for tp in &plan {
+            for tp in plan.iter() {
                 for pp in &tp.partitions {
                     for (src, tid, replicas) in &pp.tablets {
                         for be in replicas {
@@ -244,15 +247,14 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 }
             }
             update(c, h, |j| {
-                j.targets = per_be.into_iter().collect();
+                j.targets = Arc::new(per_be.into_iter().collect());
                 j.meta_prepared_ms = Some(now_ms());
                 j.state = RestoreState::Snapshoting;
             })?;
         }
         RestoreState::Snapshoting => {
             release_dirs(c, &job.targets);
-            let mut targets = job.targets.clone();
-            let results = per_backend_each(c, &targets, |be, list| {
+            let results = per_backend_each(c, &job.targets, |be, list| {
                 let mut l = list.clone();
                 be.prepare_restore(&mut l)?;
                 Ok(l)
@@ -272,7 +274,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 release_dirs(c, &prepared);
                 return Err(e);
             }
-            targets = prepared;
+            let targets = Arc::new(prepared);
             update(c, h, |j| {
                 j.targets = targets;
                 j.snapshot_finished_ms = Some(now_ms());
@@ -286,7 +288,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             let (mut files, mut bytes) = (0u64, 0u64);
             let by_tablet: std::collections::HashMap<u64, &tabletsnap_transfer::TabletEntry> =
                 manifest.tablets.iter().map(|e| (e.tablet_id, e)).collect();
-            for (_, list) in &job.targets {
+            for (_, list) in job.targets.iter() {
                 for t in list {
                     let entry = by_tablet.get(&t.source_tablet_id).with_context(|| {
                         format!(
@@ -316,7 +318,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             let work: Vec<(u32, (tabletsnap_transfer::Manifest, &[RestoreTarget]))> =
                 split::split_manifest(manifest, &job.targets)
                     .into_iter()
-                    .zip(&job.targets)
+                    .zip(job.targets.iter())
                     .map(|(part, (be, list))| (*be, (part, list.as_slice())))
                     .collect();
             per_backend(c, &work, |be, (part, list)| {
@@ -351,7 +353,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 .flat_map(|t| &t.partitions)
                 .map(|p| (p.partition_id, p.version))
                 .collect();
-            for (_, list) in &job.targets {
+            for (_, list) in job.targets.iter() {
                 for t in list {
                     let dir = t
                         .dir
@@ -371,7 +373,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             // Fence the partitions about to be replaced: unreadable until FINISHED.
             c.update_catalog(|cat| {
                 let db = cat.db_mut(&job.db)?;
-                for tp in &plan {
+                for tp in plan.iter() {
                     if let Some(t) = db.tables.get_mut(&tp.target).map(Arc::make_mut) {
                         let ids: std::collections::HashSet<u64> =
                             tp.partitions.iter().map(|pp| pp.partition_id).collect();
@@ -403,7 +405,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             if job.commit_step < CommitStep::Published {
                 c.update_catalog(|cat| {
                     let db = cat.db_mut(&job.db)?;
-                    for tp in &plan {
+                    for tp in plan.iter() {
                         let Some(t) = db.tables.get_mut(&tp.target).map(Arc::make_mut) else {
                             continue;
                         };
@@ -484,7 +486,7 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
     release_dirs(c, &job.targets);
     let mut created_tablets: Vec<(u32, u64)> = Vec::new();
     if let Some(plan) = &job.plan {
-        for tp in plan {
+        for tp in plan.iter() {
             for pp in tp.partitions.iter().filter(|p| p.created) {
                 for (_, tid, replicas) in &pp.tablets {
                     created_tablets.extend(replicas.iter().map(|b| (*b, *tid)));
@@ -495,7 +497,7 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
     let res = c.update_catalog(|cat| {
         if let Some(plan) = &job.plan {
             let db = cat.db_mut(&job.db)?;
-            for tp in plan {
+            for tp in plan.iter() {
                 if tp.created {
                     if db
                         .tables
