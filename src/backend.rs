@@ -113,6 +113,10 @@ pub struct RestoreTarget {
     pub overwrite: bool,
     /// The download dir, once prepared.
     pub dir: Option<PathBuf>,
+    /// The version the backup holds the tablet at: the node checks the
+    /// downloaded meta against it (records made before it: unchecked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
     /// Catch-up: the tablet exists at this version of the same source; only
     /// the backup's rowsets above it are downloaded and appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -516,6 +520,10 @@ impl BackendTasks for BackendNode {
             .iter()
             .filter_map(|t| t.catch_up_from.map(|b| (t.source_tablet_id, b)))
             .collect();
+        let versions: std::collections::HashMap<u64, u64> = targets
+            .iter()
+            .filter_map(|t| t.version.map(|v| (t.source_tablet_id, v)))
+            .collect();
         // Each segment file is written once, in place in its tablet's dir,
         // and checked against the downloaded tablet meta (see `in_place`).
         let report = self
@@ -534,6 +542,7 @@ impl BackendTasks for BackendNode {
                     &manifest,
                     &map,
                     &bases,
+                    &versions,
                     &opts,
                 )
             })

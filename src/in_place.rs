@@ -42,6 +42,10 @@ impl TargetDirs for InPlaceTargets {
 /// tablet id to the restore dir prepared for it. `bases` names the catch-up
 /// targets (source tablet id → the version the target holds), whose
 /// manifest entries the caller already cut down to the files they lack.
+/// `versions` gives the version each downloaded meta must end at (source
+/// tablet id → version; a tablet not in it is not checked): the node checks
+/// what the backup's meta promised where the meta is, so the coordinator
+/// never reads a node's files.
 /// Every file is verified against the manifest while written; then each
 /// tablet's downloaded meta is checked to name exactly the downloaded
 /// segment files with the same sizes and crcs, so the install may trust
@@ -54,6 +58,7 @@ pub fn download_in_place(
     manifest: &Manifest,
     dirs: &HashMap<u64, PathBuf>,
     bases: &HashMap<u64, u64>,
+    versions: &HashMap<u64, u64>,
     opts: &DownloadOptions,
 ) -> Result<DownloadReport> {
     let mut targets = InPlaceTargets {
@@ -86,6 +91,15 @@ pub fn download_in_place(
             .map(|f| (f.path.as_str(), (f.size, f.crc32)))
             .collect();
         let meta = tabletsnap_snapshot::read_snapshot_meta(dir)?;
+        if let Some(v) = versions.get(&e.tablet_id) {
+            if meta.max_version() != *v {
+                bail!(
+                    "downloaded tablet {} is at version {}, the backup says {v}",
+                    e.tablet_id,
+                    meta.max_version()
+                );
+            }
+        }
         let wanted: Option<HashSet<String>> = match bases.get(&e.tablet_id) {
             Some(base) => Some(
                 tabletsnap_snapshot::catch_up_files(&meta, *base)?

@@ -125,6 +125,7 @@ fn restore_targets(f: &Fixture, first: u64, overwrite: bool) -> Vec<RestoreTarge
         .iter()
         .enumerate()
         .map(|(i, s)| RestoreTarget {
+            version: None,
             source_tablet_id: *s,
             tablet_id: first + i as u64,
             schema_hash: tabletsnap_engine::workload::default_schema().stable_hash(),
@@ -263,5 +264,40 @@ fn a_release_without_install_deletes_the_placed_files_and_keeps_the_old_tablet()
         "{:?}",
         unreferenced(dst.engine())
     );
+    Ok(())
+}
+
+/// The node checks each downloaded meta against the version the backup
+/// promised (the coordinator never reads a node's files): a meta at another
+/// version fails the download with a sentence naming the tablet and both
+/// versions, and nothing becomes visible.
+#[test]
+fn a_downloaded_meta_at_another_version_than_the_backup_says_is_refused() -> R {
+    let f = fixture()?;
+    let dst = BackendNode::open(2, &f.root.join("dst"), 2, 2)?;
+    let mut targets = restore_targets(&f, 900, false);
+    for t in &mut targets {
+        t.version = Some(4);
+    }
+    targets[1].version = Some(5);
+    dst.prepare_restore(&mut targets)?;
+    let err = dst
+        .download(&f.repo, &f.manifest, &targets, &TaskControl::default())
+        .err()
+        .ok_or("a meta at version 4 was accepted as version 5")?;
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains(&format!(
+            "downloaded tablet {} is at version 4, the backup says 5",
+            targets[1].source_tablet_id
+        )),
+        "{msg}"
+    );
+    for t in &targets {
+        assert!(dst.engine().tablet(t.tablet_id).is_err());
+    }
+    // With the right versions the same download passes.
+    targets[1].version = Some(4);
+    dst.download(&f.repo, &f.manifest, &targets, &TaskControl::default())?;
     Ok(())
 }

@@ -302,6 +302,7 @@ pub fn workload(
                 &manifest,
                 &map,
                 &HashMap::new(),
+                &HashMap::new(),
                 &DownloadOptions::default(),
             )?;
             let loads = load_requests(&ids, &map, &metas);

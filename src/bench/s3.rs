@@ -681,6 +681,7 @@ fn workload(
                 &manifest,
                 &map,
                 &HashMap::new(),
+                &HashMap::new(),
                 &DownloadOptions::default(),
             )?;
             let loads = phases::load_requests(&ids, &map, &metas);

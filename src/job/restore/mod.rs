@@ -240,6 +240,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                                 partition_id: pp.partition_id,
                                 overwrite: !pp.created && pp.catch_up_from.is_none(),
                                 dir: None,
+                                version: Some(pp.version),
                                 catch_up_from: pp.catch_up_from,
                             });
                         }
@@ -348,28 +349,8 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
         }
         RestoreState::Commit => {
             let plan = job.plan.clone().unwrap_or_default();
-            let versions: std::collections::HashMap<u64, u64> = plan
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| (p.partition_id, p.version))
-                .collect();
-            for (_, list) in job.targets.iter() {
-                for t in list {
-                    let dir = t
-                        .dir
-                        .as_ref()
-                        .with_context(|| format!("tablet {} has no download dir", t.tablet_id))?;
-                    let m = tabletsnap_snapshot::read_snapshot_meta(dir)?;
-                    if Some(&m.max_version()) != versions.get(&t.partition_id) {
-                        bail!(
-                            "downloaded tablet {} is at version {}, the backup says {:?}",
-                            t.source_tablet_id,
-                            m.max_version(),
-                            versions.get(&t.partition_id)
-                        );
-                    }
-                }
-            }
+            // Each node checked its downloaded metas against the backup's
+            // versions (`RestoreTarget::version`) where the files are.
             // Fence the partitions about to be replaced: unreadable until FINISHED.
             c.update_catalog(|cat| {
                 let db = cat.db_mut(&job.db)?;

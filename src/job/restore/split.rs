@@ -61,6 +61,7 @@ mod tests {
             partition_id: 1,
             overwrite: false,
             dir: None,
+            version: None,
             catch_up_from: None,
         }
     }
