@@ -16,14 +16,14 @@ use tabletsnap_engine::{Engine, PlacedIds};
 use tabletsnap_transfer::{DownloadOptions, DownloadReport, Manifest, Repository, TargetDirs};
 
 /// Download targets of an in-place restore, per source tablet id.
-struct InPlaceTargets {
+struct InPlaceTargets<'a> {
     /// The restore dir: where the snapshot's meta goes.
-    homes: HashMap<u64, PathBuf>,
+    homes: &'a HashMap<u64, PathBuf>,
     /// The target tablet's dir and the new ids of the downloaded rowsets.
     placed: HashMap<u64, (PathBuf, PlacedIds)>,
 }
 
-impl TargetDirs for InPlaceTargets {
+impl TargetDirs for InPlaceTargets<'_> {
     fn dir_for(&self, tablet_id: u64) -> Option<PathBuf> {
         self.homes.get(&tablet_id).cloned()
     }
@@ -62,7 +62,7 @@ pub fn download_in_place(
     opts: &DownloadOptions,
 ) -> Result<DownloadReport> {
     let mut targets = InPlaceTargets {
-        homes: dirs.clone(),
+        homes: dirs,
         placed: HashMap::new(),
     };
     for e in &manifest.tablets {

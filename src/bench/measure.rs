@@ -21,6 +21,18 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Resident set now, in MiB (VmRSS), after returning free heap to the
+/// kernel: what the process holds at rest.
+pub fn rest_rss_mib() -> f64 {
+    trim_heap();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// Flushes dirty data before a timed operation (untimed), so no phase pays
 /// for the writeback of the one before it: our barriers (syncfs) would
 /// otherwise flush the previous baseline's unflushed copies.

@@ -382,7 +382,11 @@ pub fn jobs(
     let t = Instant::now();
     load_jobs_table(&mut sa, spec)?;
     sa.run_script(&repo_sql)?;
-    println!("   loaded in {:.2} s", secs(t.elapsed()));
+    println!(
+        "   loaded in {:.2} s; {:.0} MiB resident at rest",
+        secs(t.elapsed()),
+        super::measure::rest_rss_mib()
+    );
     let (_, backup_t, backup_rss, backup_cpu) = timed_cpu(|| {
         sa.run_script("BACKUP SNAPSHOT snap TO r")?;
         sa.wait_for_jobs();
@@ -395,6 +399,10 @@ pub fn jobs(
     let b = Cluster::open(&base.join("b"), 3)?;
     let mut sb = Session::new(b, "root")?;
     sb.run_script(&format!("CREATE DATABASE d; USE d; {repo_sql}"))?;
+    println!(
+        "   {:.0} MiB resident at rest before the restore",
+        super::measure::rest_rss_mib()
+    );
     let (_, restore_t, restore_rss, restore_cpu) = timed_cpu(|| {
         sb.run_script(&format!(
             "RESTORE SNAPSHOT snap FROM r PROPERTIES (\"backup_timestamp\" = \"{ts}\")"

@@ -327,6 +327,9 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
                 r
             })?;
+            // The manifest's parts go before the record is encoded and saved
+            // (each tens of MiB at 100k tablets).
+            drop(work);
             if job
                 .targets
                 .iter()
