@@ -1,7 +1,6 @@
 //! Download: fetch packs in parallel, verify every piece and file, and rename
 //! each file into its tablet directory only once verified.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::hash::BuildHasher;
@@ -445,11 +444,6 @@ fn already_present(path: &Path, f: &FileEntry) -> Result<bool> {
     Ok(crc32fast::hash(&data) == f.crc32)
 }
 
-thread_local! {
-    // One fetch buffer per worker, reused: a fresh 64 MiB `Vec` per pack cost a
-    // page fault per 4 KiB page and an unmap, a third of a W2 download's CPU.
-    static FETCH_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// A piece of a multi-piece file is fetched, checked and written this many
 /// bytes at a time, so each block is still in the CPU cache when its crc and
@@ -473,19 +467,21 @@ fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u6
         .partition(|&r| ctx.file(r).pieces.len() == 1);
     small.sort_by_key(|&r| ctx.piece(r).offset);
     let mut files = 0;
-    FETCH_BUF.with(|cell| -> Result<()> {
-        let mut buf = cell.borrow_mut();
-        let mut rest = &small[..];
-        while !rest.is_empty() {
-            let (run, tail) = rest.split_at(run_len(ctx, rest));
-            files += write_small_run(ctx, &key, run, &mut buf)?;
-            rest = tail;
-        }
-        for &r in &chunks {
-            files += write_chunk(ctx, &key, r, &mut buf)?;
-        }
-        Ok(())
-    })?;
+    // One of the process's transfer buffers, reused from pack to pack: a
+    // fresh `Vec` per pack cost a page fault per 4 KiB page and an unmap (a
+    // third of a W2 download's CPU), and one per worker thread held
+    // threads x MAX_RUN per download, with a download per backend at once.
+    let mut buf = crate::pack_buffers::pool().take(&ctx.opts.cancel)?;
+    let mut rest = &small[..];
+    while !rest.is_empty() {
+        let (run, tail) = rest.split_at(run_len(ctx, rest));
+        files += write_small_run(ctx, &key, run, &mut buf)?;
+        rest = tail;
+    }
+    for &r in &chunks {
+        files += write_chunk(ctx, &key, r, &mut buf)?;
+    }
+    drop(buf);
     let bytes = refs.iter().map(|&r| ctx.piece(r).len).sum();
     ctx.progress.add(files, bytes);
     Ok((files, bytes))

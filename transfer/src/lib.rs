@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod names;
 mod options;
 mod pack;
+mod pack_buffers;
 mod progress;
 mod rate;
 mod repository;

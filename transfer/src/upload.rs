@@ -2,7 +2,6 @@
 //! commit manifest, meta and info.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -102,10 +101,6 @@ struct Ctx<'a> {
     progress: ProgressTracker,
 }
 
-thread_local! {
-    // One pack buffer per worker, reused: no page-fault storm per pack.
-    static PACK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 impl BackupWriter {
     pub(crate) fn new(repo: Repository, id: SnapshotId, part: Option<String>) -> Self {
@@ -393,9 +388,9 @@ fn upload_pack(ctx: &Ctx<'_>, plan: &PackPlan, rel_key: &str) -> Result<(Vec<(u6
             return Ok((crcs, true));
         }
     }
-    PACK_BUF.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        buf.clear();
+    // One of the process's pack buffers (see `pack_buffers`), reused.
+    let mut buf = crate::pack_buffers::pool().take(&t.cancel)?;
+    {
         buf.reserve(plan.object_len() as usize);
         let mut crcs = Vec::with_capacity(plan.pieces.len());
         let mut data_crc = crc32fast::Hasher::new();
@@ -441,7 +436,7 @@ fn upload_pack(ctx: &Ctx<'_>, plan: &PackPlan, rel_key: &str) -> Result<(Vec<(u6
             .run(&key, &t.cancel, || ctx.backend.put(&key, &buf))?;
         ctx.progress.add(files_done, plan.data_len);
         Ok((crcs, false))
-    })
+    }
 }
 
 /// Checks a stored pack by size and its index/footer: same plan fingerprint,
