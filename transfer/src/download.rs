@@ -444,7 +444,6 @@ fn already_present(path: &Path, f: &FileEntry) -> Result<bool> {
     Ok(crc32fast::hash(&data) == f.crc32)
 }
 
-
 /// A piece of a multi-piece file is fetched, checked and written this many
 /// bytes at a time, so each block is still in the CPU cache when its crc and
 /// its write read it, and each worker's buffer stays small.

@@ -12,8 +12,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::error::Result;
 use crate::cancel::CancelToken;
+use crate::error::Result;
 
 /// A bounded set of reusable buffers.
 pub(crate) struct Pool {

@@ -101,7 +101,6 @@ struct Ctx<'a> {
     progress: ProgressTracker,
 }
 
-
 impl BackupWriter {
     pub(crate) fn new(repo: Repository, id: SnapshotId, part: Option<String>) -> Self {
         Self {
