@@ -13,10 +13,15 @@ pub fn reset_peak_rss() {
 
 /// Peak RSS since the last reset, in MiB (VmHWM).
 pub fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// A `kB` field of /proc/self/status in MiB (0 when unreadable).
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -25,12 +30,7 @@ pub fn peak_rss_mib() -> f64 {
 /// kernel: what the process holds at rest.
 pub fn rest_rss_mib() -> f64 {
     trim_heap();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    status_mib("VmRSS:")
 }
 
 /// Flushes dirty data before a timed operation (untimed), so no phase pays
