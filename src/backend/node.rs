@@ -1,190 +1,24 @@
-//! A simulated backend node: an engine on its own store dirs, a worker pool,
-//! and the task interface the job layer uses (make snapshot, upload,
-//! download, commit, release). Jobs reach backends only through
-//! [`BackendTasks`], so a node can later be a separate process.
+//! The in-process backend node: an engine on its own store dirs, a worker
+//! pool, and [`BackendTasks`] implemented over them. The node process
+//! (`tabletsnap node`) serves the same node over RPC.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use tabletsnap_engine::{
     CreateTabletRequest, Durability, Engine, EngineOptions, InstallOutcome, Row, TabletChecksum,
     Verify,
 };
 use tabletsnap_snapshot::{LoadSnapshotRequest, SnapshotRequest};
 use tabletsnap_transfer::{
-    CancelToken, DownloadOptions, Manifest, ProgressFn, SourceFile, TransferOptions, UploadOptions,
-    UploadSource,
+    DownloadOptions, Manifest, SourceFile, TransferOptions, UploadOptions, UploadSource,
 };
 
-/// A tablet to snapshot at a version.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SnapshotTarget {
-    /// Tablet id.
-    pub tablet_id: u64,
-    /// Version to capture.
-    pub version: u64,
-    /// The backup's carry base holds this tablet at this version: if its
-    /// files there are exactly the tablet's at `version`, the tablet is
-    /// carried over (no snapshot dir, no upload).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub carry: bool,
-}
-
-/// A snapshot a backend made.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SnapshotMade {
-    /// Tablet id.
-    pub tablet_id: u64,
-    /// Captured version.
-    pub version: u64,
-    /// The snapshot dir on the backend.
-    pub path: PathBuf,
-    /// Files in the dir, the meta file included. Only counts: the job
-    /// record stays small whatever the file count; the upload reads the
-    /// file list from the snapshot's own meta.
-    pub files: u64,
-    /// Bytes of those files.
-    pub bytes: u64,
-    /// Carried over from the carry base unchanged: no dir was made (`path`
-    /// is empty) and nothing is uploaded; the job copies the base's entry.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub carried: bool,
-}
-
-/// An earlier committed backup of the same cluster whose entries a backup
-/// copies for tablets that did not change since (see docs/design.md,
-/// Incremental backups).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CarryFrom {
-    /// The repository both backups are in.
-    pub repo: RepoRef,
-    /// The earlier backup.
-    pub snapshot: tabletsnap_transfer::SnapshotId,
-}
-
-/// Where a repository is.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RepoRef {
-    /// Repository name.
-    pub name: String,
-    /// Its location.
-    pub location: String,
-}
-
-/// Options every transfer task carries.
-#[derive(Clone, Default)]
-pub struct TaskControl {
-    /// Cancels the task between pieces.
-    pub cancel: CancelToken,
-    /// Progress events.
-    pub progress: Option<ProgressFn>,
-    /// Bytes/s cap shared by the task's threads.
-    pub rate_limit: Option<u64>,
-    /// Earlier committed backups whose stored files an upload reuses
-    /// (incremental backup); empty: upload every file.
-    pub reuse_from: Vec<tabletsnap_transfer::SnapshotId>,
-}
-
-impl std::fmt::Debug for TaskControl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskControl")
-            .field("cancelled", &self.cancel.is_cancelled())
-            .finish()
-    }
-}
-
-/// A restored tablet replica to download and later commit.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RestoreTarget {
-    /// The tablet id in the backup.
-    pub source_tablet_id: u64,
-    /// The new tablet id.
-    pub tablet_id: u64,
-    /// Its schema hash.
-    pub schema_hash: u32,
-    /// New table id.
-    pub table_id: u64,
-    /// New partition id.
-    pub partition_id: u64,
-    /// Replace an existing tablet.
-    pub overwrite: bool,
-    /// The download dir, once prepared.
-    pub dir: Option<PathBuf>,
-    /// The version the backup holds the tablet at: the node checks the
-    /// downloaded meta against it (records made before it: unchecked).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
-    /// Catch-up: the tablet exists at this version of the same source; only
-    /// the backup's rowsets above it are downloaded and appended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub catch_up_from: Option<u64>,
-}
-
-/// The tasks a job sends to a backend.
-pub trait BackendTasks: Send + Sync {
-    /// Backend id.
-    fn id(&self) -> u32;
-    /// Hard-link snapshots of tablets at versions; all or an error naming the
-    /// tablet. Targets marked `carry` whose files at the version are exactly
-    /// those `carry_from` stored come back `carried`, without a snapshot.
-    fn make_snapshots(
-        &self,
-        targets: &[SnapshotTarget],
-        timeout: Duration,
-        carry_from: Option<&CarryFrom>,
-    ) -> Result<Vec<SnapshotMade>>;
-    /// Uploads snapshots as part `part` of backup `label/timestamp` (its packs
-    /// go under `packs/<part>/`); returns the part's manifest.
-    fn upload(
-        &self,
-        repo: &RepoRef,
-        label: &str,
-        timestamp: &str,
-        part: &str,
-        snaps: &[SnapshotMade],
-        ctl: &TaskControl,
-    ) -> Result<Manifest>;
-    /// Prepares empty download dirs for restore targets (fills `dir`).
-    fn prepare_restore(&self, targets: &mut [RestoreTarget]) -> Result<()>;
-    /// Downloads the targets' source tablets, verified, using `manifest`: the
-    /// coordinator's subset of the backup's manifest holding just those tablets.
-    fn download(
-        &self,
-        repo: &RepoRef,
-        manifest: &Manifest,
-        targets: &[RestoreTarget],
-        ctl: &TaskControl,
-    ) -> Result<u64>;
-    /// Installs downloaded dirs as tablets (atomic, idempotent).
-    fn commit(&self, targets: &[RestoreTarget]) -> Result<Vec<InstallOutcome>>;
-    /// Removes snapshot or download dirs.
-    fn release(&self, paths: &[PathBuf]) -> Result<()>;
-    /// Creates tablets (one barrier).
-    fn create_tablets(&self, reqs: Vec<CreateTabletRequest>) -> Result<()>;
-    /// Drops tablets that exist; missing ones are fine (idempotent cleanup).
-    fn drop_tablets(&self, ids: &[u64]) -> Result<()>;
-    /// Publishes exactly the given version on each `(tablet, version, rows)`.
-    fn load(&self, items: &[(u64, u64, Vec<Row>)]) -> Result<()>;
-    /// Rows of a tablet at a version.
-    fn scan(&self, tablet: u64, version: u64) -> Result<Vec<Row>>;
-    /// Checksum of a tablet at a version.
-    fn checksum(&self, tablet: u64, version: u64) -> Result<TabletChecksum>;
-    /// What the node holds of each tablet (`None`: not there or unreadable),
-    /// rows and bytes counted at `version` (else at each tablet's max).
-    fn tablet_stats(
-        &self,
-        ids: &[u64],
-        version: Option<u64>,
-    ) -> Result<Vec<Option<crate::task::TabletStat>>>;
-    /// Liveness and load: tablets, data size, running tasks.
-    fn heartbeat(&self) -> Result<crate::task::Heartbeat>;
-    /// The top-level snapshot and download dirs on the node (the orphan
-    /// sweep at open releases those no unfinished job names).
-    fn snapshot_dirs(&self) -> Result<Vec<PathBuf>>;
-}
+use super::{
+    BackendTasks, CarryFrom, RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl,
+};
 
 /// What an upload of one snapshot carries, read from the snapshot's own
 /// meta (the segment files it names, with their sizes and crc32s, then the

@@ -1,0 +1,111 @@
+//! What the task calls carry: snapshot targets and results, restore
+//! targets, repository references and the per-task controls.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tabletsnap_transfer::{CancelToken, ProgressFn};
+
+/// A tablet to snapshot at a version.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotTarget {
+    /// Tablet id.
+    pub tablet_id: u64,
+    /// Version to capture.
+    pub version: u64,
+    /// The backup's carry base holds this tablet at this version: if its
+    /// files there are exactly the tablet's at `version`, the tablet is
+    /// carried over (no snapshot dir, no upload).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carry: bool,
+}
+
+/// A snapshot a backend made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotMade {
+    /// Tablet id.
+    pub tablet_id: u64,
+    /// Captured version.
+    pub version: u64,
+    /// The snapshot dir on the backend.
+    pub path: PathBuf,
+    /// Files in the dir, the meta file included. Only counts: the job
+    /// record stays small whatever the file count; the upload reads the
+    /// file list from the snapshot's own meta.
+    pub files: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// Carried over from the carry base unchanged: no dir was made (`path`
+    /// is empty) and nothing is uploaded; the job copies the base's entry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub carried: bool,
+}
+
+/// An earlier committed backup of the same cluster whose entries a backup
+/// copies for tablets that did not change since (see docs/design.md,
+/// Incremental backups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarryFrom {
+    /// The repository both backups are in.
+    pub repo: RepoRef,
+    /// The earlier backup.
+    pub snapshot: tabletsnap_transfer::SnapshotId,
+}
+
+/// Where a repository is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RepoRef {
+    /// Repository name.
+    pub name: String,
+    /// Its location.
+    pub location: String,
+}
+
+/// Options every transfer task carries.
+#[derive(Clone, Default)]
+pub struct TaskControl {
+    /// Cancels the task between pieces.
+    pub cancel: CancelToken,
+    /// Progress events.
+    pub progress: Option<ProgressFn>,
+    /// Bytes/s cap shared by the task's threads.
+    pub rate_limit: Option<u64>,
+    /// Earlier committed backups whose stored files an upload reuses
+    /// (incremental backup); empty: upload every file.
+    pub reuse_from: Vec<tabletsnap_transfer::SnapshotId>,
+}
+
+impl std::fmt::Debug for TaskControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskControl")
+            .field("cancelled", &self.cancel.is_cancelled())
+            .finish()
+    }
+}
+
+/// A restored tablet replica to download and later commit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoreTarget {
+    /// The tablet id in the backup.
+    pub source_tablet_id: u64,
+    /// The new tablet id.
+    pub tablet_id: u64,
+    /// Its schema hash.
+    pub schema_hash: u32,
+    /// New table id.
+    pub table_id: u64,
+    /// New partition id.
+    pub partition_id: u64,
+    /// Replace an existing tablet.
+    pub overwrite: bool,
+    /// The download dir, once prepared.
+    pub dir: Option<PathBuf>,
+    /// The version the backup holds the tablet at: the node checks the
+    /// downloaded meta against it (records made before it: unchecked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Catch-up: the tablet exists at this version of the same source; only
+    /// the backup's rowsets above it are downloaded and appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_from: Option<u64>,
+}
