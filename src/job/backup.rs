@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::job::clock;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use tabletsnap_engine::engine::now_ms;
 use tabletsnap_transfer::{CommitState, Manifest, SnapshotId};
 
 use super::meta::BackupMeta;
 use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
 use crate::backend::{CarryFrom, RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
-use crate::cluster::Cluster;
+use crate::job::env::JobEnv;
 
 /// States of a BACKUP job.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -171,7 +171,7 @@ fn with_job<T>(h: &JobHandle, f: impl FnOnce(&BackupJob) -> T) -> Result<T> {
     })
 }
 
-fn update(c: &Cluster, h: &JobHandle, f: impl FnOnce(&mut BackupJob)) -> Result<()> {
+fn update(c: &dyn JobEnv, h: &JobHandle, f: impl FnOnce(&mut BackupJob)) -> Result<()> {
     c.jobs().update(h, |r| {
         if let JobRecord::Backup(j) = r {
             f(j)
@@ -180,7 +180,7 @@ fn update(c: &Cluster, h: &JobHandle, f: impl FnOnce(&mut BackupJob)) -> Result<
 }
 
 /// Drives a backup job to FINISHED or CANCELLED.
-pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
+pub fn run(c: &dyn JobEnv, h: &Arc<JobHandle>) {
     let Ok((create, timeout)) = with_job(h, |j| (j.create_time_ms, j.timeout_s)) else {
         return;
     };
@@ -202,7 +202,7 @@ pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
     );
 }
 
-fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> {
+fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> {
     let job = with_job(h, Clone::clone)?;
     match state {
         BackupState::Pending => {
@@ -245,7 +245,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             update(c, h, |j| {
                 j.snapshots = Arc::new(made);
                 j.carry_base = carry_base;
-                j.snapshot_finished_ms = Some(now_ms());
+                j.snapshot_finished_ms = Some(clock::now_ms());
                 j.state = BackupState::UploadSnapshot;
             })?;
         }
@@ -315,7 +315,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
                 )?;
             }
             update(c, h, |j| {
-                j.upload_finished_ms = Some(now_ms());
+                j.upload_finished_ms = Some(clock::now_ms());
                 j.state = BackupState::SaveMeta;
             })?;
         }
@@ -357,7 +357,8 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             let deadline = job
                 .create_time_ms
                 .saturating_add(job.timeout_s.saturating_mul(1000));
-            if now_ms() > deadline && repo.commit_state(&job.snapshot_id()?) == CommitState::Absent
+            if clock::now_ms() > deadline
+                && repo.commit_state(&job.snapshot_id()?) == CommitState::Absent
             {
                 bail!(
                     "backup passed its timeout of {} s before committing",
@@ -380,7 +381,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
             // rerun of this step after a crash here commits again (a no-op
             // for the same manifest) and needs them.
             update(c, h, |j| {
-                j.finished_ms = Some(now_ms());
+                j.finished_ms = Some(clock::now_ms());
                 j.data = Some(counts);
                 j.state = BackupState::Finished;
                 j.status.status = "OK".into();
@@ -398,7 +399,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: BackupState) -> Result<Step
 
 /// Drops backups of the label beyond the repository's `"retention_count"`
 /// and runs a GC pass. A failure leaves them for the next backup's pass.
-fn apply_retention(c: &Cluster, job: &BackupJob, repo: &tabletsnap_transfer::Repository) {
+fn apply_retention(c: &dyn JobEnv, job: &BackupJob, repo: &tabletsnap_transfer::Repository) {
     let keep = c.catalog().repositories.get(&job.repo.name).and_then(|r| {
         crate::exec::snapshots::retention_count(&r.properties)
             .ok()
@@ -521,7 +522,7 @@ pub(crate) fn task_control(h: &Arc<JobHandle>) -> TaskControl {
     }
 }
 
-fn release_all(c: &Cluster, snaps: &[(u32, Vec<SnapshotMade>)]) {
+fn release_all(c: &dyn JobEnv, snaps: &[(u32, Vec<SnapshotMade>)]) {
     for (be, list) in snaps {
         if let Ok(node) = c.backend(*be) {
             let paths: Vec<PathBuf> = list
@@ -561,7 +562,7 @@ fn remove_own_objects(repo: &tabletsnap_transfer::Repository, id: &SnapshotId, j
 
 /// Cancels: releases snapshots on every backend, removes the uncommitted
 /// backup's objects from the repository, and records why.
-pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
+pub fn cancel(c: &dyn JobEnv, h: &Arc<JobHandle>, reason: &str) {
     let Ok(job) = with_job(h, Clone::clone) else {
         return;
     };
@@ -581,7 +582,7 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
     let _ = std::fs::remove_dir_all(c.jobs().scratch_dir(job.id));
     let _ = update(c, h, |j| {
         j.state = BackupState::Cancelled;
-        j.finished_ms = Some(now_ms());
+        j.finished_ms = Some(clock::now_ms());
         j.status.status = format!("[CANCELLED] {reason}");
         j.snapshots = Default::default();
     });

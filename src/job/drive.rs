@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{backoff, clock, crash, panic_message, JobHandle, JobRecord, MAX_TASK_ATTEMPTS};
-use crate::cluster::Cluster;
+use crate::job::env::JobEnv;
 
 /// What a state step asks the run loop to do next.
 pub(crate) enum Step {
@@ -100,7 +100,13 @@ pub(crate) struct Machine<'a> {
 /// Drives a job: fail point, cancel and deadline checks, the step, and
 /// bounded retries with backoff (unbounded once forward-only). A simulated
 /// crash stops the loop where it is, without cleanup.
-pub(crate) fn drive(c: &Cluster, h: &Arc<JobHandle>, create: u64, timeout: u64, m: &Machine<'_>) {
+pub(crate) fn drive(
+    c: &dyn JobEnv,
+    h: &Arc<JobHandle>,
+    create: u64,
+    timeout: u64,
+    m: &Machine<'_>,
+) {
     if let Some(reason) = h.with_record(|r| r.status().cancelling.clone()) {
         cancel_until_done(h, m, &reason);
         return;
@@ -232,7 +238,7 @@ fn cancel_until_done(h: &Arc<JobHandle>, m: &Machine<'_>, reason: &str) {
 /// Runs `f` for every (backend, work item) on its own thread, all at once;
 /// the first error wins.
 pub(crate) fn per_backend<T: Send, I: Sync>(
-    c: &Cluster,
+    c: &dyn JobEnv,
     work: &[(u32, I)],
     f: impl Fn(&dyn crate::backend::BackendTasks, &I) -> Result<T> + Sync,
 ) -> Result<Vec<(u32, T)>> {
@@ -245,7 +251,7 @@ pub(crate) fn per_backend<T: Send, I: Sync>(
 /// Like [`per_backend`], but returns every backend's own result, so a caller
 /// can undo what the backends that succeeded made when another one failed.
 pub(crate) fn per_backend_each<T: Send, I: Sync>(
-    c: &Cluster,
+    c: &dyn JobEnv,
     work: &[(u32, I)],
     f: impl Fn(&dyn crate::backend::BackendTasks, &I) -> Result<T> + Sync,
 ) -> Vec<(u32, Result<T>)> {

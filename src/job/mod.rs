@@ -11,8 +11,11 @@ pub mod backup;
 pub mod clock;
 pub mod crash;
 mod drive;
+pub mod env;
 pub mod meta;
 pub mod restore;
+
+use env::JobEnv;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,8 +27,6 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tabletsnap_engine::{engine::now_ms, file};
 use tabletsnap_transfer::CancelToken;
-
-use crate::cluster::Cluster;
 
 pub use backup::{BackupJob, BackupState};
 pub use drive::commit_point;
@@ -384,17 +385,21 @@ impl JobManager {
     }
 
     /// Registers and starts a new job (refused if `db` has a running job).
-    pub fn start(&self, cluster: &Arc<Cluster>, rec: JobRecord) -> Result<Arc<JobHandle>> {
-        self.start_with(cluster, rec, || Ok(()))
+    pub fn start<E: JobEnv + 'static>(
+        &self,
+        env: &Arc<E>,
+        rec: JobRecord,
+    ) -> Result<Arc<JobHandle>> {
+        self.start_with(env, rec, || Ok(()))
     }
 
     /// Like [`start`](Self::start), running `accept` after the record is
     /// saved and before the job's thread starts (a restore fences its tables
     /// there, so the fence exists from the moment the statement returns). If
     /// `accept` fails the job is recorded CANCELLED with that reason.
-    pub fn start_with(
+    pub fn start_with<E: JobEnv + 'static>(
         &self,
-        cluster: &Arc<Cluster>,
+        env: &Arc<E>,
         rec: JobRecord,
         accept: impl FnOnce() -> Result<()>,
     ) -> Result<Arc<JobHandle>> {
@@ -432,15 +437,15 @@ impl JobManager {
             h.mark_done();
             return Err(e);
         }
-        spawn(cluster, &h)?;
+        spawn(Arc::clone(env) as Arc<dyn JobEnv>, &h)?;
         Ok(h)
     }
 
     /// Resumes every unfinished job after a restart.
-    pub fn resume_all(cluster: &Arc<Cluster>) -> Result<()> {
-        for h in cluster.jobs().all() {
+    pub fn resume_all<E: JobEnv + 'static>(env: &Arc<E>) -> Result<()> {
+        for h in env.jobs().all() {
             if !h.is_done() {
-                spawn(cluster, &h)?;
+                spawn(Arc::clone(env) as Arc<dyn JobEnv>, &h)?;
             }
         }
         Ok(())
@@ -467,15 +472,15 @@ fn busy(db: &str, other: &JobRecord) -> anyhow::Error {
     )
 }
 
-fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
-    let (c, job) = (Arc::clone(cluster), Arc::clone(h));
+fn spawn(c: Arc<dyn JobEnv>, h: &Arc<JobHandle>) -> Result<()> {
+    let job = Arc::clone(h);
     std::thread::Builder::new()
         .name(format!("job-{}", h.id))
         .spawn(move || {
             let kind = job.record();
             let run = std::panic::AssertUnwindSafe(|| match kind {
-                JobRecord::Backup(_) => backup::run(&c, &job),
-                JobRecord::Restore(_) => restore::run(&c, &job),
+                JobRecord::Backup(_) => backup::run(&*c, &job),
+                JobRecord::Restore(_) => restore::run(&*c, &job),
             });
             if let Err(panic) = std::panic::catch_unwind(run) {
                 let msg = panic_message(&*panic);
@@ -485,8 +490,8 @@ fn spawn(cluster: &Arc<Cluster>, h: &Arc<JobHandle>) -> Result<()> {
                     // point of no return is left for the next open to resume).
                     let cancelled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         match job.record() {
-                            JobRecord::Backup(_) => backup::cancel(&c, &job, &reason),
-                            JobRecord::Restore(_) => restore::cancel(&c, &job, &reason),
+                            JobRecord::Backup(_) => backup::cancel(&*c, &job, &reason),
+                            JobRecord::Restore(_) => restore::cancel(&*c, &job, &reason),
                         }
                     }));
                     if cancelled.is_err() || !job.with_record(JobRecord::is_done) {

@@ -13,16 +13,16 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::job::clock;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use tabletsnap_engine::engine::now_ms;
 use tabletsnap_transfer::SnapshotId;
 
 use super::backup::task_control;
 use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
 use crate::backend::{RepoRef, RestoreTarget};
 use crate::catalog::{RestoredFrom, TableSource};
-use crate::cluster::Cluster;
+use crate::job::env::JobEnv;
 
 mod catalog_ops;
 mod plan;
@@ -170,7 +170,7 @@ fn with_job<T>(h: &JobHandle, f: impl FnOnce(&RestoreJob) -> T) -> Result<T> {
     })
 }
 
-fn update(c: &Cluster, h: &JobHandle, f: impl FnOnce(&mut RestoreJob)) -> Result<()> {
+fn update(c: &dyn JobEnv, h: &JobHandle, f: impl FnOnce(&mut RestoreJob)) -> Result<()> {
     c.jobs().update(h, |r| {
         if let JobRecord::Restore(j) = r {
             f(j)
@@ -179,7 +179,7 @@ fn update(c: &Cluster, h: &JobHandle, f: impl FnOnce(&mut RestoreJob)) -> Result
 }
 
 /// Drives a restore job to FINISHED or CANCELLED.
-pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
+pub fn run(c: &dyn JobEnv, h: &Arc<JobHandle>) {
     let Ok((create, timeout)) = with_job(h, |j| (j.create_time_ms, j.timeout_s)) else {
         return;
     };
@@ -201,7 +201,7 @@ pub fn run(c: &Arc<Cluster>, h: &Arc<JobHandle>) {
     );
 }
 
-fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Step> {
+fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: RestoreState) -> Result<Step> {
     let job = with_job(h, Clone::clone)?;
     match state {
         RestoreState::Pending => {
@@ -249,7 +249,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             }
             update(c, h, |j| {
                 j.targets = Arc::new(per_be.into_iter().collect());
-                j.meta_prepared_ms = Some(now_ms());
+                j.meta_prepared_ms = Some(clock::now_ms());
                 j.state = RestoreState::Snapshoting;
             })?;
         }
@@ -278,7 +278,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
             let targets = Arc::new(prepared);
             update(c, h, |j| {
                 j.targets = targets;
-                j.snapshot_finished_ms = Some(now_ms());
+                j.snapshot_finished_ms = Some(clock::now_ms());
                 j.state = RestoreState::Download;
             })?;
         }
@@ -346,7 +346,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 }
             }
             update(c, h, |j| {
-                j.download_finished_ms = Some(now_ms());
+                j.download_finished_ms = Some(clock::now_ms());
                 j.state = RestoreState::Commit;
             })?;
         }
@@ -430,7 +430,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
                 update(c, h, |j| j.commit_step = CommitStep::Released)?;
             }
             update(c, h, |j| {
-                j.finished_ms = Some(now_ms());
+                j.finished_ms = Some(clock::now_ms());
                 j.state = RestoreState::Finished;
                 j.status.status = "OK".into();
             })?;
@@ -441,7 +441,7 @@ fn step(c: &Arc<Cluster>, h: &Arc<JobHandle>, state: RestoreState) -> Result<Ste
     Ok(Step::Next)
 }
 
-fn release_dirs(c: &Cluster, targets: &[(u32, Vec<RestoreTarget>)]) {
+fn release_dirs(c: &dyn JobEnv, targets: &[(u32, Vec<RestoreTarget>)]) {
     for (be, list) in targets {
         if let Ok(node) = c.backend(*be) {
             let paths: Vec<PathBuf> = list.iter().filter_map(|t| t.dir.clone()).collect();
@@ -455,7 +455,7 @@ fn release_dirs(c: &Cluster, targets: &[(u32, Vec<RestoreTarget>)]) {
 /// never touched: nothing was installed before COMMITTING. The reason is
 /// persisted first; if the catalog cannot be updated the job is not marked
 /// CANCELLED (the caller retries, or the next process finishes the cancel).
-pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
+pub fn cancel(c: &dyn JobEnv, h: &Arc<JobHandle>, reason: &str) {
     let Ok(job) = with_job(h, Clone::clone) else {
         return;
     };
@@ -526,7 +526,7 @@ pub fn cancel(c: &Arc<Cluster>, h: &Arc<JobHandle>, reason: &str) {
     }
     let _ = update(c, h, |j| {
         j.state = RestoreState::Cancelled;
-        j.finished_ms = Some(now_ms());
+        j.finished_ms = Some(clock::now_ms());
         j.status.status = format!("[CANCELLED] {reason}");
         j.status.cancelling = None;
     });
