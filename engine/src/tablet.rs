@@ -27,7 +27,8 @@ pub struct Tablet {
     /// Index of the store holding it.
     pub store: usize,
     dir: PathBuf,
-    meta: Mutex<TabletMeta>,
+    /// Shared: a load's batch keeps the meta it started from without a copy.
+    meta: Mutex<Arc<TabletMeta>>,
     writer: Mutex<bool>,
     writer_cv: Condvar,
     pins: Mutex<HashMap<RowsetId, usize>>,
@@ -41,7 +42,7 @@ impl Tablet {
             schema_hash: meta.schema_hash,
             store,
             dir,
-            meta: Mutex::new(meta),
+            meta: Mutex::new(Arc::new(meta)),
             writer: Mutex::new(false),
             writer_cv: Condvar::new(),
             pins: Mutex::new(HashMap::new()),
@@ -60,7 +61,12 @@ impl Tablet {
 
     /// A copy of the current meta.
     pub fn meta(&self) -> TabletMeta {
-        self.meta.lock().clone()
+        TabletMeta::clone(&self.meta.lock())
+    }
+
+    /// The current meta, shared (no copy).
+    pub(crate) fn meta_shared(&self) -> Arc<TabletMeta> {
+        Arc::clone(&self.meta.lock())
     }
 
     /// Runs `f` on the meta under the tablet's lock.
@@ -71,7 +77,7 @@ impl Tablet {
     /// Replaces the in-memory meta (after the new meta is durable).
     pub(crate) fn set_meta(&self, mut meta: TabletMeta) {
         compact(&mut meta);
-        *self.meta.lock() = meta;
+        *self.meta.lock() = Arc::new(meta);
     }
 
     /// Takes the writer lock: one meta change at a time per tablet.

@@ -389,12 +389,16 @@ fn load_rows(
         })?;
         versions.insert(part.id, version);
         for t in &part.tablets {
-            let rows = per_tablet.get(&t.id).cloned().unwrap_or_default();
-            for be in &t.replicas {
-                per_be
-                    .entry(*be)
-                    .or_default()
-                    .push((t.id, version, rows.clone()));
+            // The rows move to the last replica; only extra replicas copy them.
+            let rows = per_tablet.remove(&t.id).unwrap_or_default();
+            if let Some((last, rest)) = t.replicas.split_last() {
+                for be in rest {
+                    per_be
+                        .entry(*be)
+                        .or_default()
+                        .push((t.id, version, rows.clone()));
+                }
+                per_be.entry(*last).or_default().push((t.id, version, rows));
             }
         }
     }
