@@ -105,6 +105,12 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
+    /// Whether `home` holds a cluster already (its metadata store, or a
+    /// catalog from before the store): what "a new home" means everywhere.
+    pub fn home_exists(home: &Path) -> bool {
+        MetaStore::path(home).exists() || Catalog::path(home).exists()
+    }
+
     /// Opens `home`, creating a cluster of `backends` nodes if it is new.
     /// Unfinished jobs are resumed (or cancelled cleanly if they cannot be).
     pub fn open(home: &Path, backends: u32) -> Result<Arc<Cluster>> {
@@ -116,7 +122,7 @@ impl Cluster {
     /// crash left it: a later open resumes them).
     pub fn open_with(home: &Path, backends: u32, resume_jobs: bool) -> Result<Arc<Cluster>> {
         // Before anything is created: a refused open leaves no trace.
-        let is_new = !MetaStore::path(home).exists() && !Catalog::path(home).exists();
+        let is_new = !Self::home_exists(home);
         if is_new && (backends == 0 || backends > MAX_BACKENDS) {
             bail!("a cluster has 1 to {MAX_BACKENDS} backends, not {backends}");
         }

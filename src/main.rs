@@ -31,7 +31,7 @@ enum Command {
         #[arg(long)]
         home: Option<PathBuf>,
         /// The repository's location (e.g. file:///backups), instead of --home.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "home")]
         location: Option<String>,
         /// Repository name.
         #[arg(long)]
@@ -87,9 +87,12 @@ enum Command {
     },
     /// Time every phase of the many-tablet workloads next to cp/tar baselines.
     Bench {
-        /// W1 (many tablets, many versions), W2 (bulk), W3 (scaling) or all;
-        /// s3, s3-w1 or s3-w2: through an S3 repository next to restic and rclone;
-        /// jobs-nodes: the W1 jobs on 3 node processes next to in-process.
+        /// w1 (many tablets, many versions), w2 (bulk), w3 (scaling) or all;
+        /// jobs: the W1 BACKUP and RESTORE jobs alone; jobs-scale: the jobs at
+        /// 1k, 10k and 100k tablets; incremental: W1's incremental backup,
+        /// catch-up restore and VERIFY; jobs-nodes: the W1 jobs on 3 node
+        /// processes next to in-process; s3, s3-w1 or s3-w2: through an S3
+        /// repository next to restic and rclone.
         #[arg(long, default_value = "w1")]
         workload: String,
         /// Scale factor on tablet counts (W2: on sizes).

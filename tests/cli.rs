@@ -380,7 +380,7 @@ fn no_wait_returns_while_the_job_runs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("(BACKUP bg (JobId ") && stderr.contains("is running; --no-wait"),
+        stderr.contains("BACKUP bg (JobId ") && stderr.contains("is running; --no-wait"),
         "{stderr}"
     );
     let (h, rows) = batch(&ok(&home, &["--batch"], "SHOW BACKUP FROM d"));
@@ -546,4 +546,53 @@ fn shell_prompt_shows_the_current_database() {
     drop(stdin);
     let status = wait_bounded(child).status;
     assert!(status.success(), "{status:?}");
+}
+
+/// `TABLETSNAP_ROOT_PASSWORD` sets root's password only when a home is
+/// created: neither `sql` nor `serve` on a home that exists resets it (both
+/// took a home without the legacy catalog file for a new one).
+#[test]
+fn an_existing_homes_root_password_is_never_reset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("h");
+    ok(&home, &[], "CREATE DATABASE x");
+    // The variable is now only a password to log in with, and a wrong one.
+    let out = Command::new(env!("CARGO_BIN_EXE_tabletsnap"))
+        .args(["sql", "--home"])
+        .arg(&home)
+        .args(["-e", "SHOW DATABASES"])
+        .env("TABLETSNAP_ROOT_PASSWORD", "other")
+        .output()
+        .expect("running tabletsnap");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "logged in with a reset password");
+    assert!(stderr.starts_with("ERROR 1045 (28000): "), "{stderr}");
+    assert!(ok(&home, &[], "SHOW DATABASES").contains('x'));
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tabletsnap"))
+        .args(["serve", "--port", "0", "--home"])
+        .arg(&home)
+        .env("TABLETSNAP_ROOT_PASSWORD", "other")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting tabletsnap serve");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("reading the listening line");
+    assert!(line.starts_with("listening on "), "{line:?}");
+    // Through the server's socket, root still has its empty password.
+    let shown = ok(&home, &[], "SHOW DATABASES");
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut stderr = String::new();
+    server
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("reading stderr");
+    assert!(shown.contains('x'), "{shown}");
+    assert!(!stderr.contains("root's password is"), "{stderr}");
 }

@@ -80,6 +80,21 @@ fn median_of(v: &[f64]) -> Option<f64> {
     s.get(s.len() / 2).copied()
 }
 
+/// Every `--workload` the bench knows.
+pub const WORKLOADS: &[&str] = &[
+    "w1",
+    "w2",
+    "w3",
+    "all",
+    "jobs",
+    "jobs-scale",
+    "jobs-nodes",
+    "incremental",
+    "s3",
+    "s3-w1",
+    "s3-w2",
+];
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -185,6 +200,17 @@ fn print_rows(rows: &[Row]) {
 
 /// Runs the benchmark and prints the report.
 pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
+    // Before anything is created: an unknown workload leaves no trace.
+    if !WORKLOADS
+        .iter()
+        .any(|w| opts.workload.eq_ignore_ascii_case(w))
+    {
+        anyhow::bail!(
+            "unknown workload '{}': one of {}",
+            opts.workload,
+            WORKLOADS.join(", ")
+        );
+    }
     std::fs::create_dir_all(&opts.dir)
         .with_context(|| format!("creating {}", opts.dir.display()))?;
     let dir = std::fs::canonicalize(&opts.dir)
@@ -198,7 +224,9 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         return s3::run(w1, w2, opts, &trash);
     }
     let mut rows = Vec::new();
-    let want = |w: &str| opts.workload == "all" || opts.workload.eq_ignore_ascii_case(w);
+    let want = |w: &str| {
+        opts.workload.eq_ignore_ascii_case("all") || opts.workload.eq_ignore_ascii_case(w)
+    };
     if want("w1") {
         let spec = WorkloadSpec::w1().scaled(opts.scale);
         check_space(&opts.dir, spec.tablets * spec.versions * 8200, opts.rounds)?;

@@ -46,7 +46,7 @@ pub struct SqlArgs<'a> {
 /// `TABLETSNAP_ROOT_PASSWORD` when set, else empty (as a new StarRocks
 /// cluster's) until SET PASSWORD.
 pub fn open_home(home: &Path, backends: u32) -> Result<std::sync::Arc<Cluster>> {
-    let new_home = !tabletsnap::catalog::Catalog::path(home).exists();
+    let new_home = !Cluster::home_exists(home);
     let cluster = Cluster::open(home, backends)?;
     if new_home {
         if let Ok(pw) = std::env::var(tabletsnap::users::ROOT_PASSWORD_ENV) {
@@ -124,8 +124,7 @@ pub fn sql(a: &SqlArgs<'_>) -> Result<u8> {
     let waited = if a.no_wait {
         for j in jobs.iter().filter(|j| !j.is_done()) {
             eprintln!(
-                "job {} ({}) is running; --no-wait: it goes on whenever a process has the home open",
-                j.id,
+                "{} is running; --no-wait: it goes on whenever a process has the home open",
                 jobs::describe(j)
             );
         }
@@ -140,8 +139,7 @@ pub fn sql(a: &SqlArgs<'_>) -> Result<u8> {
         let unfinished: Vec<_> = resumed.into_iter().filter(|j| !j.is_done()).collect();
         for j in &unfinished {
             eprintln!(
-                "finishing job {} ({}), which an earlier process left unfinished",
-                j.id,
+                "finishing {}, which an earlier process left unfinished",
                 jobs::describe(j)
             );
         }

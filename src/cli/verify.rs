@@ -4,7 +4,6 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use tabletsnap::sql::ast::SnapshotRef;
-use tabletsnap_transfer::SnapshotId;
 
 use super::out::{render, write_stdout, Style};
 
@@ -48,22 +47,7 @@ pub fn run(a: &VerifyArgs<'_>) -> Result<u8> {
         repo: a.repo.to_string(),
         timestamp: a.timestamp.map(str::to_string),
     };
-    let ids: Vec<SnapshotId> =
-        tabletsnap::repo::with_retries(|| repo.list_snapshots_with_status())?
-            .into_iter()
-            .map(|(id, _)| id)
-            .filter(|id| {
-                id.label == r.label && r.timestamp.as_ref().is_none_or(|t| *t == id.timestamp)
-            })
-            .collect();
-    if ids.is_empty() {
-        bail!(
-            "snapshot '{}' not found in repository '{}' (SHOW SNAPSHOT ON {} lists them)",
-            a.snapshot,
-            a.repo,
-            a.repo
-        );
-    }
+    let ids = tabletsnap::exec::snapshots::resolve(&repo, &r)?;
     let started = std::time::Instant::now();
     let rs = tabletsnap::exec::snapshots::verify_rows(&repo, &ids, a.quick)?;
     let damaged = rs

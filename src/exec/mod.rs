@@ -104,7 +104,7 @@ impl Session {
             return Err(crate::errcode::coded(
                 crate::errcode::ErrorCode::SpecificAccessDenied,
                 format!(
-                    "Access denied; you need (at least one of) the ADMIN privilege(s) for this operation: permission denied: {what} needs the ADMIN privilege, which user '{}' lacks",
+                    "permission denied: {what} needs the ADMIN privilege, which user '{}' lacks",
                     self.user
                 ),
             ));

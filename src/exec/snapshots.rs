@@ -36,8 +36,9 @@ fn open(s: &Session, name: &str) -> Result<Repository> {
     crate::repo::open_repository(&repo_name, &location)
 }
 
-/// The snapshots `r` names that have an `info` (committed or damaged).
-fn resolve(repo: &Repository, r: &SnapshotRef) -> Result<Vec<SnapshotId>> {
+/// The snapshots `r` names that have an `info` (committed or damaged); an
+/// error naming the label (and timestamp) when there are none.
+pub fn resolve(repo: &Repository, r: &SnapshotRef) -> Result<Vec<SnapshotId>> {
     let ids: Vec<SnapshotId> = crate::repo::with_retries(|| repo.list_snapshots_with_status())?
         .into_iter()
         .map(|(id, _)| id)

@@ -284,7 +284,7 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
             let mut ctl = task_control(h);
             if job.incremental {
                 let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-                ctl.reuse_from = crate::repo::with_retries(|| repo.reuse_bases(&job.label))?;
+                ctl.reuse_from = own_reuse_bases(&repo, &job)?;
             }
             let parts = per_backend(c, &job.snapshots, |be, snaps| {
                 let snaps: Vec<SnapshotMade> =
@@ -420,13 +420,13 @@ type Assignments = Vec<(u32, Vec<SnapshotTarget>)>;
 
 /// The carry base for an incremental backup and the assignments with the
 /// tablets it holds at the very version to back up marked `carry`: the
-/// newest committed backup [`reuse_bases`](tabletsnap_transfer::Repository::reuse_bases)
-/// names, if this cluster made it (tablet ids are per cluster). Its meta
+/// newest committed backup of the label that this cluster made (tablet ids
+/// are per cluster). Its meta
 /// (catalog objects, one entry per tablet) is all this reads; the nodes
 /// compare files. A base whose meta cannot be read or decoded carries nothing.
 fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Arc<Assignments>)> {
     let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-    let bases = crate::repo::with_retries(|| repo.reuse_bases(&job.label))?;
+    let bases = own_reuse_bases(&repo, job)?;
     let Some(base) = bases.into_iter().next() else {
         return Ok((None, job.assignments.clone()));
     };
@@ -454,6 +454,25 @@ fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Arc<Assignmen
         snapshot: base,
     });
     Ok((carry, Arc::new(assignments)))
+}
+
+/// The backups an incremental backup reuses files from: the newest of each
+/// label that this cluster made (another cluster's backups in a shared
+/// repository hold other tablets, whose files never match ours; a backup
+/// whose meta cannot be read is passed over).
+fn own_reuse_bases(
+    repo: &tabletsnap_transfer::Repository,
+    job: &BackupJob,
+) -> Result<Vec<SnapshotId>> {
+    let ours = |id: &SnapshotId| {
+        crate::repo::with_retries(|| repo.read_meta(id))
+            .map_err(anyhow::Error::from)
+            .and_then(|b| BackupMeta::decode(&b, &format!("backup {id}")))
+            .is_ok_and(|m| m.cluster_id == job.meta.cluster_id)
+    };
+    Ok(crate::repo::with_retries(|| {
+        repo.reuse_bases_where(&job.label, &ours)
+    })?)
 }
 
 /// The carry base's manifest entries of the tablets the backends carried

@@ -205,7 +205,13 @@ impl RpcBackend {
             .header(TOKEN_HEADER, &self.token)
             .header("Content-Type", "application/json")
             .send(&body[..])
-            .map_err(|e| anyhow!("backend {} at {} is unreachable: {e}", self.id, self.addr))?;
+            .map_err(|e| {
+                anyhow!(
+                    "backend {} at {} is unreachable: {e} (is its node running? `tabletsnap cluster start` starts a home's nodes)",
+                    self.id,
+                    self.addr
+                )
+            })?;
         let status = resp.status().as_u16();
         let bytes = resp
             .body_mut()

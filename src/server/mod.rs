@@ -70,7 +70,7 @@ pub fn serve(opts: &ServeOptions) -> Result<()> {
     signals.add(Signal::SIGINT);
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .context("blocking SIGTERM and SIGINT")?;
-    let new_home = !crate::catalog::Catalog::path(&opts.home).exists();
+    let new_home = !Cluster::home_exists(&opts.home);
     let cluster = Cluster::open(&opts.home, opts.backends)?;
     if new_home {
         init_root_password(&opts.home)?;

@@ -16,20 +16,20 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "BACKUP",
         syntax: "BACKUP SNAPSHOT [db.]label TO repo\n  [ON (t [PARTITION (p, ...)], ...) | EXCLUDE (t, ...)]\n  [PROPERTIES (\"key\" = \"value\", ...)]\nBACKUP DATABASE db SNAPSHOT label TO repo\n  [ON (TABLE t [PARTITION (p, ...)], ... | ALL TABLES)]\n  [PROPERTIES (...)]",
-        notes: "Starts a job and returns; SHOW BACKUP follows it until FINISHED or CANCELLED.\nWithout ON every table of the database is backed up; EXCLUDE leaves tables out.\nOne job runs per database at a time. Needs the ADMIN privilege.\nProperties:\n  \"type\" = \"full\"  (default full; the only kind)\n  \"timeout\" = seconds  (default 86400, from {MIN} to {MAX})",
+        notes: "Starts a job and returns; SHOW BACKUP follows it until FINISHED or CANCELLED.\nWithout ON every table of the database is backed up; EXCLUDE leaves tables out.\nOne job runs per database at a time. Needs the ADMIN privilege.\nProperties:\n  \"type\" = \"incremental\"|\"full\"  (default incremental: files an earlier backup in the\n    repository stored are reused, unchanged tablets carried over; full uploads everything)\n  \"timeout\" = seconds  (default 86400, from {MIN} to {MAX})",
         example: "BACKUP SNAPSHOT d.nightly TO r ON (t) PROPERTIES ('timeout' = '3600');\nBACKUP DATABASE d SNAPSHOT nightly TO r ON (TABLE t PARTITION (p1));",
     },
     Topic {
         name: "RESTORE",
         syntax: "RESTORE SNAPSHOT [db.]label FROM repo\n  [DATABASE src_db [AS db]]\n  [ON ([TABLE] t [PARTITION (p, ...)] [AS t2], ...)]\n  PROPERTIES (\"backup_timestamp\" = \"...\", ...)",
-        notes: "Starts a job and returns; SHOW RESTORE follows it until FINISHED or CANCELLED.\nRestores into new tables, or over existing ones of the same schema (an overwrite\nis all or nothing). Needs the ADMIN privilege.\nProperties:\n  \"backup_timestamp\" = \"...\"  (required; SHOW SNAPSHOT ON repo lists them)\n  \"replication_num\" = n  (default: the table's in the backup, 1 to {REPL})\n  \"allow_load\" = \"true\"|\"false\"  (default false: INSERT into restoring tables is refused)\n  \"timeout\" = seconds  (default 86400, from {MIN} to {MAX})",
+        notes: "Starts a job and returns; SHOW RESTORE follows it until FINISHED or CANCELLED.\nRestores into new tables, or over existing ones of the same schema (an overwrite\nis all or nothing). Needs the ADMIN privilege.\nProperties:\n  \"backup_timestamp\" = \"...\"  (required; SHOW SNAPSHOT ON repo lists them)\n  \"replication_num\" = n  (default: the table's in the backup, 1 to {REPL})\n  \"allow_load\" = \"true\"|\"false\"  (default false: INSERT into restoring tables is refused)\n  \"catch_up\" = \"true\"|\"false\"  (default false: existing tables are overwritten; true: tables an\n    earlier backup of the same source restored get only the versions they lack)\n  \"timeout\" = seconds  (default 86400, from {MIN} to {MAX})",
         example: "RESTORE SNAPSHOT d.nightly FROM r ON (t AS t2)\n  PROPERTIES ('backup_timestamp' = '2025-01-31-02-00-00', 'replication_num' = '3');",
     },
     Topic {
         name: "CREATE REPOSITORY",
-        syntax: "CREATE REPOSITORY name [WITH BROKER [broker]] ON LOCATION \"location\"\n  [PROPERTIES (...)]",
-        notes: "Names a location for BACKUP and RESTORE; an existing repository there (another\ncluster's) is shared, not overwritten. Locations: file:///abs/path, mem://name.\nWITH BROKER names a driver from SHOW BROKER. Needs the ADMIN privilege.",
-        example: "CREATE REPOSITORY r ON LOCATION 'file:///backups/repo';",
+        syntax: "CREATE [READ ONLY] REPOSITORY name [WITH BROKER [broker]] ON LOCATION \"location\"\n  [PROPERTIES (...)]",
+        notes: "Names a location for BACKUP and RESTORE; an existing repository of the same name\nthere (another cluster's) is shared, not overwritten: clusters share a repository\nby using the same name and location. READ ONLY refuses backups into it.\nLocations: file:///abs/path, s3://bucket/prefix, mem://name.\nWITH BROKER names a driver from SHOW BROKER. Needs the ADMIN privilege.\nProperties:\n  \"retention_count\" = n  (keep the newest n backups of each label, after every backup)\n  s3: \"aws.s3.endpoint\", \"aws.s3.region\", \"aws.s3.access_key\", \"aws.s3.secret_key\",\n    \"aws.s3.enable_path_style_access\" (keys may come from AWS_ACCESS_KEY_ID and\n    AWS_SECRET_ACCESS_KEY; the secret is never shown)",
+        example: "CREATE REPOSITORY r ON LOCATION 'file:///backups/repo';\nCREATE REPOSITORY s3r WITH BROKER ON LOCATION 's3://bucket/prefix'\n  PROPERTIES ('aws.s3.endpoint' = 'http://127.0.0.1:9000', 'aws.s3.region' = 'us-east-1');",
     },
     Topic {
         name: "DROP REPOSITORY",
@@ -72,6 +72,18 @@ const TOPICS: &[Topic] = &[
         syntax: "CANCEL RESTORE [FROM db]",
         notes: "Cancels the running restore of the database. Before COMMITTING nothing it\nmade stays; from COMMITTING on it only moves forward. Needs the ADMIN privilege.",
         example: "CANCEL RESTORE FROM d;",
+    },
+    Topic {
+        name: "DROP SNAPSHOT",
+        syntax: "DROP SNAPSHOT label ON repo [WHERE TIMESTAMP = \"ts\"]",
+        notes: "Removes a backup (every backup of the label without WHERE): its info first, so it is\nnever listed half-deleted, then its manifest and meta. Packs go only once no\ncommitted backup references them, through a two-phase sweep. Needs the ADMIN privilege.",
+        example: "DROP SNAPSHOT nightly ON r WHERE TIMESTAMP = '2025-01-31-02-00-00';",
+    },
+    Topic {
+        name: "VERIFY SNAPSHOT",
+        syntax: "VERIFY SNAPSHOT label ON repo [WHERE TIMESTAMP = \"ts\"] [PROPERTIES (\"quick\" = \"true\")]",
+        notes: "Reads every piece of the backup (each of the label without WHERE) back and\nchecks every crc32 and size and that every referenced pack exists; reports per\ntablet what is damaged, restoring nothing. \"quick\" checks presence and sizes only.",
+        example: "VERIFY SNAPSHOT nightly ON r\\G",
     },
     Topic {
         name: "SHOW BROKER",
@@ -177,6 +189,9 @@ pub fn help(topic: &str) -> ResultSet {
         "SHOW SNAPSHOTS" => "SHOW SNAPSHOT",
         "ALTER SYSTEM ADD BACKEND" | "ALTER SYSTEM DROP BACKEND" => "ALTER SYSTEM",
         "SHOW BACKEND" => "SHOW BACKENDS",
+        "DROP SNAPSHOTS" => "DROP SNAPSHOT",
+        "VERIFY" => "VERIFY SNAPSHOT",
+        "CREATE READ ONLY REPOSITORY" => "CREATE REPOSITORY",
         other => other,
     };
     if let Some(t) = TOPICS.iter().find(|t| t.name == alias) {
@@ -217,6 +232,8 @@ mod tests {
             "CANCEL RESTORE",
             "DROP REPOSITORY",
             "SHOW BROKER",
+            "DROP SNAPSHOT",
+            "VERIFY SNAPSHOT",
         ] {
             let rs = help(name);
             assert_eq!(rs.columns, ["name", "description", "example"], "{name}");
@@ -231,6 +248,13 @@ mod tests {
         );
         let restore = &help("RESTORE SNAPSHOT").rows[0][1];
         assert!(restore.contains("1 to 16") && restore.contains("allow_load"));
+        assert!(restore.contains("catch_up"), "{restore}");
+        assert!(backup.contains("default incremental"), "{backup}");
+        let repo = &help("CREATE REPOSITORY").rows[0][1];
+        assert!(
+            repo.contains("s3://") && repo.contains("retention_count"),
+            "{repo}"
+        );
         assert!(help("").rows.len() >= 20);
         assert_eq!(help("NO SUCH THING").columns[0], "name");
     }

@@ -169,6 +169,10 @@ pub enum Error {
     /// Upload input is inconsistent (duplicate tablet or file, ...).
     #[error("invalid upload input: {0}")]
     InvalidInput(String),
+    /// A repository location or its properties cannot be used as given
+    /// (missing credentials, a bad value): the sentence says which and why.
+    #[error("{0}")]
+    Config(String),
     /// The download caller gave no target directory for a tablet in the manifest.
     #[error("no target directory given for tablet {tablet_id}")]
     NoTarget {

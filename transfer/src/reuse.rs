@@ -234,26 +234,58 @@ impl Repository {
     /// newest committed snapshot of each label, `label` first, then the
     /// others newest first, at most [`MAX_REUSE_BASES`].
     pub fn reuse_bases(&self, label: &str) -> Result<Vec<SnapshotId>> {
-        let mut newest: HashMap<String, SnapshotId> = HashMap::new();
+        self.reuse_bases_where(label, |_| true)
+    }
+
+    /// Like [`reuse_bases`](Self::reuse_bases), with the newest snapshot of
+    /// each label that `accept` takes: a writer sharing the repository with
+    /// others (whose files never match its own) skips theirs, so another
+    /// cluster's newer backup under the same label does not hide its own.
+    /// `accept` sees at most [`MAX_TRIES_PER_LABEL`] snapshots of a label,
+    /// newest first.
+    pub fn reuse_bases_where(
+        &self,
+        label: &str,
+        mut accept: impl FnMut(&SnapshotId) -> bool,
+    ) -> Result<Vec<SnapshotId>> {
+        let mut by_label: HashMap<String, Vec<SnapshotId>> = HashMap::new();
         for id in self.list_snapshots()? {
-            match newest.get(&id.label) {
-                Some(n) if n.timestamp >= id.timestamp => {}
-                _ => {
-                    newest.insert(id.label.clone(), id);
-                }
+            by_label.entry(id.label.clone()).or_default().push(id);
+        }
+        let mut labels: Vec<(String, Vec<SnapshotId>)> = by_label
+            .into_iter()
+            .map(|(l, mut ids)| {
+                ids.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+                (l, ids)
+            })
+            .collect();
+        // `label` first, then the label with the newest snapshot.
+        labels.sort_by(|(la, a), (lb, b)| {
+            (lb == label)
+                .cmp(&(la == label))
+                .then(b[0].timestamp.cmp(&a[0].timestamp))
+                .then(la.cmp(lb))
+        });
+        let mut out = Vec::new();
+        for (_, ids) in labels {
+            if out.len() == MAX_REUSE_BASES {
+                break;
+            }
+            if let Some(id) = ids
+                .into_iter()
+                .take(MAX_TRIES_PER_LABEL)
+                .find(|id| accept(id))
+            {
+                out.push(id);
             }
         }
-        let mut out: Vec<SnapshotId> = newest.into_values().collect();
-        out.sort_by(|a, b| {
-            (b.label == label)
-                .cmp(&(a.label == label))
-                .then(b.timestamp.cmp(&a.timestamp))
-                .then(a.label.cmp(&b.label))
-        });
-        out.truncate(MAX_REUSE_BASES);
         Ok(out)
     }
 }
+
+/// How many snapshots of one label [`Repository::reuse_bases_where`] offers
+/// its filter, newest first.
+pub const MAX_TRIES_PER_LABEL: usize = 4;
 
 #[cfg(test)]
 mod residue_tests {

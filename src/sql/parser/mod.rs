@@ -112,8 +112,14 @@ impl<'a> Parser<'a> {
             "CREATE", "DROP", "INSERT", "SELECT", "CHECKSUM", "USE", "SHOW", "BACKUP", "RESTORE",
             "CANCEL", "SET", "HELP",
         ];
+        // Every statement's first word, for the hint (VERIFY and ALTER are
+        // parsed above).
+        const HINT: &[&str] = &[
+            "CREATE", "DROP", "INSERT", "SELECT", "CHECKSUM", "USE", "SHOW", "BACKUP", "RESTORE",
+            "CANCEL", "VERIFY", "ALTER", "SET", "HELP",
+        ];
         let Some(first) = STARTS.iter().copied().find(|kw| self.is_kw(kw)) else {
-            return Err(self.error(format!("a statement ({})", one_of(STARTS))));
+            return Err(self.error(format!("a statement ({})", one_of(HINT))));
         };
         self.advance();
         match first {

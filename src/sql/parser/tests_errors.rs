@@ -24,7 +24,7 @@ fn unexpected_keyword_names_expectation_and_position() {
         e.expected(),
         Some(
             "a statement (CREATE, DROP, INSERT, SELECT, CHECKSUM, USE, SHOW, BACKUP, \
-             RESTORE, CANCEL, SET or HELP)"
+             RESTORE, CANCEL, VERIFY, ALTER, SET or HELP)"
         )
     );
 }

@@ -124,7 +124,7 @@ impl S3Config {
         let access_key = get(PROP_ACCESS_KEY).or_else(|| env("AWS_ACCESS_KEY_ID"));
         let secret_key = get(PROP_SECRET_KEY).or_else(|| env("AWS_SECRET_ACCESS_KEY"));
         let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Config(format!(
                 "no credentials for {location}: set PROPERTIES (\"{PROP_ACCESS_KEY}\" = ..., \
                  \"{PROP_SECRET_KEY}\" = ...) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )));
@@ -225,7 +225,7 @@ fn endpoint_is_local(endpoint: &str) -> bool {
 }
 
 fn invalid(key: &str, reason: String) -> Error {
-    Error::InvalidInput(format!("property \"{key}\": {reason}"))
+    Error::Config(format!("property \"{key}\": {reason}"))
 }
 
 #[cfg(test)]
