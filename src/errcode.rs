@@ -20,6 +20,10 @@ pub enum ErrorCode {
     BadDb,
     /// 1146 (42S02): unknown table.
     NoSuchTable,
+    /// 1007 (HY000): CREATE DATABASE of a name that exists.
+    DbExists,
+    /// 1050 (42S01): CREATE TABLE of a name that exists.
+    TableExists,
     /// 1105 (HY000): anything else.
     Unknown,
 }
@@ -33,6 +37,8 @@ impl ErrorCode {
             ErrorCode::Syntax => 1064,
             ErrorCode::BadDb => 1049,
             ErrorCode::NoSuchTable => 1146,
+            ErrorCode::DbExists => 1007,
+            ErrorCode::TableExists => 1050,
             ErrorCode::Unknown => 1105,
         }
     }
@@ -43,7 +49,8 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "28000",
             ErrorCode::SpecificAccessDenied | ErrorCode::Syntax | ErrorCode::BadDb => "42000",
             ErrorCode::NoSuchTable => "42S02",
-            ErrorCode::Unknown => "HY000",
+            ErrorCode::TableExists => "42S01",
+            ErrorCode::DbExists | ErrorCode::Unknown => "HY000",
         }
     }
 
@@ -55,6 +62,8 @@ impl ErrorCode {
             ErrorCode::Syntax,
             ErrorCode::BadDb,
             ErrorCode::NoSuchTable,
+            ErrorCode::DbExists,
+            ErrorCode::TableExists,
         ]
         .into_iter()
         .find(|c| c.code() == code)

@@ -53,6 +53,8 @@ fn fails(home: &Path, args: &[&str], stmts: &str) -> String {
             "ERROR 1049 (42000): ",
             "ERROR 1146 (42S02): ",
             "ERROR 1227 (42000): ",
+            "ERROR 1007 (HY000): ",
+            "ERROR 1050 (42S01): ",
         ]
         .iter()
         .any(|p| lines[0].starts_with(p)),
@@ -154,6 +156,16 @@ fn errors_are_one_line_and_exit_non_zero() {
     let e = fails(&home, &[], "USE nowhere");
     assert!(e.starts_with("ERROR 1049 (42000): "), "{e}");
     assert!(e.contains("nowhere"), "{e}");
+    // MySQL's codes for names that exist, as client tools expect them.
+    let e = fails(&home, &[], "CREATE DATABASE d");
+    assert!(e.starts_with("ERROR 1007 (HY000): "), "{e}");
+    let e = fails(
+        &home,
+        &[],
+        "CREATE TABLE d.t (id BIGINT) DISTRIBUTED BY HASH(id) BUCKETS 1",
+    );
+    assert!(e.starts_with("ERROR 1050 (42S01): "), "{e}");
+    assert!(e.contains("d.t"), "{e}");
     let e = fails(
         &home,
         &["--batch"],
@@ -514,6 +526,8 @@ fn shell_reads_piped_input_and_runs_the_last_statement_without_terminator() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.starts_with("ERROR 1064 (42000): "), "{stderr}");
+    // Positions count from the statement's own first line.
+    assert!(stderr.contains("line 1, column 1"), "{stderr}");
     assert!(stdout.contains("Database: d\n"), "{stdout}");
     assert!(!stdout.contains("| Database |"), "{stdout}");
 }

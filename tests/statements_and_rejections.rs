@@ -86,11 +86,20 @@ fn repositories() {
     let repos = rows(&mut s, "SHOW REPOSITORIES");
     assert_eq!(
         repos.columns,
-        vec!["RepoName", "CreateTime", "Location", "Broker", "ErrMsg"]
+        vec![
+            "RepoName",
+            "CreateTime",
+            "IsReadOnly",
+            "Location",
+            "Broker",
+            "ErrMsg"
+        ]
     );
     assert_eq!(column(&repos, "RepoName"), vec!["r1", "r2", "r3"]);
     assert_eq!(column(&repos, "Location")[0], loc);
-    assert_eq!(column(&repos, "Broker")[1], "mem");
+    // `WITH BROKER` without a name shows as no broker, like no WITH BROKER.
+    assert_eq!(column(&repos, "Broker"), vec!["-", "mem", "-"]);
+    assert_eq!(column(&repos, "IsReadOnly"), vec!["false"; 3]);
     assert_eq!(column(&repos, "ErrMsg"), vec!["NULL", "NULL", "NULL"]);
     assert!(column(&repos, "CreateTime").iter().all(|c| is_time(c)));
 

@@ -175,7 +175,13 @@ pub fn shell(
                 status = EXIT_STATEMENT_FAILED;
             }
         }
-        buf = rest.text.to_string();
+        // What follows the last terminator on its line is kept; a bare line
+        // end is not, so the next statement's errors count lines from its own.
+        buf = if rest.has_content {
+            rest.text.to_string()
+        } else {
+            String::new()
+        };
     }
     if let Input::Editor(rl) = &mut input {
         let _ = rl.save_history(&history);

@@ -29,7 +29,12 @@ pub(super) fn create_database(s: &Session, name: &str, if_not_exists: bool) -> R
             if if_not_exists {
                 return Ok(());
             }
-            bail!("database '{name}' already exists");
+            return Err(crate::errcode::coded(
+                crate::errcode::ErrorCode::DbExists,
+                format!(
+                    "database '{name}' already exists (CREATE DATABASE IF NOT EXISTS skips it)"
+                ),
+            ));
         }
         let id = c.alloc_id();
         c.databases.insert(
@@ -97,7 +102,10 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
             if ct.if_not_exists {
                 return ok(0);
             }
-            bail!("table '{db}.{name}' already exists");
+            return Err(crate::errcode::coded(
+                crate::errcode::ErrorCode::TableExists,
+                format!("table '{db}.{name}' already exists"),
+            ));
         }
     }
     let mut seen = std::collections::HashSet::new();

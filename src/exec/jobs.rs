@@ -98,7 +98,14 @@ pub(super) fn drop_repository(s: &Session, name: &str) -> Result<Output> {
 }
 
 pub(super) fn show_repositories(s: &Session) -> Result<Output> {
-    let mut rs = ResultSet::new(["RepoName", "CreateTime", "Location", "Broker", "ErrMsg"]);
+    let mut rs = ResultSet::new([
+        "RepoName",
+        "CreateTime",
+        "IsReadOnly",
+        "Location",
+        "Broker",
+        "ErrMsg",
+    ]);
     for r in s.cluster.catalog().repositories.values() {
         let err = crate::repo::open_repository(&r.name, &r.location)
             .err()
@@ -107,8 +114,12 @@ pub(super) fn show_repositories(s: &Session) -> Result<Output> {
         rs.push_row([
             r.name.clone(),
             fmt_time(Some(r.create_time_ms)),
+            r.read_only.to_string(),
             r.location.clone(),
-            r.broker.clone().unwrap_or_else(|| "-".into()),
+            r.broker
+                .clone()
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "-".into()),
             err,
         ]);
     }

@@ -126,6 +126,8 @@ fn error_kind(code: ErrorCode) -> ErrorKind {
         ErrorCode::Syntax => ErrorKind::ER_PARSE_ERROR,
         ErrorCode::BadDb => ErrorKind::ER_BAD_DB_ERROR,
         ErrorCode::NoSuchTable => ErrorKind::ER_NO_SUCH_TABLE,
+        ErrorCode::DbExists => ErrorKind::ER_DB_CREATE_EXISTS,
+        ErrorCode::TableExists => ErrorKind::ER_TABLE_EXISTS_ERROR,
         ErrorCode::Unknown => ErrorKind::ER_UNKNOWN_ERROR,
     }
 }

@@ -40,7 +40,7 @@ const TOPICS: &[Topic] = &[
     Topic {
         name: "SHOW REPOSITORIES",
         syntax: "SHOW REPOSITORIES",
-        notes: "Columns: RepoName, CreateTime, Location, Broker, ErrMsg.",
+        notes: "Columns: RepoName, CreateTime, IsReadOnly, Location, Broker, ErrMsg.",
         example: "SHOW REPOSITORIES;",
     },
     Topic {
