@@ -156,6 +156,19 @@ fn errors_are_one_line_and_exit_non_zero() {
     let e = fails(&home, &[], "USE nowhere");
     assert!(e.starts_with("ERROR 1049 (42000): "), "{e}");
     assert!(e.contains("nowhere"), "{e}");
+    // A RESTORE into a database that does not exist says it is the target.
+    let e = fails(
+        &home,
+        &[],
+        "CREATE REPOSITORY m ON LOCATION \"mem://cli_errors\";
+         RESTORE SNAPSHOT s FROM m DATABASE d AS d9 ON (TABLE t)
+           PROPERTIES (\"backup_timestamp\" = \"2025-01-01-00-00-00\")",
+    );
+    assert!(e.starts_with("ERROR 1049 (42000): "), "{e}");
+    assert!(
+        e.contains("'d9'") && e.contains("CREATE DATABASE d9"),
+        "{e}"
+    );
     // MySQL's codes for names that exist, as client tools expect them.
     let e = fails(&home, &[], "CREATE DATABASE d");
     assert!(e.starts_with("ERROR 1007 (HY000): "), "{e}");

@@ -309,7 +309,15 @@ pub(super) fn restore(s: &Session, r: &Restore) -> Result<Arc<JobHandle>> {
     tabletsnap_transfer::names::validate_label(&label)?;
     let props = RestoreProps::from_properties(&r.properties)?;
     let repo = repo_ref(s, &r.repo)?;
-    s.cluster.catalog().db(&db)?;
+    if s.cluster.catalog().db(&db).is_err() {
+        // Say which side is meant: the target, not the backup's source.
+        return Err(crate::errcode::coded(
+            crate::errcode::ErrorCode::BadDb,
+            format!(
+                "unknown database '{db}': RESTORE writes into it (DATABASE src [AS db], else the current database); CREATE DATABASE {db} first"
+            ),
+        ));
+    }
     s.cluster.jobs().ensure_idle(&db)?;
     let objs: Vec<RestoreObj> = r
         .tables
