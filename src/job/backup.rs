@@ -284,7 +284,7 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
             let mut ctl = task_control(h);
             if job.incremental {
                 let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-                ctl.reuse_from = own_reuse_bases(&repo, &job)?;
+                ctl.reuse_from = own_reuse_bases(&repo, &job)?.0;
             }
             let parts = per_backend(c, &job.snapshots, |be, snaps| {
                 let snaps: Vec<SnapshotMade> =
@@ -426,16 +426,9 @@ type Assignments = Vec<(u32, Vec<SnapshotTarget>)>;
 /// compare files. A base whose meta cannot be read or decoded carries nothing.
 fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Arc<Assignments>)> {
     let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-    let bases = own_reuse_bases(&repo, job)?;
-    let Some(base) = bases.into_iter().next() else {
+    let (bases, first_meta) = own_reuse_bases(&repo, job)?;
+    let (Some(base), Some(meta)) = (bases.into_iter().next(), first_meta) else {
         return Ok((None, job.assignments.clone()));
-    };
-    let meta = match crate::repo::with_retries(|| repo.read_meta(&base))
-        .map_err(anyhow::Error::from)
-        .and_then(|b| BackupMeta::decode(&b, &format!("backup {base}")))
-    {
-        Ok(m) if m.cluster_id == job.meta.cluster_id => m,
-        _ => return Ok((None, job.assignments.clone())),
     };
     let versions: std::collections::HashMap<u64, u64> = meta
         .tables
@@ -459,20 +452,29 @@ fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Arc<Assignmen
 /// The backups an incremental backup reuses files from: the newest of each
 /// label that this cluster made (another cluster's backups in a shared
 /// repository hold other tablets, whose files never match ours; a backup
-/// whose meta cannot be read is passed over).
+/// whose meta cannot be read is passed over), and the first one's meta,
+/// already read to tell whose it is.
 fn own_reuse_bases(
     repo: &tabletsnap_transfer::Repository,
     job: &BackupJob,
-) -> Result<Vec<SnapshotId>> {
-    let ours = |id: &SnapshotId| {
-        crate::repo::with_retries(|| repo.read_meta(id))
-            .map_err(anyhow::Error::from)
-            .and_then(|b| BackupMeta::decode(&b, &format!("backup {id}")))
-            .is_ok_and(|m| m.cluster_id == job.meta.cluster_id)
-    };
-    Ok(crate::repo::with_retries(|| {
-        repo.reuse_bases_where(&job.label, &ours)
-    })?)
+) -> Result<(Vec<SnapshotId>, Option<BackupMeta>)> {
+    let mut first: Option<BackupMeta> = None;
+    let bases = crate::repo::with_retries(|| {
+        first = None;
+        repo.reuse_bases_where(&job.label, |id| {
+            let ours = crate::repo::with_retries(|| repo.read_meta(id))
+                .map_err(anyhow::Error::from)
+                .and_then(|b| BackupMeta::decode(&b, &format!("backup {id}")))
+                .ok()
+                .filter(|m| m.cluster_id == job.meta.cluster_id);
+            let accepted = ours.is_some();
+            if first.is_none() {
+                first = ours;
+            }
+            accepted
+        })
+    })?;
+    Ok((bases, first))
 }
 
 /// The carry base's manifest entries of the tablets the backends carried

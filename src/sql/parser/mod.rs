@@ -100,26 +100,13 @@ impl<'a> Parser<'a> {
     }
 
     fn statement(&mut self) -> Result<Statement, ParseError> {
-        if self.is_kw("VERIFY") {
-            self.advance();
-            return self.verify_snapshot();
-        }
-        if self.is_kw("ALTER") {
-            self.advance();
-            return self.alter_system();
-        }
+        // Every statement's first word: what is tried, and the hint.
         const STARTS: &[&str] = &[
-            "CREATE", "DROP", "INSERT", "SELECT", "CHECKSUM", "USE", "SHOW", "BACKUP", "RESTORE",
-            "CANCEL", "SET", "HELP",
-        ];
-        // Every statement's first word, for the hint (VERIFY and ALTER are
-        // parsed above).
-        const HINT: &[&str] = &[
             "CREATE", "DROP", "INSERT", "SELECT", "CHECKSUM", "USE", "SHOW", "BACKUP", "RESTORE",
             "CANCEL", "VERIFY", "ALTER", "SET", "HELP",
         ];
         let Some(first) = STARTS.iter().copied().find(|kw| self.is_kw(kw)) else {
-            return Err(self.error(format!("a statement ({})", one_of(HINT))));
+            return Err(self.error(format!("a statement ({})", one_of(STARTS))));
         };
         self.advance();
         match first {
@@ -134,6 +121,8 @@ impl<'a> Parser<'a> {
             "SHOW" => self.show(),
             "BACKUP" => self.backup(),
             "RESTORE" => self.restore(),
+            "VERIFY" => self.verify_snapshot(),
+            "ALTER" => self.alter_system(),
             "SET" => self.set_password(),
             "HELP" => self.help(),
             _ => self.cancel(),
