@@ -27,11 +27,7 @@ fn two_of_three_partitions_restore_exactly_those() {
     );
     assert_eq!(only(&rows(&mut a, "SHOW BACKUP"), "BackupObjs"), "t(p1,p3)");
 
-    let mut b = open(&tmp.path().join("b"));
-    sql(
-        &mut b,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut b = target_with_repository(&tmp.path().join("b"), &loc);
     restore(&mut b, &restore_stmt(&h, "r", "", ""));
     let restored = rows(&mut b, "SHOW PARTITIONS FROM t");
     assert_eq!(column(&restored, "PartitionName"), vec!["p1", "p3"]);

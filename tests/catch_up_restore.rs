@@ -57,17 +57,8 @@ impl Pair {
     fn new() -> Pair {
         let tmp = tempfile::tempdir().expect("tempdir");
         let loc = file_location(&tmp.path().join("repo"));
-        let mut a = open(&tmp.path().join("a"));
-        make_db_and_table(&mut a, "d", "t", 3);
-        sql(
-            &mut a,
-            &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-        );
-        let mut b = open(&tmp.path().join("b"));
-        sql(
-            &mut b,
-            &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-        );
+        let a = source_with_repository(&tmp.path().join("a"), &loc, 3);
+        let b = target_with_repository(&tmp.path().join("b"), &loc);
         let mut p = Pair {
             _tmp: tmp,
             a,

@@ -13,18 +13,9 @@ use tabletsnap::job::crash;
 fn crash_catch_up_at(fp: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let loc = file_location(&tmp.path().join("repo"));
-    let mut a = open(&tmp.path().join("a"));
-    make_db_and_table(&mut a, "d", "t", 3);
-    sql(
-        &mut a,
-        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut a = source_with_repository(&tmp.path().join("a"), &loc, 3);
     let home = tmp.path().join("b");
-    let mut b = open(&home);
-    sql(
-        &mut b,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut b = target_with_repository(&home, &loc);
     let ts1 = timestamp(&backup(&mut a, "BACKUP SNAPSHOT d.snap1 TO r ON (t)"));
     restore(
         &mut b,

@@ -22,11 +22,7 @@ fn unchanged_tablets_are_carried_and_restore_exactly() {
     let h1 = backup(&mut a, "BACKUP SNAPSHOT d.n TO r");
     let d1 = data(&h1);
 
-    let mut b = open(&tmp.path().join("b"));
-    sql(
-        &mut b,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut b = target_with_repository(&tmp.path().join("b"), &loc);
     restore(&mut b, &restore_stmt(&h1, "r", "", ""));
 
     // Nothing changed: every tablet is carried, nothing at all is uploaded.
@@ -67,11 +63,7 @@ fn unchanged_tablets_are_carried_and_restore_exactly() {
         &restore_stmt(&h3, "r", "", "\"catch_up\" = \"true\""),
     );
     assert_eq!(checksum(&mut b, "t"), sum3);
-    let mut c = open(&tmp.path().join("c"));
-    sql(
-        &mut c,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut c = target_with_repository(&tmp.path().join("c"), &loc);
     restore(&mut c, &restore_stmt(&h3, "r", "", ""));
     assert_eq!(checksum(&mut c, "t"), sum3);
 
@@ -94,11 +86,7 @@ fn unchanged_tablets_are_carried_and_restore_exactly() {
         ),
     );
     assert_eq!(only(&v, "Status"), "OK", "{v:?}");
-    let mut e = open(&tmp.path().join("e"));
-    sql(
-        &mut e,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut e = target_with_repository(&tmp.path().join("e"), &loc);
     restore(&mut e, &restore_stmt(&h3, "r", "", ""));
     assert_eq!(checksum(&mut e, "t"), sum3);
 }

@@ -107,11 +107,7 @@ fn incremental_backup_drop_retention_and_verify() {
     );
     assert_eq!(only(&q, "BytesRead"), "0");
 
-    let mut b = open(&tmp.path().join("b"));
-    sql(
-        &mut b,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut b = target_with_repository(&tmp.path().join("b"), &loc);
     restore(&mut b, &restore_stmt(&h2, "r", "", ""));
     assert_eq!(checksum(&mut b, "t"), sum2);
 

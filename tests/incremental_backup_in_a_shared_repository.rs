@@ -11,23 +11,13 @@ use common::*;
 fn a_newer_backup_of_another_cluster_does_not_hide_our_own() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let loc = file_location(&tmp.path().join("repo"));
-    let mut a = open(&tmp.path().join("a"));
-    make_db_and_table(&mut a, "d", "t", 3);
-    sql(
-        &mut a,
-        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut a = source_with_repository(&tmp.path().join("a"), &loc, 3);
     let h1 = backup(&mut a, "BACKUP SNAPSHOT d.nightly TO r");
     let d1 = data(&h1);
     assert!(d1.new_files > 0, "{d1:?}");
 
     // Another cluster backs up its own table under the same label, later.
-    let mut b = open(&tmp.path().join("b"));
-    make_db_and_table(&mut b, "d", "t", 2);
-    sql(
-        &mut b,
-        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut b = source_with_repository(&tmp.path().join("b"), &loc, 2);
     next_second();
     let hb = backup(&mut b, "BACKUP SNAPSHOT d.nightly TO r");
     assert!(timestamp(&hb) > timestamp(&h1));
@@ -46,11 +36,7 @@ fn a_newer_backup_of_another_cluster_does_not_hide_our_own() {
 
     // And it restores to A's table.
     let sum = checksum(&mut a, "t");
-    let mut c = open(&tmp.path().join("c"));
-    sql(
-        &mut c,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut c = target_with_repository(&tmp.path().join("c"), &loc);
     restore(&mut c, &restore_stmt(&h2, "r", "", ""));
     assert_eq!(checksum(&mut c, "t"), sum);
 }

@@ -73,11 +73,7 @@ fn marked_packs_are_neither_carried_nor_reused() {
 
     // The second backup restores to the source's checksum.
     let sum = checksum(&mut a, "t");
-    let mut b = open(&tmp.path().join("b"));
-    sql(
-        &mut b,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut b = target_with_repository(&tmp.path().join("b"), &loc);
     restore(&mut b, &restore_stmt(&h2, "r", "", ""));
     assert_eq!(checksum(&mut b, "t"), sum);
 }

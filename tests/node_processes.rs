@@ -380,12 +380,7 @@ fn a_coordinator_killed_mid_job_reconnects_to_the_running_nodes() {
     let _nodes = start(&home, 3);
     let loc = file_location(&tmp.path().join("repo"));
     let sum = {
-        let mut s = open(&home);
-        make_db_and_table(&mut s, "d", "t", 3);
-        sql(
-            &mut s,
-            &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-        );
+        let mut s = source_with_repository(&home, &loc, 3);
         checksum(&mut s, "t")
     };
     // The coordinator process aborts (like kill -9) as the job enters UPLOADING.

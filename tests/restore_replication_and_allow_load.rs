@@ -28,11 +28,7 @@ fn one_replica_restores_to_three_backends() {
     let sum = checksum(&mut a, "t");
     let h = backup(&mut a, "BACKUP SNAPSHOT d.snap TO r");
 
-    let mut b = open(&tmp.path().join("b"));
-    sql(
-        &mut b,
-        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut b = target_with_repository(&tmp.path().join("b"), &loc);
     restore(
         &mut b,
         &restore_stmt(&h, "r", "ON (t)", "\"replication_num\" = \"3\""),

@@ -144,6 +144,29 @@ pub fn file_location(dir: &Path) -> String {
     format!("file://{}", dir.display())
 }
 
+/// A source cluster at `home`: database `d` (current) with table `t` of
+/// `versions` loads (see [`make_db_and_table`]) and repository `r` at `loc`.
+pub fn source_with_repository(home: &Path, loc: &str, versions: u32) -> Session {
+    let mut s = open(home);
+    make_db_and_table(&mut s, "d", "t", versions);
+    sql(
+        &mut s,
+        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
+    );
+    s
+}
+
+/// A target cluster at `home`: an empty database `d` (current) and
+/// repository `r` at `loc`.
+pub fn target_with_repository(home: &Path, loc: &str) -> Session {
+    let mut s = open(home);
+    sql(
+        &mut s,
+        &format!("CREATE DATABASE d; USE d; CREATE REPOSITORY r ON LOCATION \"{loc}\""),
+    );
+    s
+}
+
 /// The job this session started last.
 pub fn last_job(s: &Session) -> Arc<JobHandle> {
     Arc::clone(s.started_jobs().last().expect("a job was started"))
