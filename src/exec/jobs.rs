@@ -126,6 +126,47 @@ pub(super) fn show_repositories(s: &Session) -> Result<Output> {
     Ok(Output::Rows(rs))
 }
 
+/// The timestamp for a new backup of `label`: now, or the next second when
+/// a backup of the label already has this one (timestamps have whole
+/// seconds, and two backups of a label in one second would collide: the
+/// second was cancelled when it found the first committed). Checks this
+/// cluster's jobs and the repository's committed backups; if the repository
+/// cannot be listed now, the job's own check before uploading says so.
+fn unused_timestamp(s: &Session, repo: &RepoRef, label: &str) -> String {
+    let committed: Vec<tabletsnap_transfer::SnapshotId> =
+        crate::repo::open_repository(&repo.name, &repo.location)
+            .ok()
+            .and_then(|r| crate::repo::with_retries(|| r.list_snapshots()).ok())
+            .unwrap_or_default();
+    let taken = |ts: &str| {
+        committed
+            .iter()
+            .any(|id| id.label == label && id.timestamp == ts)
+            || s.cluster.jobs().all().iter().any(|h| {
+                h.with_record(|r| match r {
+                    JobRecord::Backup(j) => {
+                        j.label == label
+                            && j.repo == *repo
+                            && j.timestamp == ts
+                            && j.state != BackupState::Cancelled
+                    }
+                    JobRecord::Restore(_) => false,
+                })
+            })
+    };
+    let mut ts = repo_timestamp();
+    // Two waits at most: the clock moves on by then.
+    for _ in 0..2 {
+        if !taken(&ts) {
+            break;
+        }
+        let now = crate::job::clock::now_ms();
+        std::thread::sleep(std::time::Duration::from_millis(1000 - now % 1000));
+        ts = repo_timestamp();
+    }
+    ts
+}
+
 fn repo_ref(s: &Session, name: &str) -> Result<RepoRef> {
     let cat = s.cluster.catalog();
     let r = cat.repo(name)?;
@@ -160,6 +201,7 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
             bail!("BACKUP does not take AS aliases (table '{}')", t.name);
         }
     }
+    let timestamp = unused_timestamp(s, &repo, &label);
     let (meta, assignments) = {
         let cat = s.cluster.catalog();
         let d = cat.db(&db)?;
@@ -252,7 +294,7 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
             cluster_id: cat.cluster_id,
             db: db.clone(),
             label: label.clone(),
-            timestamp: repo_timestamp(),
+            timestamp,
             create_time_ms: now_ms(),
             tables,
         };
