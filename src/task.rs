@@ -154,10 +154,6 @@ pub enum Call {
         targets: Vec<SnapshotTarget>,
         /// Lock wait bound.
         timeout_ms: u64,
-        /// The carry base (repository, label, timestamp): targets marked
-        /// `carry` that it stored unchanged come back carried.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        carry_from: Option<(RepoAccess, String, String)>,
     },
     /// Uploads snapshots (long); the node writes the repository itself.
     Upload {

@@ -98,10 +98,10 @@ fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
         .map(|id| SnapshotTarget {
             tablet_id: *id,
             version: 4,
-            carry: false,
+            carry_digest: None,
         })
         .collect();
-    let snaps = src.make_snapshots(&targets, Duration::from_secs(600), None)?;
+    let snaps = src.make_snapshots(&targets, Duration::from_secs(600))?;
     let manifest = src.upload(
         &repo,
         "s",

@@ -6,7 +6,10 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
+use tabletsnap_transfer::{LocalFs, Repository, SnapshotId};
 
 #[test]
 fn unchanged_tablets_are_carried_and_restore_exactly() {
@@ -48,6 +51,45 @@ fn unchanged_tablets_are_carried_and_restore_exactly() {
     // path re-uploaded all 6 tablet metas (a meta's crc never identifies it).
     assert_eq!(d3.new_files, 3, "{d3:?}");
     assert_eq!(d3.new_files + d3.reused_files, d1.new_files + 1, "{d3:?}");
+
+    // The manifests as stored: h2 holds no entry and borrows all 6 from h1's
+    // manifest; h3 holds p1's two entries and borrows the other 4 straight
+    // from h1's manifest (one level, never through h2's).
+    let repo = Repository::open(
+        Arc::new(LocalFs::new(&tmp.path().join("repo")).expect("repository dir")),
+        "r",
+    )
+    .expect("repository");
+    let id = |h| SnapshotId::new("n", &timestamp(h)).expect("id");
+    let m1_key = format!("{}manifest", Repository::snapshot_dir(&id(&h1)));
+    let s2 = repo
+        .read_stored_manifest(&id(&h2), None)
+        .expect("h2's manifest");
+    assert!(s2.entries.tablets.is_empty(), "{s2:?}");
+    let sources: Vec<(&str, usize)> = s2
+        .borrowed
+        .iter()
+        .map(|b| (b.manifest.as_str(), b.tablets.len()))
+        .collect();
+    assert_eq!(sources, vec![(m1_key.as_str(), 6)]);
+    let s3 = repo
+        .read_stored_manifest(&id(&h3), None)
+        .expect("h3's manifest");
+    assert_eq!(s3.entries.tablets.len(), 2, "{s3:?}");
+    let sources: Vec<(&str, usize)> = s3
+        .borrowed
+        .iter()
+        .map(|b| (b.manifest.as_str(), b.tablets.len()))
+        .collect();
+    assert_eq!(sources, vec![(m1_key.as_str(), 4)]);
+    // Resolved, h3's manifest is whole: 6 tablets.
+    assert_eq!(
+        repo.read_manifest(&id(&h3))
+            .expect("resolved")
+            .tablets
+            .len(),
+        6
+    );
     let v = rows(
         &mut a,
         &format!(
@@ -78,6 +120,22 @@ fn unchanged_tablets_are_carried_and_restore_exactly() {
             ),
         );
     }
+    // A sweep past the grace deletes h2's manifest (nothing borrows from it)
+    // and keeps h1's, which h3 borrows from.
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+        + 2 * tabletsnap_transfer::DEFAULT_GC_GRACE_MS;
+    let r = repo
+        .gc(later, tabletsnap_transfer::DEFAULT_GC_GRACE_MS)
+        .expect("gc");
+    assert_eq!((r.manifests_deleted, r.packs_deleted), (1, 0), "{r:?}");
+    let exists = |h| {
+        let key = repo.key(&format!("{}manifest", Repository::snapshot_dir(&id(h))));
+        repo.backend().head(&key).expect("head").is_some()
+    };
+    assert!(exists(&h1) && !exists(&h2));
     let v = rows(
         &mut a,
         &format!(

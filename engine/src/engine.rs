@@ -284,6 +284,11 @@ impl Engine {
         Ok(self.tablet(id)?.meta())
     }
 
+    /// Tablet `id`'s current meta, shared (no copy).
+    pub fn tablet_meta_shared(&self, id: u64) -> Result<Arc<TabletMeta>> {
+        Ok(self.tablet(id)?.meta_shared())
+    }
+
     /// A fresh, never-used rowset id.
     pub fn alloc_rowset_id(&self) -> Result<RowsetId> {
         self.ids.next()

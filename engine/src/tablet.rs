@@ -65,7 +65,7 @@ impl Tablet {
     }
 
     /// The current meta, shared (no copy).
-    pub(crate) fn meta_shared(&self) -> Arc<TabletMeta> {
+    pub fn meta_shared(&self) -> Arc<TabletMeta> {
         Arc::clone(&self.meta.lock())
     }
 

@@ -13,11 +13,12 @@ pub struct SnapshotTarget {
     pub tablet_id: u64,
     /// Version to capture.
     pub version: u64,
-    /// The backup's carry base holds this tablet at this version: if its
-    /// files there are exactly the tablet's at `version`, the tablet is
+    /// The backup's carry base holds this tablet at this version, with
+    /// this digest of its segment files (see [`crate::carry::files_digest`]):
+    /// if the tablet's files at `version` have the same digest, the tablet is
     /// carried over (no snapshot dir, no upload).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub carry: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carry_digest: Option<u64>,
 }
 
 /// A snapshot a backend made.
@@ -36,20 +37,15 @@ pub struct SnapshotMade {
     /// Bytes of those files.
     pub bytes: u64,
     /// Carried over from the carry base unchanged: no dir was made (`path`
-    /// is empty) and nothing is uploaded; the job copies the base's entry.
+    /// is empty) and nothing is uploaded; the backup's manifest borrows the
+    /// base's entry.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub carried: bool,
-}
-
-/// An earlier committed backup of the same cluster whose entries a backup
-/// copies for tablets that did not change since (see docs/design.md,
-/// Incremental backups).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CarryFrom {
-    /// The repository both backups are in.
-    pub repo: RepoRef,
-    /// The earlier backup.
-    pub snapshot: tabletsnap_transfer::SnapshotId,
+    /// Digest of the segment files at `version` (`None` when a file's crc32
+    /// does not identify it): recorded in the backup's meta, so the next
+    /// backup can tell the tablet unchanged without reading any manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<u64>,
 }
 
 /// Where a repository is.

@@ -14,7 +14,7 @@ use tabletsnap_transfer::Manifest;
 mod messages;
 mod node;
 
-pub use messages::{CarryFrom, RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl};
+pub use messages::{RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl};
 pub use node::BackendNode;
 
 /// The tasks a job sends to a backend.
@@ -22,13 +22,12 @@ pub trait BackendTasks: Send + Sync {
     /// Backend id.
     fn id(&self) -> u32;
     /// Hard-link snapshots of tablets at versions; all or an error naming the
-    /// tablet. Targets marked `carry` whose files at the version are exactly
-    /// those `carry_from` stored come back `carried`, without a snapshot.
+    /// tablet. Targets with a `carry_digest` their files at the version
+    /// match come back `carried`, without a snapshot.
     fn make_snapshots(
         &self,
         targets: &[SnapshotTarget],
         timeout: Duration,
-        carry_from: Option<&CarryFrom>,
     ) -> Result<Vec<SnapshotMade>>;
     /// Uploads snapshots as part `part` of backup `label/timestamp` (its packs
     /// go under `packs/<part>/`); returns the part's manifest.

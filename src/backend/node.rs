@@ -16,9 +16,7 @@ use tabletsnap_transfer::{
     DownloadOptions, Manifest, SourceFile, TransferOptions, UploadOptions, UploadSource,
 };
 
-use super::{
-    BackendTasks, CarryFrom, RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl,
-};
+use super::{BackendTasks, RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl};
 
 /// What an upload of one snapshot carries, read from the snapshot's own
 /// meta (the segment files it names, with their sizes and crc32s, then the
@@ -185,6 +183,7 @@ impl BackendNode {
                     let (files, bytes) = info
                         .all_files()
                         .fold((0u64, 0u64), |(n, b), f| (n + 1, b.saturating_add(f.size)));
+                    let digest = crate::carry::files_digest(&info.meta.rowsets);
                     made.push(SnapshotMade {
                         tablet_id: t.tablet_id,
                         version: info.version,
@@ -192,6 +191,7 @@ impl BackendNode {
                         files,
                         bytes,
                         carried: false,
+                        digest,
                     });
                 }
                 Err(e) if first_err.is_none() => {
@@ -231,14 +231,12 @@ impl BackendTasks for BackendNode {
         &self,
         targets: &[SnapshotTarget],
         timeout: Duration,
-        carry_from: Option<&CarryFrom>,
     ) -> Result<Vec<SnapshotMade>> {
-        let mut carried = match carry_from {
-            Some(base) if targets.iter().any(|t| t.carry) => self.pool.install(|| {
-                crate::carry::unchanged_tablets(&self.engine, targets, base)
-                    .with_context(|| format!("on backend {}", self.id))
-            })?,
-            _ => std::collections::HashMap::new(),
+        let mut carried = if targets.iter().any(|t| t.carry_digest.is_some()) {
+            self.pool
+                .install(|| crate::carry::unchanged_tablets(&self.engine, targets))
+        } else {
+            std::collections::HashMap::new()
         };
         let rest: Vec<&SnapshotTarget> = targets
             .iter()

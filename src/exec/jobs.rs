@@ -249,7 +249,7 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                     per_be.entry(be).or_default().push(SnapshotTarget {
                         tablet_id: tab.id,
                         version: p.visible_version,
-                        carry: false,
+                        carry_digest: None,
                     });
                 }
                 // One stats call per backend, never per tablet: a node
@@ -275,6 +275,8 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                     upper: p.upper.clone(),
                     version: p.visible_version,
                     tablets: p.tablets.iter().map(|x| x.id).collect(),
+                    // Filled from the snapshots at SAVE_META.
+                    digests: Vec::new(),
                     rows,
                 });
             }

@@ -90,8 +90,16 @@ pub(super) fn drop_snapshot(s: &Session, r: &SnapshotRef) -> Result<Output> {
     let gc = repo
         .gc(now_ms(), DEFAULT_GC_GRACE_MS)
         .with_context(|| format!("collecting unreferenced packs of repository '{}'", r.repo))?;
+    let manifests = if gc.manifests_marked + gc.manifests_deleted > 0 {
+        format!(
+            "; manifests of dropped backups: {} marked for deletion, {} deleted",
+            gc.manifests_marked, gc.manifests_deleted
+        )
+    } else {
+        String::new()
+    };
     Ok(Output::Message(format!(
-        "Query OK, {} snapshot(s) dropped; packs: {} marked for deletion, {} deleted",
+        "Query OK, {} snapshot(s) dropped; packs: {} marked for deletion, {} deleted{manifests}",
         ids.len(),
         gc.packs_marked,
         gc.packs_deleted

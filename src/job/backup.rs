@@ -11,11 +11,11 @@ use std::time::Duration;
 use crate::job::clock;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use tabletsnap_transfer::{CommitState, Manifest, SnapshotId};
+use tabletsnap_transfer::{Borrowed, CommitState, Manifest, SnapshotId, StoredManifest};
 
 use super::meta::BackupMeta;
 use super::{drive, per_backend, per_backend_each, JobHandle, JobRecord, JobStatus, Machine, Step};
-use crate::backend::{CarryFrom, RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
+use crate::backend::{RepoRef, SnapshotMade, SnapshotTarget, TaskControl};
 use crate::job::env::JobEnv;
 
 /// States of a BACKUP job.
@@ -102,7 +102,8 @@ pub struct BackupJob {
     #[serde(default)]
     pub incremental: bool,
     /// The earlier backup (label, timestamp) whose entries unchanged tablets
-    /// were carried from: set with `snapshots`, read by SAVE_META.
+    /// were carried from (the manifest borrows them): set with `snapshots`,
+    /// read by SAVE_META.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carry_base: Option<(String, String)>,
     /// New and reused files and bytes, once committed.
@@ -221,7 +222,7 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
                 (None, job.assignments.clone())
             };
             let results = per_backend_each(c, &assignments, |be, targets| {
-                let r = be.make_snapshots(targets, timeout, carry.as_ref());
+                let r = be.make_snapshots(targets, timeout);
                 h.progress.unfinished_tasks.fetch_sub(1, Ordering::Relaxed);
                 r
             });
@@ -241,7 +242,10 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
                 release_all(c, &made);
                 return Err(e);
             }
-            let carry_base = carry.map(|c| (c.snapshot.label, c.snapshot.timestamp));
+            let carried_any = made.iter().flat_map(|(_, m)| m).any(|s| s.carried);
+            let carry_base = carry
+                .filter(|_| carried_any)
+                .map(|b| (b.label, b.timestamp));
             update(c, h, |j| {
                 j.snapshots = Arc::new(made);
                 j.carry_base = carry_base;
@@ -321,11 +325,13 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
         }
         BackupState::SaveMeta => {
             let dir = c.jobs().scratch_dir(job.id);
-            let mut parts = read_parts(&dir, &job)?;
-            parts.extend(carried_entries(&job)?);
-            let manifest = Manifest::merge(parts)?;
-            let uploaded: std::collections::HashSet<u64> =
-                manifest.tablets.iter().map(|e| e.tablet_id).collect();
+            let manifest = Manifest::merge(read_parts(&dir, &job)?)?;
+            let borrowed = borrowed_entries(&job)?;
+            let stored = StoredManifest {
+                entries: manifest,
+                borrowed,
+            };
+            let held: std::collections::HashSet<u64> = stored.tablet_ids().collect();
             for t in job
                 .meta
                 .tables
@@ -333,21 +339,25 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
                 .flat_map(|t| &t.partitions)
                 .flat_map(|p| &p.tablets)
             {
-                if !uploaded.contains(t) {
+                if !held.contains(t) {
                     bail!("SAVE_META: tablet {t} is missing from the uploaded manifest");
                 }
             }
-            tabletsnap_engine::file::write_atomic(&dir.join("manifest"), &manifest.encode())?;
-            tabletsnap_engine::file::write_atomic(&dir.join("meta"), &job.meta.encode()?)?;
+            stored.validate_named("the merged manifest")?;
+            tabletsnap_engine::file::write_atomic(&dir.join("manifest"), &stored.encode())?;
+            let meta = meta_with_digests(&job);
+            tabletsnap_engine::file::write_atomic(&dir.join("meta"), &meta.encode()?)?;
             update(c, h, |j| j.state = BackupState::UploadInfo)?;
-            h.stage_manifest(manifest);
+            h.stage_manifest(stored);
         }
         BackupState::UploadInfo => {
             let dir = c.jobs().scratch_dir(job.id);
-            let manifest = match h.take_staged_manifest() {
+            let stored = match h.take_staged_manifest() {
                 Some(m) => m,
-                None => Manifest::decode(
+                None => StoredManifest::decode_filtered(
                     &std::fs::read(dir.join("manifest")).context("reading the saved manifest")?,
+                    "the saved manifest",
+                    None,
                 )?,
             };
             let meta = std::fs::read(dir.join("meta")).context("reading the saved meta")?;
@@ -365,16 +375,25 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
                     job.timeout_s
                 );
             }
-            let counts = DataCounts::from(manifest.reuse_stats(
+            let mut counts = DataCounts::from(stored.entries.reuse_stats(
                 &tabletsnap_transfer::Repository::snapshot_dir(&job.snapshot_id()?),
             ));
-            repo.commit_backup(&job.snapshot_id()?, &manifest, &meta)
-                .with_context(|| {
-                    format!(
-                        "committing backup {} to repository '{}'",
-                        job.label, job.repo.name
-                    )
-                })?;
+            for t in stored.borrowed.iter().flat_map(|b| &b.tablets) {
+                counts.reused_files = counts.reused_files.saturating_add(t.files);
+                counts.reused_bytes = counts.reused_bytes.saturating_add(t.bytes);
+            }
+            repo.commit_backup_borrowing(
+                &job.snapshot_id()?,
+                &stored.entries,
+                &stored.borrowed,
+                &meta,
+            )
+            .with_context(|| {
+                format!(
+                    "committing backup {} to repository '{}'",
+                    job.label, job.repo.name
+                )
+            })?;
             super::commit_point("job::backup::after_info_put")?;
             release_all(c, &job.snapshots);
             // The scratch manifest and meta outlive the FINISHED record: a
@@ -419,34 +438,69 @@ fn apply_retention(c: &dyn JobEnv, job: &BackupJob, repo: &tabletsnap_transfer::
 type Assignments = Vec<(u32, Vec<SnapshotTarget>)>;
 
 /// The carry base for an incremental backup and the assignments with the
-/// tablets it holds at the very version to back up marked `carry`: the
-/// newest committed backup of the label that this cluster made (tablet ids
-/// are per cluster). Its meta
-/// (catalog objects, one entry per tablet) is all this reads; the nodes
-/// compare files. A base whose meta cannot be read or decoded carries nothing.
-fn carry_candidates(job: &BackupJob) -> Result<(Option<CarryFrom>, Arc<Assignments>)> {
+/// tablets it holds at the very version to back up given the digest of
+/// their files there: the newest committed backup of the label that this
+/// cluster made (tablet ids are per cluster). Its meta (catalog objects, a
+/// version per partition and a digest per tablet) is all the nodes need;
+/// they compare digests. Nothing is carried from a base whose meta cannot
+/// be read or has no digests, or whose manifest, borrowed-from manifests or
+/// packs a pending-delete marker names: the markers are read before the
+/// reference is decided (the GC protocol in docs/design.md).
+fn carry_candidates(job: &BackupJob) -> Result<(Option<SnapshotId>, Arc<Assignments>)> {
     let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
     let (bases, first_meta) = own_reuse_bases(&repo, job)?;
     let (Some(base), Some(meta)) = (bases.into_iter().next(), first_meta) else {
         return Ok((None, job.assignments.clone()));
     };
-    let versions: std::collections::HashMap<u64, u64> = meta
+    let digests: std::collections::HashMap<u64, (u64, u64)> = meta
         .tables
         .iter()
         .flat_map(|t| &t.partitions)
-        .flat_map(|p| p.tablets.iter().map(|t| (*t, p.version)))
+        .flat_map(|p| {
+            p.tablets
+                .iter()
+                .zip(&p.digests)
+                .filter_map(move |(t, d)| d.map(|d| (*t, (p.version, d))))
+        })
         .collect();
+    if digests.is_empty() {
+        return Ok((None, job.assignments.clone()));
+    }
+    let what = || {
+        format!(
+            "reading backup {base} of repository '{}' to carry unchanged tablets over",
+            job.repo.name
+        )
+    };
+    let excluded = crate::repo::with_retries(|| repo.pending_delete_packs()).with_context(what)?;
+    let summary =
+        crate::repo::with_retries(|| repo.read_manifest_summary(&base)).with_context(what)?;
+    let base_manifest = format!(
+        "{}manifest",
+        tabletsnap_transfer::Repository::snapshot_dir(&base)
+    );
+    let marked = std::iter::once(&base_manifest)
+        .chain(&summary.packs)
+        .chain(
+            summary
+                .borrowed
+                .iter()
+                .flat_map(|b| std::iter::once(&b.manifest).chain(&b.packs)),
+        )
+        .any(|k| excluded.contains(k));
+    if marked {
+        return Ok((None, job.assignments.clone()));
+    }
     let mut assignments: Assignments = job.assignments.as_ref().clone();
     let mut any = false;
     for t in assignments.iter_mut().flat_map(|(_, ts)| ts) {
-        t.carry = versions.get(&t.tablet_id) == Some(&t.version);
-        any |= t.carry;
+        t.carry_digest = match digests.get(&t.tablet_id) {
+            Some((v, d)) if *v == t.version => Some(*d),
+            _ => None,
+        };
+        any |= t.carry_digest.is_some();
     }
-    let carry = any.then(|| CarryFrom {
-        repo: job.repo.clone(),
-        snapshot: base,
-    });
-    Ok((carry, Arc::new(assignments)))
+    Ok((any.then_some(base), Arc::new(assignments)))
 }
 
 /// The backups an incremental backup reuses files from: the newest of each
@@ -477,10 +531,12 @@ fn own_reuse_bases(
     Ok((bases, first))
 }
 
-/// The carry base's manifest entries of the tablets the backends carried
-/// over, as one more part to merge (empty when none was carried).
-fn carried_entries(job: &BackupJob) -> Result<Option<Manifest>> {
-    let carried: std::collections::HashSet<u64> = job
+/// What the manifest borrows for the tablets the backends carried over:
+/// each carried tablet's entry from the manifest that holds it, the carry
+/// base's own or, where the base borrows it in turn, the same source (one
+/// level: no chains). Reads the base manifest's summary, not its entries.
+fn borrowed_entries(job: &BackupJob) -> Result<Vec<Borrowed>> {
+    let mut carried: Vec<u64> = job
         .snapshots
         .iter()
         .flat_map(|(_, s)| s)
@@ -488,14 +544,15 @@ fn carried_entries(job: &BackupJob) -> Result<Option<Manifest>> {
         .map(|s| s.tablet_id)
         .collect();
     if carried.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
+    carried.sort_unstable();
     let Some((label, timestamp)) = &job.carry_base else {
         bail!("SAVE_META: tablets were carried over, but the job names no backup they came from");
     };
     let base = SnapshotId::new(label, timestamp)?;
     let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-    let m = crate::repo::with_retries(|| repo.read_manifest_subset(&base, Some(&carried)))
+    let summary = crate::repo::with_retries(|| repo.read_manifest_summary(&base))
         .with_context(|| {
             format!(
                 "reading backup {base} of repository '{}', which this backup carries {} unchanged tablets from (if it was dropped meanwhile, run the backup again)",
@@ -503,11 +560,55 @@ fn carried_entries(job: &BackupJob) -> Result<Option<Manifest>> {
                 carried.len()
             )
         })?;
-    let m = m.into_subset_compact(&carried);
-    if m.tablets.len() != carried.len() {
-        bail!("SAVE_META: backup {base} no longer holds every tablet carried from it");
+    let mut sources: Vec<Borrowed> = std::iter::once(Borrowed {
+        manifest: format!(
+            "{}manifest",
+            tabletsnap_transfer::Repository::snapshot_dir(&base)
+        ),
+        len: summary.len,
+        crc32: summary.crc32,
+        packs: summary.packs,
+        tablets: Vec::new(),
+    })
+    .chain(summary.borrowed.iter().map(|b| Borrowed {
+        tablets: Vec::new(),
+        ..b.clone()
+    }))
+    .collect();
+    let mut at: std::collections::HashMap<u64, (usize, tabletsnap_transfer::BorrowedTablet)> =
+        summary.own.iter().map(|t| (t.tablet_id, (0, *t))).collect();
+    for (i, b) in summary.borrowed.iter().enumerate() {
+        at.extend(b.tablets.iter().map(|t| (t.tablet_id, (i + 1, *t))));
     }
-    Ok(Some(m))
+    for id in carried {
+        let Some((src, t)) = at.get(&id) else {
+            bail!("SAVE_META: backup {base} does not hold tablet {id}, which was carried from it");
+        };
+        if let Some(s) = sources.get_mut(*src) {
+            s.tablets.push(*t);
+        }
+    }
+    sources.retain(|s| !s.tablets.is_empty());
+    Ok(sources)
+}
+
+/// The job's meta with each tablet's files digest from its snapshot.
+fn meta_with_digests(job: &BackupJob) -> BackupMeta {
+    let digests: std::collections::HashMap<u64, Option<u64>> = job
+        .snapshots
+        .iter()
+        .flat_map(|(_, s)| s)
+        .map(|s| (s.tablet_id, s.digest))
+        .collect();
+    let mut meta = job.meta.as_ref().clone();
+    for p in meta.tables.iter_mut().flat_map(|t| &mut t.partitions) {
+        p.digests = p
+            .tablets
+            .iter()
+            .map(|t| digests.get(t).copied().flatten())
+            .collect();
+    }
+    meta
 }
 
 fn read_parts(dir: &std::path::Path, job: &BackupJob) -> Result<Vec<Manifest>> {
@@ -562,7 +663,7 @@ fn remove_own_objects(repo: &tabletsnap_transfer::Repository, id: &SnapshotId, j
     let dir = tabletsnap_transfer::Repository::snapshot_dir(id);
     let backend = repo.backend();
     let prefix = part_prefix(job);
-    if let Ok(m) = repo.read_manifest_uncommitted(id) {
+    if let Ok(m) = repo.read_manifest_uncommitted(id).map(|m| m.entries) {
         if !m.packs.is_empty()
             && m.packs
                 .iter()

@@ -124,6 +124,7 @@ pub(crate) fn drive(
         }
         // The cancel check comes after the state's fail point: a cancel that
         // arrives while the job waits at a step boundary wins over the step.
+        let started = std::time::Instant::now();
         let res = state_fail_point(&format!("{}::{name}", m.kind)).and_then(|()| {
             match (!forward_only)
                 .then(|| interrupted(h, create, timeout))
@@ -137,6 +138,7 @@ pub(crate) fn drive(
             }
         });
         release_freed_heap();
+        trace_step(h.id, name, started, &res);
         match res {
             Ok(Step::Next) => {
                 let _ = c.jobs().update(h, |r| r.status_mut().attempts = 0);
@@ -173,6 +175,20 @@ pub(crate) fn drive(
                 let _ = h.cancel.sleep(backoff(attempts));
             }
         }
+    }
+}
+
+/// With `TABLETSNAP_TRACE_STEPS` set, prints each job step's wall time to
+/// stderr (`job 7: SNAPSHOTING 41.2 ms ok`): where a job's time goes,
+/// step by step, without a profiler.
+fn trace_step(job: u64, state: &str, started: std::time::Instant, res: &Result<Step>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("TABLETSNAP_TRACE_STEPS").is_some()) {
+        eprintln!(
+            "job {job}: {state} {:.1} ms {}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            if res.is_ok() { "ok" } else { "failed" }
+        );
     }
 }
 

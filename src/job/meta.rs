@@ -24,6 +24,12 @@ pub struct BackupPartition {
     pub version: u64,
     /// Source tablet ids, one per bucket, in bucket order.
     pub tablets: Vec<u64>,
+    /// Per tablet (same order), the digest of its segment files at
+    /// `version` (see `carry::files_digest`): the next incremental backup
+    /// carries a tablet whose digest there is the same. Empty in metas
+    /// written before digests existed (nothing is carried from them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub digests: Vec<Option<u64>>,
     /// Rows in the partition at `version`.
     pub rows: u64,
 }

@@ -195,17 +195,17 @@ pub struct JobHandle {
     pub progress: Progress,
     /// A backup's merged manifest, handed from SAVE_META to UPLOAD_INFO in
     /// memory (the step after a restart reads the saved copy instead).
-    staged: Mutex<Option<tabletsnap_transfer::Manifest>>,
+    staged: Mutex<Option<tabletsnap_transfer::StoredManifest>>,
 }
 
 impl JobHandle {
     /// Keeps `m` for the next step of this job.
-    pub(crate) fn stage_manifest(&self, m: tabletsnap_transfer::Manifest) {
+    pub(crate) fn stage_manifest(&self, m: tabletsnap_transfer::StoredManifest) {
         *self.staged.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
     }
 
     /// The manifest the previous step staged, if this process ran it.
-    pub(crate) fn take_staged_manifest(&self) -> Option<tabletsnap_transfer::Manifest> {
+    pub(crate) fn take_staged_manifest(&self) -> Option<tabletsnap_transfer::StoredManifest> {
         self.staged.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 

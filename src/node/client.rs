@@ -18,7 +18,7 @@ use tabletsnap_engine::{CreateTabletRequest, InstallOutcome, Row, TabletChecksum
 use tabletsnap_transfer::{Manifest, Progress};
 
 use crate::backend::{
-    BackendTasks, CarryFrom, RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl,
+    BackendTasks, RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl,
 };
 use crate::task::S3Access;
 use crate::task::{
@@ -372,20 +372,10 @@ impl BackendTasks for RpcBackend {
         &self,
         targets: &[SnapshotTarget],
         timeout: Duration,
-        carry_from: Option<&CarryFrom>,
     ) -> Result<Vec<SnapshotMade>> {
-        let carry_from = match carry_from {
-            Some(c) => Some((
-                self.access(&c.repo)?,
-                c.snapshot.label.clone(),
-                c.snapshot.timestamp.clone(),
-            )),
-            None => None,
-        };
         let call = Call::MakeSnapshots {
             targets: targets.to_vec(),
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-            carry_from,
         };
         match self.call(call, None)? {
             Output::Snapshots(s) => Ok(s),

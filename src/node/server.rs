@@ -417,17 +417,9 @@ fn run_call(state: &State, call: Call, ctl: &TaskControl) -> Result<Output> {
         Call::MakeSnapshots {
             targets,
             timeout_ms,
-            carry_from,
         } => {
-            let carry_from = match carry_from {
-                Some((repo, label, timestamp)) => Some(crate::backend::CarryFrom {
-                    repo: open_repo(&repo)?,
-                    snapshot: SnapshotId::new(&label, &timestamp)?,
-                }),
-                None => None,
-            };
             let timeout = Duration::from_millis(timeout_ms);
-            Output::Snapshots(node.make_snapshots(&targets, timeout, carry_from.as_ref())?)
+            Output::Snapshots(node.make_snapshots(&targets, timeout)?)
         }
         Call::Upload {
             repo,

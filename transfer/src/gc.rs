@@ -1,4 +1,5 @@
-//! Dropping snapshots and collecting packs no committed manifest references.
+//! Dropping snapshots and collecting packs (and manifests) no committed
+//! manifest references.
 //!
 //! Since incremental backups point into the packs of earlier ones, a pack
 //! outlives the snapshot that wrote it for as long as any committed manifest
@@ -17,6 +18,13 @@
 //! 3. **Backups.** A backup reuses no pack that any marker names (it reads
 //!    the markers when it builds its reuse index), and commits only before its
 //!    deadline (creation + timeout).
+//!
+//! Manifest objects are collected the same way: an incremental backup's
+//! manifest borrows the entries of unchanged tablets from the manifest that
+//! holds them (see [`crate::StoredManifest`]), so DROP SNAPSHOT deletes a
+//! snapshot's `info` and meta but leaves its manifest, which a sweep marks and
+//! later deletes once no committed manifest borrows from it, and a backup
+//! borrows from no manifest a marker names.
 //!
 //! Why that is safe with `grace` longer than any job's timeout: a backup that
 //! will reference pack P either read the markers before P's marker was
@@ -88,6 +96,22 @@ impl PendingDelete {
     }
 }
 
+/// What committed snapshots reference (keys relative to the repository root).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Referenced {
+    /// Packs named by committed manifests, borrowed entries included.
+    pub packs: HashSet<String>,
+    /// Committed snapshots' manifests and the manifests they borrow from.
+    pub manifests: HashSet<String>,
+}
+
+impl Referenced {
+    /// Whether a pack or manifest key is referenced.
+    pub fn contains(&self, key: &str) -> bool {
+        self.packs.contains(key) || self.manifests.contains(key)
+    }
+}
+
 /// What one GC pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -103,6 +127,15 @@ pub struct GcReport {
     pub markers_waiting: u64,
     /// Markers that could not be decoded (left alone; their packs are re-marked).
     pub markers_damaged: u64,
+    /// Manifests of dropped backups marked (no committed manifest borrows from them).
+    pub manifests_marked: u64,
+    /// Manifests of dropped backups deleted after the grace.
+    pub manifests_deleted: u64,
+}
+
+/// Whether a collected key is a manifest object (else a pack).
+fn is_manifest(key: &str) -> bool {
+    key.ends_with("/manifest")
 }
 
 fn fail(name: &str) -> Result<()> {
@@ -114,9 +147,9 @@ fn fail(name: &str) -> Result<()> {
 impl Repository {
     /// Drops a committed (or damaged) snapshot: deletes its `info` first, so
     /// from then on it is not listed and nothing new can reference it, then
-    /// its manifest and meta. Its packs stay until [`Repository::gc`] finds
-    /// them unreferenced across a grace period (later backups may point into
-    /// them). A snapshot that is not listed is [`Error::SnapshotNotFound`].
+    /// its meta. Its packs and its manifest stay until [`Repository::gc`]
+    /// finds them unreferenced across a grace period (later backups may point
+    /// into the packs and borrow entries from the manifest). A snapshot that is not listed is [`Error::SnapshotNotFound`].
     pub fn drop_snapshot(&self, id: &SnapshotId) -> Result<()> {
         let retry = RetryPolicy::default();
         let cancel = CancelToken::new();
@@ -134,10 +167,11 @@ impl Repository {
         retry.run(&info, &cancel, || self.backend().delete(&info))?;
         retry.run(&info, &cancel, || self.backend().barrier())?;
         fail("gc::after_info_delete")?;
-        // Nothing lists or reads an uncommitted snapshot's manifest and
-        // meta any more: one batch (one request on S3) removes both.
-        let rest = ["manifest", "meta"].map(|name| self.object_key(id, name));
-        retry.run(&rest[0], &cancel, || self.backend().delete_many(&rest))?;
+        // Nothing reads an uncommitted snapshot's meta. Its manifest stays:
+        // later backups may borrow entries from it, and one being committed
+        // may be about to, so only the two-phase sweep removes it, like a pack.
+        let meta = self.object_key(id, "meta");
+        retry.run(&meta, &cancel, || self.backend().delete(&meta))?;
         self.backend().barrier()
     }
 
@@ -159,19 +193,33 @@ impl Repository {
     }
 
     /// Every pack key (relative to the repository root) that a committed
-    /// snapshot's manifest names. An `info` that cannot be read, or a
-    /// committed manifest that cannot, is an error: what it references is
-    /// unknown, so nothing may be collected until it is dropped or readable.
+    /// snapshot's manifest names, its borrowed entries included. An `info`
+    /// that cannot be read, or a committed manifest that cannot, is an
+    /// error: what it references is unknown, so nothing may be collected
+    /// until it is dropped or readable.
     pub fn referenced_packs(&self) -> Result<HashSet<String>> {
+        Ok(self.referenced_objects()?.packs)
+    }
+
+    /// The packs and manifest objects committed snapshots reference: each
+    /// one's own manifest, the manifests it borrows entries from, and the
+    /// packs of its entries, borrowed ones included.
+    pub fn referenced_objects(&self) -> Result<Referenced> {
         let retry = RetryPolicy::default();
         let cancel = CancelToken::new();
-        let mut out = HashSet::new();
+        let mut out = Referenced::default();
         for id in self.info_ids()? {
             let key = self.object_key(&id, "info");
-            let manifest = match retry.run(&key, &cancel, || self.try_commit_state(&id))? {
+            let unknown = |e: Error| {
+                Error::Corrupt {
+                what: format!("snapshot {id}"),
+                reason: format!("its manifest cannot be read ({e}), so the packs it references are unknown: DROP SNAPSHOT it before collecting garbage"),
+            }
+            };
+            let stored = match retry.run(&key, &cancel, || self.try_commit_state(&id))? {
                 CommitState::Absent => continue,
                 CommitState::Committed(_) => {
-                    retry.run(&key, &cancel, || self.read_manifest(&id))
+                    retry.run(&key, &cancel, || self.read_stored_manifest(&id, None))
                 }
                 CommitState::Unreadable(why) => {
                     // The manifest's own crc still proves it whole.
@@ -181,32 +229,60 @@ impl Repository {
                     })
                 }
             }
-            .map_err(|e| Error::Corrupt {
-                what: format!("snapshot {id}"),
-                reason: format!("its manifest cannot be read ({e}), so the packs it references are unknown: DROP SNAPSHOT it before collecting garbage"),
-            })?;
-            out.extend(manifest.packs);
+            .map_err(unknown)?;
+            out.manifests
+                .insert(format!("{}manifest", Self::snapshot_dir(&id)));
+            out.manifests
+                .extend(stored.borrowed.iter().map(|b| b.manifest.clone()));
+            let manifest = self
+                .resolve_manifest(stored, &format!("manifest of {id}"))
+                .map_err(unknown)?;
+            out.packs.extend(manifest.packs);
         }
         Ok(out)
     }
 
     /// Every pack key stored under any snapshot directory, committed or not.
     pub fn stored_packs(&self) -> Result<BTreeSet<String>> {
+        Ok(self.stored_objects()?.0)
+    }
+
+    /// Every pack key stored under any snapshot directory, and the manifest
+    /// objects of snapshot directories that hold no `info` (dropped or
+    /// unfinished backups: a later backup may still borrow from them).
+    fn stored_objects(&self) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
         let prefix = self.key(SNAPSHOT_DIR_PREFIX);
         let root = self.key("");
-        let mut out = BTreeSet::new();
+        let mut packs = BTreeSet::new();
+        let mut manifests = BTreeSet::new();
+        let mut with_info = HashSet::new();
         for key in self.backend().list(&prefix)? {
             let Some(rel) = key.strip_prefix(&root) else {
                 continue;
             };
-            // __ss_<label>/<timestamp>/packs/...
+            // __ss_<label>/<timestamp>/packs/... or .../manifest, .../info
             let mut parts = rel.splitn(4, '/');
-            let (_, _, packs) = (parts.next(), parts.next(), parts.next());
-            if packs == Some("packs") && parts.next().is_some() {
-                out.insert(rel.to_string());
+            let (label, ts, name) = (parts.next(), parts.next(), parts.next());
+            let rest = parts.next();
+            match (label, ts, name, rest) {
+                (Some(_), Some(_), Some("packs"), Some(_)) => {
+                    packs.insert(rel.to_string());
+                }
+                (Some(l), Some(t), Some("manifest"), None) => {
+                    manifests.insert((format!("{l}/{t}/"), rel.to_string()));
+                }
+                (Some(l), Some(t), Some("info"), None) => {
+                    with_info.insert(format!("{l}/{t}/"));
+                }
+                _ => {}
             }
         }
-        Ok(out)
+        let manifests = manifests
+            .into_iter()
+            .filter(|(dir, _)| !with_info.contains(dir))
+            .map(|(_, key)| key)
+            .collect();
+        Ok((packs, manifests))
     }
 
     /// The markers under `__gc/`: (key, decoded marker or `None` if damaged).
@@ -251,7 +327,7 @@ impl Repository {
         let markers = self.markers()?;
         // Read after the markers: a manifest committed before a due marker's
         // sweep is in this set (see the module docs).
-        let referenced = self.referenced_packs()?;
+        let referenced = self.referenced_objects()?;
         let mut still_pending = HashSet::new();
         for (key, marker) in &markers {
             let Some(m) = marker else {
@@ -266,10 +342,14 @@ impl Repository {
             let doomed: Vec<String> = m
                 .packs
                 .iter()
-                .filter(|p| !referenced.contains(*p))
+                .filter(|p| !referenced.contains(p))
                 .map(|p| self.key(p))
                 .collect();
-            report.packs_rescued += (m.packs.len() - doomed.len()) as u64;
+            report.packs_rescued += m
+                .packs
+                .iter()
+                .filter(|p| !is_manifest(p) && referenced.contains(p))
+                .count() as u64;
             // One request per batch on S3 (DeleteObjects), each retried on
             // its own; a batch that fails counts none of its packs, and the
             // marker stays so a rerun deletes them.
@@ -277,16 +357,19 @@ impl Repository {
                 fail("gc::before_pack_delete")?;
                 let name = batch_name(batch);
                 retry.run(&name, &cancel, || self.backend().delete_many(batch))?;
-                report.packs_deleted += batch.len() as u64;
+                let manifests = batch.iter().filter(|k| is_manifest(k)).count() as u64;
+                report.manifests_deleted += manifests;
+                report.packs_deleted += batch.len() as u64 - manifests;
             }
             retry.run(key, &cancel, || self.backend().barrier())?;
             fail("gc::before_marker_delete")?;
             retry.run(key, &cancel, || self.backend().delete(key))?;
             report.markers_swept += 1;
         }
-        let candidates: Vec<String> = self
-            .stored_packs()?
+        let (packs, manifests) = self.stored_objects()?;
+        let candidates: Vec<String> = packs
             .into_iter()
+            .chain(manifests)
             .filter(|p| !referenced.contains(p) && !still_pending.contains(p))
             .collect();
         if !candidates.is_empty() {
@@ -302,7 +385,9 @@ impl Repository {
             fail("gc::before_marker_put")?;
             retry.run(&key, &cancel, || self.backend().put(&key, &marker.encode()))?;
             retry.run(&key, &cancel, || self.backend().barrier())?;
-            report.packs_marked = marker.packs.len() as u64;
+            let manifests = marker.packs.iter().filter(|k| is_manifest(k)).count() as u64;
+            report.manifests_marked = manifests;
+            report.packs_marked = marker.packs.len() as u64 - manifests;
         }
         Ok(report)
     }

@@ -45,9 +45,12 @@ pub use download::{
 };
 pub use error::{Error, Result};
 pub use fsutil::TEMP_PREFIX;
-pub use gc::{GcReport, DEFAULT_GC_GRACE_MS};
+pub use gc::{GcReport, Referenced, DEFAULT_GC_GRACE_MS};
 pub use info::{SnapshotId, SnapshotInfo, REPO_FORMAT_VERSION};
-pub use manifest::{FileEntry, Manifest, Piece, TabletEntry, MANIFEST_VERSION};
+pub use manifest::{
+    Borrowed, BorrowedTablet, FileEntry, Manifest, ManifestSummary, Piece, StoredManifest,
+    TabletEntry, MANIFEST_VERSION,
+};
 pub use options::TransferOptions;
 pub use progress::{Progress, ProgressFn};
 pub use rate::RateLimiter;

@@ -13,18 +13,29 @@
 //!         n_pieces u32 | per piece: pack u32 | offset u64 | len u64 | crc32 u32
 //! crc32 u32 of everything above
 //! ```
+//!
+//! Format 2 (written only by a backup that borrows entries, see
+//! [`StoredManifest`]) adds, between the pack list and the tablets:
+//!
+//! ```text
+//! n_borrowed u32 | per source manifest:
+//!     manifest key str | len u64 | crc32 u32   (the source object's length and trailing crc32)
+//!     n_packs u32 | pack key str ...           (every pack the source's own entries name)
+//!     n_tablets u32 | per tablet: tablet_id u64 | files u64 | bytes u64   (ascending ids)
+//! ```
 
 use std::collections::{HashMap, HashSet};
 
 use crate::backend::validate_key;
-use crate::codec::{check_crc_trailer, check_header, Reader, Writer};
+use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::names::validate_rel_path;
 
 /// Magic bytes opening every manifest.
 pub const MANIFEST_MAGIC: &[u8; 8] = b"TSNAPMAN";
-/// The manifest format version this build writes and the newest it reads.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The newest manifest format version this build reads. It writes version 1
+/// unless the manifest borrows entries (version 2).
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// A contiguous range of one file's bytes stored in a pack object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,12 +196,21 @@ impl Manifest {
 
     /// Encodes the manifest (see the module docs for the layout).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_borrowing(&[])
+    }
+
+    /// Encodes the manifest with the entries it borrows (format 1 when it
+    /// borrows none, so older readers read every manifest without borrowing).
+    pub(crate) fn encode_borrowing(&self, borrowed: &[Borrowed]) -> Vec<u8> {
         let mut w = Writer::new();
         w.bytes(MANIFEST_MAGIC);
-        w.u32(MANIFEST_VERSION);
+        w.u32(if borrowed.is_empty() { 1 } else { 2 });
         w.u32(self.packs.len() as u32);
         for p in &self.packs {
             w.str(p);
+        }
+        if !borrowed.is_empty() {
+            stored::encode_borrowed(&mut w, borrowed);
         }
         w.u32(self.tablets.len() as u32);
         for t in &self.tablets {
@@ -234,23 +254,39 @@ impl Manifest {
     /// bounds), but entries of other tablets are skipped without being
     /// built, so a node reads its share of a large manifest cheaply. The
     /// pack list is kept whole, so piece indices stay valid.
+    ///
+    /// A manifest that borrows entries of kept tablets from other manifests
+    /// is refused: read it through its repository, which resolves them
+    /// ([`StoredManifest`]).
     pub fn decode_filtered(data: &[u8], what: &str, keep: Option<&HashSet<u64>>) -> Result<Self> {
-        let mut r = Reader::new(data, what);
-        // The version check comes first: a newer format may change the trailer too.
-        check_header(&mut r, MANIFEST_MAGIC, MANIFEST_VERSION)?;
-        let body = check_crc_trailer(data, what)?;
-        let mut r = Reader::new(&body[12..], what);
-        let n_packs = r.count(4)?;
-        let mut packs = Vec::with_capacity(n_packs);
-        for _ in 0..n_packs {
-            packs.push(r.str()?);
+        let stored = StoredManifest::decode_filtered(data, what, keep)?;
+        if let Some(b) = stored.borrowed.first() {
+            return Err(Error::Corrupt {
+                what: what.to_string(),
+                reason: format!(
+                    "it borrows the entries of {} tablets from {}; read it through its repository",
+                    b.tablets.len(),
+                    b.manifest
+                ),
+            });
         }
+        Ok(stored.entries)
+    }
+
+    /// Decodes the entries part of a manifest object: the pack list is read
+    /// by the caller, the tablets here.
+    fn decode_tablets(
+        r: &mut Reader<'_>,
+        packs: Vec<String>,
+        what: &str,
+        keep: Option<&HashSet<u64>>,
+    ) -> Result<Self> {
         let n_tablets = r.count(16)?;
         let mut tablets = Vec::with_capacity(n_tablets);
         for _ in 0..n_tablets {
             let tablet_id = r.u64()?;
             if keep.is_some_and(|set| !set.contains(&tablet_id)) {
-                skip_tablet(&mut r)?;
+                skip_tablet(r)?;
                 continue;
             }
             let n_dirs = r.count(4)?;
@@ -291,6 +327,16 @@ impl Manifest {
         let m = Manifest { packs, tablets };
         m.validate_named(what)?;
         Ok(m)
+    }
+
+    /// Reads a manifest's pack list (after the header).
+    fn decode_packs(r: &mut Reader<'_>) -> Result<Vec<String>> {
+        let n_packs = r.count(4)?;
+        let mut packs = Vec::with_capacity(n_packs);
+        for _ in 0..n_packs {
+            packs.push(r.str()?);
+        }
+        Ok(packs)
     }
 
     /// Checks the invariants every reader relies on: valid pack keys, safe
@@ -423,20 +469,25 @@ impl Manifest {
     }
 }
 
-/// Reads past one tablet entry without building it (bounds still checked).
-fn skip_tablet(r: &mut Reader<'_>) -> Result<()> {
+/// Reads past one tablet entry without building it (bounds still checked);
+/// returns its file count and bytes (saturating: the entry is not validated).
+fn skip_tablet(r: &mut Reader<'_>) -> Result<(u64, u64)> {
     let n_dirs = r.count(4)?;
     for _ in 0..n_dirs {
         skip_str(r)?;
     }
     let n_files = r.count(20)?;
+    let mut bytes = 0u64;
     for _ in 0..n_files {
         skip_str(r)?;
-        r.bytes(12)?;
+        let size_crc = r.bytes(12)?;
+        let mut size = [0u8; 8];
+        size.copy_from_slice(size_crc.get(..8).unwrap_or(&[0; 8]));
+        bytes = bytes.saturating_add(u64::from_le_bytes(size));
         let n_pieces = r.count(24)?;
         r.bytes(n_pieces.saturating_mul(24))?;
     }
-    Ok(())
+    Ok((n_files as u64, bytes))
 }
 
 fn skip_str(r: &mut Reader<'_>) -> Result<()> {
@@ -444,6 +495,10 @@ fn skip_str(r: &mut Reader<'_>) -> Result<()> {
     r.bytes(n)?;
     Ok(())
 }
+
+mod stored;
+pub(crate) use stored::validate_borrowed as validate_borrowed_ids;
+pub use stored::{trailing_crc, Borrowed, BorrowedTablet, ManifestSummary, StoredManifest};
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use crate::backend::Backend;
 use crate::download::{DownloadOptions, DownloadReport, TargetDirs};
 use crate::error::{Error, Result};
 use crate::info::{decode_repo_info, encode_repo_info, SnapshotId, SnapshotInfo};
-use crate::manifest::Manifest;
+use crate::manifest::{Borrowed, Manifest, ManifestSummary, StoredManifest};
 use crate::upload::{BackupWriter, UploadOptions};
 
 /// Prefix of the repository directory under the backend root.
@@ -293,24 +293,128 @@ impl Repository {
         self.read_pinned(id, "meta", info.meta_len, info.meta_crc)
     }
 
-    /// Reads, checks against the info, decodes and validates a snapshot's manifest.
+    /// Reads, checks against the info, decodes and validates a snapshot's
+    /// manifest, with the entries it borrows resolved from their manifests.
     pub fn read_manifest(&self, id: &SnapshotId) -> Result<Manifest> {
-        let info = self.read_info(id)?;
-        let data = self.read_pinned(id, "manifest", info.manifest_len, info.manifest_crc)?;
-        Manifest::decode_named(&data, &format!("manifest of {id}"))
+        self.read_manifest_subset(id, None)
     }
 
     /// Like [`Repository::read_manifest`], keeping only the entries of
     /// `tablets` (when given): the object is read and checked whole, the
-    /// other tablets' entries are skipped without being built.
+    /// other tablets' entries are skipped without being built, and only the
+    /// kept tablets' borrowed entries are fetched.
     pub fn read_manifest_subset(
         &self,
         id: &SnapshotId,
         tablets: Option<&std::collections::HashSet<u64>>,
     ) -> Result<Manifest> {
+        let stored = self.read_stored_manifest(id, tablets)?;
+        self.resolve_manifest(stored, &format!("manifest of {id}"))
+    }
+
+    /// A committed snapshot's manifest as stored (borrowed entries not
+    /// resolved), checked against its info; filtered like
+    /// [`Repository::read_manifest_subset`].
+    pub fn read_stored_manifest(
+        &self,
+        id: &SnapshotId,
+        tablets: Option<&std::collections::HashSet<u64>>,
+    ) -> Result<StoredManifest> {
         let info = self.read_info(id)?;
         let data = self.read_pinned(id, "manifest", info.manifest_len, info.manifest_crc)?;
-        Manifest::decode_filtered(&data, &format!("manifest of {id}"), tablets)
+        StoredManifest::decode_filtered(&data, &format!("manifest of {id}"), tablets)
+    }
+
+    /// What a backup borrowing from a committed snapshot's manifest needs
+    /// (see [`StoredManifest::summary`]), checked against its info.
+    pub fn read_manifest_summary(&self, id: &SnapshotId) -> Result<ManifestSummary> {
+        let info = self.read_info(id)?;
+        let data = self.read_pinned(id, "manifest", info.manifest_len, info.manifest_crc)?;
+        StoredManifest::summary(&data, &format!("manifest of {id}"))
+    }
+
+    /// The manifest with its borrowed entries fetched from the manifests
+    /// that hold them (each pinned by length and crc32) and merged in.
+    pub fn resolve_manifest(&self, stored: StoredManifest, what: &str) -> Result<Manifest> {
+        let StoredManifest { entries, borrowed } = stored;
+        if borrowed.is_empty() {
+            return Ok(entries);
+        }
+        let mut parts = Vec::with_capacity(1 + borrowed.len());
+        parts.push(entries);
+        for b in borrowed {
+            let ids: std::collections::HashSet<u64> =
+                b.tablets.iter().map(|t| t.tablet_id).collect();
+            let corrupt = |reason: String| Error::Corrupt {
+                what: what.to_string(),
+                reason,
+            };
+            let data = match self.read_borrowed_source(&b) {
+                Ok(d) => d,
+                Err(e) if e.is_not_found() => {
+                    return Err(corrupt(format!(
+                        "the manifest it borrows {} tablets' entries from, {}, is missing",
+                        ids.len(),
+                        b.manifest
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
+            let name = format!("manifest {} (lending entries to the {what})", b.manifest);
+            let source = StoredManifest::decode_filtered(&data, &name, Some(&ids))?;
+            if let Some(t) = source.borrowed.first().and_then(|s| s.tablets.first()) {
+                return Err(corrupt(format!(
+                    "it borrows tablet {} from {}, which borrows it in turn",
+                    t.tablet_id, b.manifest
+                )));
+            }
+            let m = source.entries.into_subset_compact(&ids);
+            if m.tablets.len() != ids.len() {
+                let held: std::collections::HashSet<u64> =
+                    m.tablets.iter().map(|t| t.tablet_id).collect();
+                let missing = b
+                    .tablets
+                    .iter()
+                    .find(|t| !held.contains(&t.tablet_id))
+                    .map_or(0, |t| t.tablet_id);
+                return Err(corrupt(format!(
+                    "it borrows tablet {missing} from {}, which does not hold it",
+                    b.manifest
+                )));
+            }
+            parts.push(m);
+        }
+        Manifest::merge(parts).map_err(|e| Error::Corrupt {
+            what: what.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A borrowed-from manifest's bytes, checked against the length and
+    /// trailing crc32 the borrowing manifest pinned.
+    fn read_borrowed_source(&self, b: &Borrowed) -> Result<Vec<u8>> {
+        let key = self.key(&b.manifest);
+        let retry = crate::RetryPolicy::default();
+        retry.run(&key, &crate::CancelToken::new(), || {
+            self.get_verified(&key, |data| {
+                if data.len() as u64 != b.len {
+                    return Err(Error::SizeMismatch {
+                        what: key.clone(),
+                        expected: b.len,
+                        actual: data.len() as u64,
+                    });
+                }
+                let actual = crate::manifest::trailing_crc(&data);
+                if actual != b.crc32 {
+                    return Err(Error::ChecksumMismatch {
+                        what: key.clone(),
+                        expected: b.crc32,
+                        actual,
+                    });
+                }
+                Ok(data)
+            })
+        })
     }
 
     /// The raw bytes of a snapshot's manifest object, retried.
@@ -321,12 +425,13 @@ impl Repository {
     }
 
     /// Reads the manifest object of a snapshot that may not be committed
-    /// (no info to check it against; its own crc still is), e.g. to tell
-    /// whose it is when cleaning up.
-    pub fn read_manifest_uncommitted(&self, id: &SnapshotId) -> Result<Manifest> {
-        Manifest::decode_named(
+    /// (no info to check it against; its own crc still is), as stored, e.g.
+    /// to tell whose it is when cleaning up.
+    pub fn read_manifest_uncommitted(&self, id: &SnapshotId) -> Result<StoredManifest> {
+        StoredManifest::decode_filtered(
             &self.backend.get(&self.object_key(id, "manifest"))?,
             &format!("manifest of {id} (uncommitted)"),
+            None,
         )
     }
 
@@ -382,14 +487,30 @@ impl Repository {
         manifest: &Manifest,
         meta: &[u8],
     ) -> Result<SnapshotInfo> {
-        manifest.validate_named(&format!("manifest of {id}"))?;
+        self.commit_backup_borrowing(id, manifest, &[], meta)
+    }
+
+    /// [`Repository::commit_backup`] of a manifest that also borrows
+    /// entries: every borrowed-from manifest must be stored with the pinned
+    /// length, and every pack it names too, before `info` is written.
+    pub fn commit_backup_borrowing(
+        &self,
+        id: &SnapshotId,
+        manifest: &Manifest,
+        borrowed: &[Borrowed],
+        meta: &[u8],
+    ) -> Result<SnapshotInfo> {
+        let what = format!("manifest of {id}");
+        manifest.validate_named(&what)?;
+        let own: Vec<u64> = manifest.tablets.iter().map(|t| t.tablet_id).collect();
+        crate::manifest::validate_borrowed_ids(&own, borrowed, &what)?;
         let retry = crate::RetryPolicy::default();
         let cancel = crate::CancelToken::new();
         let info_key = self.object_key(id, "info");
         match retry.run(&info_key, &cancel, || self.try_commit_state(id))? {
             CommitState::Absent => {}
             CommitState::Committed(info) => {
-                let mbytes = manifest.encode();
+                let mbytes = manifest.encode_borrowing(borrowed);
                 // The manifest ends in its own crc32, so the crc32 of the
                 // whole object is the same constant for every manifest:
                 // compare the stored bytes, not the pinned crc.
@@ -414,7 +535,30 @@ impl Repository {
                 })
             }
         }
-        for pack in &manifest.packs {
+        for b in borrowed {
+            let key = self.key(&b.manifest);
+            match retry.run(&key, &cancel, || self.backend.head(&key))? {
+                Some(len) if len == b.len => {}
+                _ => {
+                    return Err(Error::Corrupt {
+                        what: key,
+                        reason: format!(
+                            "the manifest borrows {} tablets' entries from it, and it is not stored as pinned (DROP SNAPSHOT of the backup it belongs to may have run meanwhile: run the backup again)",
+                            b.tablets.len()
+                        ),
+                    })
+                }
+            }
+        }
+        let mut packs: Vec<&String> = manifest.packs.iter().collect();
+        let mut seen: std::collections::HashSet<&String> = packs.iter().copied().collect();
+        packs.extend(
+            borrowed
+                .iter()
+                .flat_map(|b| &b.packs)
+                .filter(|p| seen.insert(p)),
+        );
+        for pack in packs {
             let key = self.key(pack);
             if retry
                 .run(&key, &cancel, || self.backend.head(&key))?
@@ -426,7 +570,7 @@ impl Repository {
                 });
             }
         }
-        crate::upload::commit_snapshot(self, id, manifest, meta, &retry, &cancel)
+        crate::upload::commit_snapshot(self, id, manifest, borrowed, meta, &retry, &cancel)
     }
 
     /// Uploads `sources` and commits them with `meta` in one call.
@@ -467,19 +611,20 @@ impl Repository {
     /// Deletes a snapshot at once: `info` first (un-committing it, so a crash
     /// midway leaves only an invisible incomplete backup), then everything
     /// else under its directory except packs another committed manifest
-    /// references (all packs stay if that cannot be told). Also removes
+    /// references and its manifest if another borrows from it (all stay if
+    /// that cannot be told). Also removes
     /// incomplete backups. Not safe against a backup of another cluster
     /// committing concurrently: `DROP SNAPSHOT` uses
     /// [`Repository::drop_snapshot`] and [`Repository::gc`] instead.
     pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
         self.backend.delete(&self.object_key(id, "info"))?;
         self.backend.barrier()?;
-        let referenced = self.referenced_packs().ok();
+        let referenced = self.referenced_objects().ok();
         let root = self.key("");
         for key in self.backend.list(&self.key(&Self::snapshot_dir(id)))? {
             let rel = key.strip_prefix(&root).unwrap_or(&key);
-            let is_pack = rel.contains("/packs/");
-            if is_pack && referenced.as_ref().is_none_or(|r| r.contains(rel)) {
+            let shared = rel.contains("/packs/") || rel.ends_with("/manifest");
+            if shared && referenced.as_ref().is_none_or(|r| r.contains(rel)) {
                 continue;
             }
             self.backend.delete(&key)?;

@@ -229,6 +229,7 @@ impl BackupWriter {
             &self.repo,
             &self.id,
             manifest,
+            &[],
             meta,
             &self.retry,
             &self.cancel,
@@ -284,6 +285,7 @@ pub(crate) fn commit_snapshot(
     repo: &Repository,
     id: &SnapshotId,
     manifest: &Manifest,
+    borrowed: &[crate::manifest::Borrowed],
     meta: &[u8],
     retry: &RetryPolicy,
     cancel: &CancelToken,
@@ -313,7 +315,7 @@ pub(crate) fn commit_snapshot(
             put(name, data)
         }
     };
-    let mbytes = manifest.encode();
+    let mbytes = manifest.encode_borrowing(borrowed);
     // No barrier yet: the packs, the manifest and the meta only have to be
     // durable before `info` names them, so one barrier covers all three.
     fail::fail_point!("upload::before_manifest", |_| Err(Error::FailPoint(
@@ -331,9 +333,19 @@ pub(crate) fn commit_snapshot(
         manifest_crc: crc32fast::hash(&mbytes),
         meta_len: meta.len() as u64,
         meta_crc: crc32fast::hash(meta),
-        file_count: manifest.file_count(),
-        total_bytes: manifest.total_bytes(),
-        pack_count: manifest.packs.len() as u64,
+        file_count: borrowed
+            .iter()
+            .flat_map(|b| &b.tablets)
+            .fold(manifest.file_count(), |n, t| n.saturating_add(t.files)),
+        total_bytes: borrowed
+            .iter()
+            .flat_map(|b| &b.tablets)
+            .fold(manifest.total_bytes(), |n, t| n.saturating_add(t.bytes)),
+        pack_count: {
+            let mut all: std::collections::HashSet<&String> = manifest.packs.iter().collect();
+            all.extend(borrowed.iter().flat_map(|b| &b.packs));
+            all.len() as u64
+        },
     };
     cancel.check()?;
     // The commit point is written only if absent (S3: If-None-Match: *), so

@@ -289,3 +289,129 @@ fn verify_reports_the_damaged_tablet_and_quick_checks_presence() {
     assert_eq!(r.missing_packs, vec![m.pack_key(&p).to_string()]);
     assert!(!r.damaged.is_empty());
 }
+
+/// The entries backup 2 borrows from backup 1's manifest: all of tablets
+/// `ids`, as a job builds them from the base's summary.
+fn borrow_all(repo: &Repository, base: &SnapshotId, ids: &[u64]) -> tabletsnap_transfer::Borrowed {
+    let s = repo.read_manifest_summary(base).expect("summary");
+    tabletsnap_transfer::Borrowed {
+        manifest: format!("{}manifest", Repository::snapshot_dir(base)),
+        len: s.len,
+        crc32: s.crc32,
+        packs: s.packs,
+        tablets: s
+            .own
+            .into_iter()
+            .filter(|t| ids.contains(&t.tablet_id))
+            .collect(),
+    }
+}
+
+/// A backup borrowing backup 1's entries commits while another cluster
+/// drops backup 1 and marks its manifest and packs: the sweep after the
+/// grace sees the borrowing manifest and keeps both, the borrowing backup
+/// restores bit-exact, and once it is dropped too both go.
+#[test]
+fn gc_interleaved_with_a_backup_borrowing_a_dropped_manifest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (backend, repo) = memory_repo();
+    let s1 = write_tree(&tmp.path().join("v1"), &sample_tablets());
+    repo.backup("n", TS, &s1, b"m1", &upload_opts(1024, 512))
+        .expect("full");
+    let id1 = SnapshotId::new("n", TS).expect("id");
+    let id2 = SnapshotId::new("n", TS2).expect("id");
+    let ids: Vec<u64> = s1.iter().map(|s| s.tablet_id).collect();
+    // The borrowing backup reads backup 1's summary (its job read the
+    // markers first: none yet).
+    let borrowed = borrow_all(&repo, &id1, &ids);
+    assert_eq!(borrowed.tablets.len(), ids.len());
+    // This cluster drops backup 1 and marks its manifest and packs.
+    repo.drop_snapshot(&id1).expect("drop");
+    let r = repo.gc(10_000, GRACE).expect("gc");
+    assert!(r.packs_marked > 0 && r.manifests_marked == 1, "{r:?}");
+    // The borrowing backup commits: the manifest and packs are still there.
+    let own = tabletsnap_transfer::Manifest::default();
+    repo.commit_backup_borrowing(&id2, &own, std::slice::from_ref(&borrowed), b"m2")
+        .expect("commit");
+    let r = repo.gc(10_000 + GRACE, GRACE).expect("gc");
+    assert_eq!((r.packs_deleted, r.manifests_deleted), (0, 0), "{r:?}");
+    assert!(r.packs_rescued > 0, "{r:?}");
+    let r = repo.gc(100_000, GRACE).expect("gc");
+    assert_eq!((r.packs_deleted, r.manifests_deleted), (0, 0), "{r:?}");
+    verify_ok(&repo, &id2);
+    let info = repo.read_info(&id2).expect("info");
+    let m1_files: u64 = borrowed.tablets.iter().map(|t| t.files).sum();
+    assert_eq!(info.file_count, m1_files);
+    let out = tmp.path().join("out");
+    repo.download(&id2, &targets(&out), &download_opts())
+        .expect("download");
+    for s in &s1 {
+        assert_eq!(
+            read_tree(&out.join(s.tablet_id.to_string())),
+            read_tree(&s.dir)
+        );
+    }
+    // Dropping the borrower frees backup 1's manifest and packs after the grace.
+    repo.drop_snapshot(&id2).expect("drop");
+    let r = repo.gc(200_000, GRACE).expect("gc");
+    assert!(r.manifests_marked == 2 && r.packs_marked > 0, "{r:?}");
+    let r = repo.gc(200_000 + GRACE, GRACE).expect("gc");
+    assert_eq!(r.manifests_deleted, 2, "{r:?}");
+    let left: Vec<String> = backend
+        .list(&repo.key(""))
+        .expect("list")
+        .into_iter()
+        .filter(|k| !k.ends_with("__repo_info"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A manifest that borrows from one that is gone, or whose bytes changed,
+/// is refused at commit and named when read.
+#[test]
+fn a_missing_or_changed_borrowed_manifest_is_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (backend, repo) = memory_repo();
+    let s1 = write_tree(&tmp.path().join("v1"), &sample_tablets());
+    repo.backup("n", TS, &s1, b"", &upload_opts(1024, 512))
+        .expect("full");
+    let id1 = SnapshotId::new("n", TS).expect("id");
+    let id2 = SnapshotId::new("n", TS2).expect("id");
+    let ids: Vec<u64> = s1.iter().map(|s| s.tablet_id).collect();
+    let borrowed = borrow_all(&repo, &id1, &ids);
+    let own = tabletsnap_transfer::Manifest::default();
+    repo.commit_backup_borrowing(&id2, &own, std::slice::from_ref(&borrowed), b"")
+        .expect("commit");
+    let key = repo.key(&borrowed.manifest);
+    let bytes = backend.get(&key).expect("get");
+    // Changed bytes (same length): the pinned crc32 no longer matches.
+    let mut changed = bytes.clone();
+    let n = changed.len();
+    changed[n - 1] ^= 1;
+    backend.put(&key, &changed).expect("put");
+    let err = repo
+        .read_manifest(&id2)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains(&borrowed.manifest), "{err}");
+    // Gone: the reader names it, and a new commit borrowing it is refused.
+    backend.delete(&key).expect("delete");
+    let err = repo
+        .read_manifest(&id2)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains(&borrowed.manifest) && err.contains("missing"),
+        "{err}"
+    );
+    let id3 = SnapshotId::new("n", TS3).expect("id");
+    let err = repo
+        .commit_backup_borrowing(&id3, &own, std::slice::from_ref(&borrowed), b"")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("not stored as pinned"), "{err}");
+    assert!(!repo.list_snapshots().expect("list").contains(&id3));
+}

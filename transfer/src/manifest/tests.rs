@@ -282,13 +282,172 @@ proptest::proptest! {
 #[test]
 fn newer_version_names_the_version() {
     let mut b = sample().encode();
-    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    b[8..12].copy_from_slice(&(MANIFEST_VERSION + 1).to_le_bytes());
     let err = Manifest::decode(&b)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(
-        err.contains("version 2") && err.contains("upgrade"),
+        err.contains(&format!("version {}", MANIFEST_VERSION + 1)) && err.contains("upgrade"),
         "{err}"
     );
+}
+
+fn borrowing() -> StoredManifest {
+    StoredManifest {
+        entries: sample(),
+        borrowed: vec![
+            Borrowed {
+                manifest: "__ss_a/2026-01-01-00-00-00/manifest".into(),
+                len: 1000,
+                crc32: 0xdead_beef,
+                packs: vec!["__ss_a/2026-01-01-00-00-00/packs/00000001.pack".into()],
+                tablets: vec![
+                    BorrowedTablet {
+                        tablet_id: 3,
+                        files: 2,
+                        bytes: 30,
+                    },
+                    BorrowedTablet {
+                        tablet_id: 9,
+                        files: 1,
+                        bytes: 5,
+                    },
+                ],
+            },
+            Borrowed {
+                manifest: "__ss_b/2026-01-02-00-00-00/manifest".into(),
+                len: 2000,
+                crc32: 1,
+                packs: vec![],
+                tablets: vec![BorrowedTablet {
+                    tablet_id: 10,
+                    files: 4,
+                    bytes: 400,
+                }],
+            },
+        ],
+    }
+}
+
+#[test]
+fn a_manifest_borrowing_nothing_is_format_1_and_one_borrowing_is_format_2() -> Result<()> {
+    let plain = StoredManifest {
+        entries: sample(),
+        borrowed: vec![],
+    };
+    assert_eq!(plain.encode(), sample().encode());
+    assert_eq!(sample().encode()[8..12], 1u32.to_le_bytes());
+    let b = borrowing().encode();
+    assert_eq!(b[8..12], 2u32.to_le_bytes());
+    assert_eq!(StoredManifest::decode_filtered(&b, "m", None)?, borrowing());
+    let m = borrowing();
+    assert_eq!(m.file_count(), 2 + 2 + 1 + 4);
+    assert_eq!(m.total_bytes(), 11 + 30 + 5 + 400);
+    assert_eq!(m.all_packs().len(), 2);
+    Ok(())
+}
+
+#[test]
+fn entries_alone_refuse_a_manifest_that_borrows() {
+    let b = borrowing().encode();
+    let err = Manifest::decode(&b)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("borrows") && err.contains("through its repository"),
+        "{err}"
+    );
+    // Filtered to tablets it holds itself, it decodes.
+    let only7: HashSet<u64> = [7].into_iter().collect();
+    let m = Manifest::decode_filtered(&b, "m", Some(&only7)).expect("own entries");
+    assert_eq!(m.tablets.len(), 1);
+}
+
+#[test]
+fn filtering_keeps_only_the_kept_tablets_borrowed_entries() -> Result<()> {
+    let b = borrowing().encode();
+    let keep: HashSet<u64> = [8, 9].into_iter().collect();
+    let s = StoredManifest::decode_filtered(&b, "m", Some(&keep))?;
+    assert_eq!(s.entries.tablets.len(), 1);
+    assert_eq!(s.borrowed.len(), 1);
+    assert_eq!(s.borrowed[0].tablets.len(), 1);
+    assert_eq!(s.borrowed[0].tablets[0].tablet_id, 9);
+    Ok(())
+}
+
+#[test]
+fn the_summary_lists_held_tablets_with_counts_and_the_borrowed_part() -> Result<()> {
+    let b = borrowing().encode();
+    let s = StoredManifest::summary(&b, "m")?;
+    assert_eq!(s.len, b.len() as u64);
+    assert_eq!(s.crc32, trailing_crc(&b));
+    assert_eq!(s.packs, sample().packs);
+    let own: Vec<(u64, u64, u64)> = s
+        .own
+        .iter()
+        .map(|t| (t.tablet_id, t.files, t.bytes))
+        .collect();
+    assert_eq!(own, vec![(7, 2, 11), (8, 0, 0)]);
+    assert_eq!(s.borrowed, borrowing().borrowed);
+    Ok(())
+}
+
+#[test]
+fn a_flipped_or_cut_borrowing_manifest_is_refused() {
+    let b = borrowing().encode();
+    for i in 0..b.len() {
+        let mut c = b.clone();
+        c[i] ^= 0x01;
+        assert!(
+            StoredManifest::decode_filtered(&c, "m", None).is_err(),
+            "flip at {i} undetected"
+        );
+        assert!(
+            StoredManifest::summary(&c, "m").is_err(),
+            "flip at {i} undetected by summary"
+        );
+    }
+    for n in 0..b.len() {
+        assert!(
+            StoredManifest::decode_filtered(&b[..n], "m", None).is_err(),
+            "cut at {n}"
+        );
+    }
+}
+
+#[test]
+fn bad_borrowed_parts_are_refused() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut StoredManifest)>)> = vec![
+        (
+            "listed twice",
+            Box::new(|m| m.borrowed[0].tablets[0].tablet_id = 7),
+        ),
+        (
+            "listed twice",
+            Box::new(|m| m.borrowed[1].tablets[0].tablet_id = 9),
+        ),
+        ("ascending", Box::new(|m| m.borrowed[0].tablets.reverse())),
+        (
+            "not a manifest",
+            Box::new(|m| m.borrowed[0].manifest = "__ss_a/x/meta".into()),
+        ),
+        (
+            "borrows no tablet",
+            Box::new(|m| m.borrowed[1].tablets.clear()),
+        ),
+    ];
+    for (want, f) in cases {
+        let mut m = borrowing();
+        f(&mut m);
+        let err = StoredManifest::decode_filtered(&m.encode(), "m", None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let mut m = borrowing();
+    m.borrowed[0].manifest = "../../etc/manifest".into();
+    assert!(StoredManifest::decode_filtered(&m.encode(), "m", None).is_err());
 }
