@@ -56,7 +56,7 @@ fn unchanged_tablets_are_carried_and_restore_exactly() {
     // manifest; h3 holds p1's two entries and borrows the other 4 straight
     // from h1's manifest (one level, never through h2's).
     let repo = Repository::open(
-        Arc::new(LocalFs::new(&tmp.path().join("repo")).expect("repository dir")),
+        Arc::new(LocalFs::new(tmp.path().join("repo")).expect("repository dir")),
         "r",
     )
     .expect("repository");
