@@ -69,6 +69,10 @@ pub struct TaskControl {
     /// Earlier committed backups whose stored files an upload reuses
     /// (incremental backup); empty: upload every file.
     pub reuse_from: Vec<tabletsnap_transfer::SnapshotId>,
+    /// The index of those files for every tablet the job uploads, loaded
+    /// once by the job for the backends that share its memory (each of them
+    /// would otherwise read the same manifests); others load their own.
+    pub reuse_index: Option<std::sync::Arc<tabletsnap_transfer::ReuseIndex>>,
 }
 
 impl std::fmt::Debug for TaskControl {

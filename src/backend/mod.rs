@@ -21,6 +21,12 @@ pub use node::BackendNode;
 pub trait BackendTasks: Send + Sync {
     /// Backend id.
     fn id(&self) -> u32;
+    /// Whether the backend runs in this process and so can use a reuse
+    /// index the job loaded once for all backends ([`TaskControl::reuse_index`])
+    /// instead of reading the earlier backups' manifests itself.
+    fn shares_memory(&self) -> bool {
+        false
+    }
     /// Hard-link snapshots of tablets at versions; all or an error naming the
     /// tablet. Targets with a `carry_digest` their files at the version
     /// match come back `carried`, without a snapshot.

@@ -227,6 +227,10 @@ impl BackendTasks for BackendNode {
         self.id
     }
 
+    fn shares_memory(&self) -> bool {
+        true
+    }
+
     fn make_snapshots(
         &self,
         targets: &[SnapshotTarget],
@@ -272,7 +276,9 @@ impl BackendTasks for BackendNode {
         sources.sort_unstable_by_key(|s| s.tablet_id);
         let mut opts = UploadOptions::default();
         opts.transfer = self.transfer_options(ctl);
-        if !ctl.reuse_from.is_empty() {
+        if let Some(index) = &ctl.reuse_index {
+            opts.reuse = Some(Arc::clone(index));
+        } else if !ctl.reuse_from.is_empty() {
             // This node's share of the index: only its own tablets' files.
             let tablets: std::collections::HashSet<u64> =
                 snaps.iter().map(|s| s.tablet_id).collect();

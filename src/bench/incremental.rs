@@ -1,7 +1,8 @@
 //! `--workload incremental`: W1 (scaled) as 100 partitions, backed up and
-//! restored into a second cluster; then 1% of the tablets (one partition) get
-//! one new version, and the incremental backup, the catch-up restore of that
-//! change and VERIFY are timed against the full jobs. Goals (issue 14): the
+//! restored into a second cluster; then, in each of `--rounds` rounds, 1% of
+//! the tablets (one partition) get one new version, and the incremental
+//! backup and the catch-up restore of that change are timed (medians of the
+//! rounds) against the full jobs, and VERIFY of the full backup. Goals (issue 14): the
 //! incremental backup ≤ 5% of the full backup's time and its uploaded bytes
 //! ≤ 1.5× the changed bytes; the catch-up restore ≤ 5% of the full restore;
 //! VERIFY ≥ 1 GB/s.
@@ -11,7 +12,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use tabletsnap_engine::WorkloadSpec;
 
-use super::measure::{timed, trash};
+use super::measure::{median, timed, trash};
 use super::phases::row;
 use super::{BenchOptions, Row};
 use crate::cluster::Cluster;
@@ -20,6 +21,19 @@ use crate::job::JobRecord;
 
 /// Partitions of the table: one of them is 1% of the tablets.
 const PARTITIONS: u64 = 100;
+
+/// One round: a change, its incremental backup and its catch-up restore.
+struct Round {
+    changed: u64,
+    backup_t: std::time::Duration,
+    backup_rss: f64,
+    phases: String,
+    data: crate::job::backup::DataCounts,
+    catch_up_t: std::time::Duration,
+    catch_up_rss: f64,
+    catch_up_files: u64,
+    catch_up_bytes: u64,
+}
 
 fn last_backup(s: &Session) -> Result<crate::job::backup::BackupJob> {
     match s.started_jobs().last().map(|h| h.record()) {
@@ -134,44 +148,78 @@ pub fn run(opts: &BenchOptions, trash_dir: &Path) -> Result<Vec<Row>> {
     })?;
     restore_finished(&sb)?;
 
-    // The change: one new version on the tablets of one partition (1%).
-    let v_old = spec.versions + 1;
-    sa.run_script(&format!(
-        "INSERT INTO t PARTITION (p0) GENERATE {} ROWS SEED 1000",
-        buckets * rows_per_version
-    ))?;
-    let changed = changed_bytes(&sa, v_old)?;
-    let (_, inc_backup_t, inc_backup_rss) = timed(|| {
-        sa.run_script("BACKUP SNAPSHOT later TO r")?;
-        sa.wait_for_jobs();
-        Ok(())
-    })?;
-    let inc = last_backup(&sa)?;
-    let inc_data = inc.data.unwrap_or_default();
-
-    let (_, catch_up_t, catch_up_rss) = timed(|| {
-        sb.run_script(&format!(
-            "RESTORE SNAPSHOT later FROM r PROPERTIES (\"backup_timestamp\" = \"{}\", \"catch_up\" = \"true\")",
-            inc.timestamp
+    // Rounds of: one new version on the tablets of one partition (1%), the
+    // incremental backup of it, and its catch-up restore onto cluster b.
+    let mut rounds: Vec<Round> = Vec::new();
+    for r in 0..opts.rounds.max(1) as u64 {
+        let v_old = spec.versions + 1 + r;
+        sa.run_script(&format!(
+            "INSERT INTO t PARTITION (p0) GENERATE {} ROWS SEED {}",
+            buckets * rows_per_version,
+            1000 + r
         ))?;
-        sb.wait_for_jobs();
-        Ok(())
-    })?;
-    restore_finished(&sb)?;
-    let (catch_up_files, catch_up_bytes) = match sb.started_jobs().last() {
-        Some(h) => (
-            h.progress
-                .files_done
-                .load(std::sync::atomic::Ordering::Relaxed),
-            h.progress
-                .bytes_done
-                .load(std::sync::atomic::Ordering::Relaxed),
-        ),
-        None => (0, 0),
-    };
-    if sa.run_script("CHECKSUM TABLE t")? != sb.run_script("CHECKSUM TABLE t")? {
-        bail!("{name}: the caught-up table differs from the source");
+        let changed = changed_bytes(&sa, v_old)?;
+        let (_, backup_t, backup_rss) = timed(|| {
+            sa.run_script("BACKUP SNAPSHOT later TO r")?;
+            sa.wait_for_jobs();
+            Ok(())
+        })?;
+        let inc = last_backup(&sa)?;
+        let data = inc.data.unwrap_or_default();
+        let (_, catch_up_t, catch_up_rss) = timed(|| {
+            sb.run_script(&format!(
+                "RESTORE SNAPSHOT later FROM r PROPERTIES (\"backup_timestamp\" = \"{}\", \"catch_up\" = \"true\")",
+                inc.timestamp
+            ))?;
+            sb.wait_for_jobs();
+            Ok(())
+        })?;
+        restore_finished(&sb)?;
+        let done = |f: fn(&crate::job::Progress) -> u64| {
+            sb.started_jobs().last().map_or(0, |h| f(&h.progress))
+        };
+        let round = Round {
+            changed,
+            backup_t,
+            backup_rss,
+            phases: backup_phases(&inc),
+            data,
+            catch_up_t,
+            catch_up_rss,
+            catch_up_files: done(|p| p.files_done.load(std::sync::atomic::Ordering::Relaxed)),
+            catch_up_bytes: done(|p| p.bytes_done.load(std::sync::atomic::Ordering::Relaxed)),
+        };
+        if sa.run_script("CHECKSUM TABLE t")? != sb.run_script("CHECKSUM TABLE t")? {
+            bail!("{name}: the caught-up table differs from the source after round {r}");
+        }
+        println!(
+            "   round {r}: incremental BACKUP {:.3} s ({}; uploaded {} files, {} bytes for {} changed: {:.2}x), catch-up RESTORE {:.3} s ({} files)",
+            round.backup_t.as_secs_f64(),
+            round.phases,
+            round.data.new_files,
+            round.data.new_bytes,
+            round.changed,
+            round.data.new_bytes as f64 / round.changed.max(1) as f64,
+            round.catch_up_t.as_secs_f64(),
+            round.catch_up_files
+        );
+        rounds.push(round);
     }
+    let inc_times: Vec<std::time::Duration> = rounds.iter().map(|r| r.backup_t).collect();
+    let catch_up_times: Vec<std::time::Duration> = rounds.iter().map(|r| r.catch_up_t).collect();
+    let inc_backup_t = median(&inc_times);
+    let catch_up_t = median(&catch_up_times);
+    // The round whose backup is the median one stands for the others.
+    let mid = rounds
+        .iter()
+        .find(|r| r.backup_t == inc_backup_t)
+        .or(rounds.first())
+        .ok_or_else(|| anyhow::anyhow!("{name}: no round ran"))?;
+    let inc_data = mid.data;
+    let changed = mid.changed;
+    let inc_backup_rss = rounds.iter().map(|r| r.backup_rss).fold(0.0, f64::max);
+    let catch_up_rss = rounds.iter().map(|r| r.catch_up_rss).fold(0.0, f64::max);
+    let (catch_up_files, catch_up_bytes) = (mid.catch_up_files, mid.catch_up_bytes);
 
     let (_, verify_t, verify_rss) = timed(|| {
         sa.run_script(&format!(
@@ -185,15 +233,16 @@ pub fn run(opts: &BenchOptions, trash_dir: &Path) -> Result<Vec<Row>> {
         100.0 * a.as_secs_f64() / b.as_secs_f64().max(1e-9)
     };
     println!(
-        "   full BACKUP {:.2} s, incremental BACKUP {:.3} s ({:.1}% of full, goal <= 5%)",
+        "   full BACKUP {:.2} s, incremental BACKUP {:.3} s (median of {} rounds: {:.1}% of full, goal <= 5%)",
         full_backup_t.as_secs_f64(),
         inc_backup_t.as_secs_f64(),
+        rounds.len(),
         pct(inc_backup_t, full_backup_t)
     );
     println!(
-        "   full BACKUP: {}; incremental: {}",
+        "   full BACKUP: {}; incremental (median round): {}",
         backup_phases(&full),
-        backup_phases(&inc)
+        mid.phases
     );
     println!(
         "   uploaded {} files, {} bytes for {changed} changed segment bytes ({:.2}x, goal <= 1.5x); reused {} files, {} bytes",
@@ -204,7 +253,7 @@ pub fn run(opts: &BenchOptions, trash_dir: &Path) -> Result<Vec<Row>> {
         inc_data.reused_bytes
     );
     println!(
-        "   full RESTORE {:.2} s, catch-up RESTORE {:.3} s ({:.1}% of full, goal <= 5%), downloaded {catch_up_files} files, {catch_up_bytes} bytes",
+        "   full RESTORE {:.2} s, catch-up RESTORE {:.3} s (median: {:.1}% of full, goal <= 5%), downloaded {catch_up_files} files, {catch_up_bytes} bytes",
         full_restore_t.as_secs_f64(),
         catch_up_t.as_secs_f64(),
         pct(catch_up_t, full_restore_t)
@@ -231,7 +280,7 @@ pub fn run(opts: &BenchOptions, trash_dir: &Path) -> Result<Vec<Row>> {
         row(
             name,
             "incr BACKUP job",
-            &[inc_backup_t],
+            &inc_times,
             "full BACKUP",
             Some(&full_b),
             (inc_data.new_files, inc_data.new_bytes),
@@ -249,7 +298,7 @@ pub fn run(opts: &BenchOptions, trash_dir: &Path) -> Result<Vec<Row>> {
         row(
             name,
             "catch-up RESTORE",
-            &[catch_up_t],
+            &catch_up_times,
             "full RESTORE",
             Some(&full_r),
             (catch_up_files, catch_up_bytes),

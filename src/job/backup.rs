@@ -217,7 +217,11 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
             // A retry after a partial failure starts from a clean slate.
             release_all(c, &job.snapshots);
             let (carry, assignments) = if job.incremental {
-                carry_candidates(&job)?
+                let (base, assignments, summary) = carry_candidates(&job)?;
+                if let (Some(b), Some(s)) = (&base, summary) {
+                    h.stage_carry_summary((b.clone(), s));
+                }
+                (base, assignments)
             } else {
                 (None, job.assignments.clone())
             };
@@ -288,7 +292,20 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
             let mut ctl = task_control(h);
             if job.incremental {
                 let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-                ctl.reuse_from = own_reuse_bases(&repo, &job)?.0;
+                let bases = own_reuse_bases(&repo, &job)?;
+                ctl.reuse_from = bases.iter().map(|(id, _)| id.clone()).collect();
+                let in_process = job
+                    .snapshots
+                    .iter()
+                    .all(|(be, _)| c.backend(*be).is_ok_and(|b| b.shares_memory()));
+                if in_process && !bases.is_empty() {
+                    // One read of what the tablets to upload need, for all
+                    // backends (markers first, inside the load).
+                    let index = shared_reuse_index(&repo, &job, &bases).with_context(|| {
+                        format!("reading earlier backups of repository '{}'", job.repo.name)
+                    })?;
+                    ctl.reuse_index = Some(Arc::new(index));
+                }
             }
             let parts = per_backend(c, &job.snapshots, |be, snaps| {
                 let snaps: Vec<SnapshotMade> =
@@ -326,7 +343,7 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
         BackupState::SaveMeta => {
             let dir = c.jobs().scratch_dir(job.id);
             let manifest = Manifest::merge(read_parts(&dir, &job)?)?;
-            let borrowed = borrowed_entries(&job)?;
+            let borrowed = borrowed_entries(&job, h)?;
             let stored = StoredManifest {
                 entries: manifest,
                 borrowed,
@@ -446,11 +463,10 @@ type Assignments = Vec<(u32, Vec<SnapshotTarget>)>;
 /// be read or has no digests, or whose manifest, borrowed-from manifests or
 /// packs a pending-delete marker names: the markers are read before the
 /// reference is decided (the GC protocol in docs/design.md).
-fn carry_candidates(job: &BackupJob) -> Result<(Option<SnapshotId>, Arc<Assignments>)> {
+fn carry_candidates(job: &BackupJob) -> Result<CarryCandidates> {
     let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-    let (bases, first_meta) = own_reuse_bases(&repo, job)?;
-    let (Some(base), Some(meta)) = (bases.into_iter().next(), first_meta) else {
-        return Ok((None, job.assignments.clone()));
+    let Some((base, meta)) = own_reuse_bases(&repo, job)?.into_iter().next() else {
+        return Ok((None, job.assignments.clone(), None));
     };
     let digests: std::collections::HashMap<u64, (u64, u64)> = meta
         .tables
@@ -464,7 +480,7 @@ fn carry_candidates(job: &BackupJob) -> Result<(Option<SnapshotId>, Arc<Assignme
         })
         .collect();
     if digests.is_empty() {
-        return Ok((None, job.assignments.clone()));
+        return Ok((None, job.assignments.clone(), None));
     }
     let what = || {
         format!(
@@ -489,7 +505,7 @@ fn carry_candidates(job: &BackupJob) -> Result<(Option<SnapshotId>, Arc<Assignme
         )
         .any(|k| excluded.contains(k));
     if marked {
-        return Ok((None, job.assignments.clone()));
+        return Ok((None, job.assignments.clone(), None));
     }
     let mut assignments: Assignments = job.assignments.as_ref().clone();
     let mut any = false;
@@ -500,42 +516,98 @@ fn carry_candidates(job: &BackupJob) -> Result<(Option<SnapshotId>, Arc<Assignme
         };
         any |= t.carry_digest.is_some();
     }
-    Ok((any.then_some(base), Arc::new(assignments)))
+    Ok((
+        any.then_some(base),
+        Arc::new(assignments),
+        Some(Arc::new(summary)),
+    ))
 }
+
+/// The carry base (if any tablet may be carried), the assignments with
+/// their carry digests, and the base manifest's summary.
+type CarryCandidates = (
+    Option<SnapshotId>,
+    Arc<Assignments>,
+    Option<Arc<tabletsnap_transfer::ManifestSummary>>,
+);
 
 /// The backups an incremental backup reuses files from: the newest of each
 /// label that this cluster made (another cluster's backups in a shared
 /// repository hold other tablets, whose files never match ours; a backup
-/// whose meta cannot be read is passed over), and the first one's meta,
-/// already read to tell whose it is.
+/// whose meta cannot be read is passed over), each with its meta, already
+/// read to tell whose it is.
 fn own_reuse_bases(
     repo: &tabletsnap_transfer::Repository,
     job: &BackupJob,
-) -> Result<(Vec<SnapshotId>, Option<BackupMeta>)> {
-    let mut first: Option<BackupMeta> = None;
-    let bases = crate::repo::with_retries(|| {
-        first = None;
+) -> Result<Vec<(SnapshotId, BackupMeta)>> {
+    let mut metas: Vec<(SnapshotId, BackupMeta)> = Vec::new();
+    crate::repo::with_retries(|| {
+        metas.clear();
         repo.reuse_bases_where(&job.label, |id| {
             let ours = crate::repo::with_retries(|| repo.read_meta(id))
                 .map_err(anyhow::Error::from)
                 .and_then(|b| BackupMeta::decode(&b, &format!("backup {id}")))
                 .ok()
                 .filter(|m| m.cluster_id == job.meta.cluster_id);
-            let accepted = ours.is_some();
-            if first.is_none() {
-                first = ours;
+            match ours {
+                Some(m) => {
+                    metas.push((id.clone(), m));
+                    true
+                }
+                None => false,
             }
-            accepted
         })
     })?;
-    Ok((bases, first))
+    Ok(metas)
+}
+
+/// The reuse index of the tablets to upload, for backends in this
+/// process: each tablet's files from the base that holds its newest
+/// version (by the bases' metas; a file of an older base that the newest
+/// does not hold was compacted away, and rowset ids are never reused, so it
+/// can never match again), so a base no tablet needs is not read at all.
+fn shared_reuse_index(
+    repo: &tabletsnap_transfer::Repository,
+    job: &BackupJob,
+    bases: &[(SnapshotId, BackupMeta)],
+) -> Result<tabletsnap_transfer::ReuseIndex> {
+    let tablets: std::collections::HashSet<u64> = job
+        .snapshots
+        .iter()
+        .flat_map(|(_, s)| s)
+        .filter(|s| !s.carried)
+        .map(|s| s.tablet_id)
+        .collect();
+    let mut newest: std::collections::HashMap<u64, (u64, usize)> = std::collections::HashMap::new();
+    for (i, (_, meta)) in bases.iter().enumerate() {
+        for p in meta.tables.iter().flat_map(|t| &t.partitions) {
+            for t in p.tablets.iter().filter(|t| tablets.contains(t)) {
+                let e = newest.entry(*t).or_insert((p.version, i));
+                if p.version > e.0 {
+                    *e = (p.version, i);
+                }
+            }
+        }
+    }
+    let mut per_base: Vec<(SnapshotId, std::collections::HashSet<u64>)> = bases
+        .iter()
+        .map(|(id, _)| (id.clone(), std::collections::HashSet::new()))
+        .collect();
+    for (t, (_, i)) in newest {
+        if let Some((_, set)) = per_base.get_mut(i) {
+            set.insert(t);
+        }
+    }
+    Ok(crate::repo::with_retries(|| {
+        tabletsnap_transfer::ReuseIndex::load_per_base(repo, &per_base)
+    })?)
 }
 
 /// What the manifest borrows for the tablets the backends carried over:
 /// each carried tablet's entry from the manifest that holds it, the carry
 /// base's own or, where the base borrows it in turn, the same source (one
 /// level: no chains). Reads the base manifest's summary, not its entries.
-fn borrowed_entries(job: &BackupJob) -> Result<Vec<Borrowed>> {
+fn borrowed_entries(job: &BackupJob, h: &JobHandle) -> Result<Vec<Borrowed>> {
     let mut carried: Vec<u64> = job
         .snapshots
         .iter()
@@ -551,15 +623,22 @@ fn borrowed_entries(job: &BackupJob) -> Result<Vec<Borrowed>> {
         bail!("SAVE_META: tablets were carried over, but the job names no backup they came from");
     };
     let base = SnapshotId::new(label, timestamp)?;
-    let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-    let summary = crate::repo::with_retries(|| repo.read_manifest_summary(&base))
-        .with_context(|| {
-            format!(
-                "reading backup {base} of repository '{}', which this backup carries {} unchanged tablets from (if it was dropped meanwhile, run the backup again)",
-                job.repo.name,
-                carried.len()
-            )
-        })?;
+    // The summary SNAPSHOTING read (the base's manifest is immutable, pinned
+    // by its info); read again after a restart.
+    let summary = match h.take_carry_summary(&base) {
+        Some(s) => s,
+        None => {
+            let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+            Arc::new(crate::repo::with_retries(|| repo.read_manifest_summary(&base))
+                .with_context(|| {
+                    format!(
+                        "reading backup {base} of repository '{}', which this backup carries {} unchanged tablets from (if it was dropped meanwhile, run the backup again)",
+                        job.repo.name,
+                        carried.len()
+                    )
+                })?)
+        }
+    };
     let mut sources: Vec<Borrowed> = std::iter::once(Borrowed {
         manifest: format!(
             "{}manifest",
@@ -567,7 +646,7 @@ fn borrowed_entries(job: &BackupJob) -> Result<Vec<Borrowed>> {
         ),
         len: summary.len,
         crc32: summary.crc32,
-        packs: summary.packs,
+        packs: summary.packs.clone(),
         tablets: Vec::new(),
     })
     .chain(summary.borrowed.iter().map(|b| Borrowed {
@@ -641,6 +720,7 @@ pub(crate) fn task_control(h: &Arc<JobHandle>) -> TaskControl {
         })),
         rate_limit: None,
         reuse_from: Vec::new(),
+        reuse_index: None,
     }
 }
 

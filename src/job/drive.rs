@@ -141,7 +141,11 @@ pub(crate) fn drive(
         trace_step(h.id, name, started, &res);
         match res {
             Ok(Step::Next) => {
-                let _ = c.jobs().update(h, |r| r.status_mut().attempts = 0);
+                // A save per step is a redb commit of the whole record (a
+                // W1 backup's lists 10,000 snapshots): only when it changes.
+                if h.with_record(|r| r.status().attempts) != 0 {
+                    let _ = c.jobs().update(h, |r| r.status_mut().attempts = 0);
+                }
             }
             Ok(Step::Done) => return,
             Err(e) => {

@@ -196,12 +196,40 @@ pub struct JobHandle {
     /// A backup's merged manifest, handed from SAVE_META to UPLOAD_INFO in
     /// memory (the step after a restart reads the saved copy instead).
     staged: Mutex<Option<tabletsnap_transfer::StoredManifest>>,
+    /// A backup's carry base and its manifest summary, read at SNAPSHOTING
+    /// and kept for SAVE_META (after a restart SAVE_META reads it again).
+    carry_summary: Mutex<Option<CarrySummary>>,
 }
+
+/// A carry base and what its manifest holds (see `JobHandle::carry_summary`).
+pub(crate) type CarrySummary = (
+    tabletsnap_transfer::SnapshotId,
+    Arc<tabletsnap_transfer::ManifestSummary>,
+);
 
 impl JobHandle {
     /// Keeps `m` for the next step of this job.
     pub(crate) fn stage_manifest(&self, m: tabletsnap_transfer::StoredManifest) {
         *self.staged.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+    }
+
+    /// Keeps the carry base's summary for a later step of this job.
+    pub(crate) fn stage_carry_summary(&self, s: CarrySummary) {
+        *self.carry_summary.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+    }
+
+    /// The carry base's summary an earlier step staged, if this process ran
+    /// it and it is of `base`.
+    pub(crate) fn take_carry_summary(
+        &self,
+        base: &tabletsnap_transfer::SnapshotId,
+    ) -> Option<Arc<tabletsnap_transfer::ManifestSummary>> {
+        self.carry_summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .filter(|(id, _)| id == base)
+            .map(|(_, s)| s)
     }
 
     /// The manifest the previous step staged, if this process ran it.
@@ -329,6 +357,7 @@ impl JobManager {
                 done_cv: Condvar::new(),
                 progress: Progress::default(),
                 staged: Mutex::new(None),
+                carry_summary: Mutex::new(None),
             });
             jobs.insert(h.id, h);
         }
@@ -421,6 +450,7 @@ impl JobManager {
                 done_cv: Condvar::new(),
                 progress: Progress::default(),
                 staged: Mutex::new(None),
+                carry_summary: Mutex::new(None),
             });
             jobs.insert(h.id, Arc::clone(&h));
             h

@@ -164,6 +164,19 @@ impl ReuseIndex {
         Ok(Self::from_manifests(&manifests, &excluded, tablets))
     }
 
+    /// Like [`ReuseIndex::load`], reading from each base only the tablets
+    /// given with it (a base with none is not read): the caller picked, per
+    /// tablet, the base that holds its newest version.
+    pub fn load_per_base(repo: &Repository, bases: &[(SnapshotId, HashSet<u64>)]) -> Result<Self> {
+        // Markers first: a mark made after this read is safe (module docs of gc.rs).
+        let excluded = repo.pending_delete_packs()?;
+        let mut manifests = Vec::with_capacity(bases.len());
+        for (id, tablets) in bases.iter().filter(|(_, t)| !t.is_empty()) {
+            manifests.push(repo.read_manifest_subset(id, Some(tablets))?);
+        }
+        Ok(Self::from_manifests(&manifests, &excluded, None))
+    }
+
     /// Pack keys (relative to the repository root) the index points into.
     pub fn packs(&self) -> &[String] {
         &self.packs

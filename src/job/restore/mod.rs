@@ -285,7 +285,9 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: RestoreState) -> Result<Step>
         RestoreState::Download => {
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
             let id = SnapshotId::new(&job.label, &job.timestamp)?;
-            let manifest = crate::repo::with_retries(|| repo.read_manifest(&id))?;
+            let manifest = crate::repo::with_retries(|| {
+                repo.read_manifest_subset(&id, Some(&source_tablets(&job)))
+            })?;
             let (mut files, mut bytes) = (0u64, 0u64);
             let by_tablet: std::collections::HashMap<u64, &tabletsnap_transfer::TabletEntry> =
                 manifest.tablets.iter().map(|e| (e.tablet_id, e)).collect();
@@ -315,7 +317,9 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: RestoreState) -> Result<Step>
             // entries of its own tablets, as a coordinator sends file lists.
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
             let id = SnapshotId::new(&job.label, &job.timestamp)?;
-            let manifest = crate::repo::with_retries(|| repo.read_manifest(&id))?;
+            let manifest = crate::repo::with_retries(|| {
+                repo.read_manifest_subset(&id, Some(&source_tablets(&job)))
+            })?;
             let work: Vec<(u32, (tabletsnap_transfer::Manifest, &[RestoreTarget]))> =
                 split::split_manifest(manifest, &job.targets)
                     .into_iter()
@@ -530,4 +534,15 @@ pub fn cancel(c: &dyn JobEnv, h: &Arc<JobHandle>, reason: &str) {
         j.status.status = format!("[CANCELLED] {reason}");
         j.status.cancelling = None;
     });
+}
+
+/// The source tablets the restore's targets need: only their entries are
+/// read (a catch-up restore of one changed partition reads its own tablets'
+/// entries, not the entries an incremental backup borrows for the rest).
+fn source_tablets(job: &RestoreJob) -> std::collections::HashSet<u64> {
+    job.targets
+        .iter()
+        .flat_map(|(_, l)| l)
+        .map(|t| t.source_tablet_id)
+        .collect()
 }
