@@ -252,6 +252,9 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
                 .map(|b| (b.label, b.timestamp));
             update(c, h, |j| {
                 j.snapshots = Arc::new(made);
+                // Only SNAPSHOTING reads the targets, and the job never goes
+                // back to it: every later save of the record is the smaller.
+                j.assignments = Arc::default();
                 j.carry_base = carry_base;
                 j.snapshot_finished_ms = Some(clock::now_ms());
                 j.state = BackupState::UploadSnapshot;
