@@ -417,9 +417,12 @@ fn a_flipped_or_cut_borrowing_manifest_is_refused() {
     }
 }
 
+/// A change that makes a borrowed part invalid.
+type Edit = Box<dyn Fn(&mut StoredManifest)>;
+
 #[test]
 fn bad_borrowed_parts_are_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut StoredManifest)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "listed twice",
             Box::new(|m| m.borrowed[0].tablets[0].tablet_id = 7),
