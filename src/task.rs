@@ -145,6 +145,9 @@ pub enum Call {
         ids: Vec<u64>,
         /// The version to count rows at (else each tablet's max).
         version: Option<u64>,
+        /// Per tablet, the version to count its rows at (overrides `version`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        at: Vec<u64>,
     },
     /// Top-level snapshot and download dirs on the node.
     SnapshotDirs,

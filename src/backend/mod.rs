@@ -78,6 +78,14 @@ pub trait BackendTasks: Send + Sync {
         ids: &[u64],
         version: Option<u64>,
     ) -> Result<Vec<Option<crate::task::TabletStat>>>;
+    /// Like [`BackendTasks::tablet_stats`], rows and bytes of `ids[i]`
+    /// counted at `at[i]`: one call for a whole backup's tablets, whose
+    /// partitions are at different versions.
+    fn tablet_stats_at(
+        &self,
+        ids: &[u64],
+        at: &[u64],
+    ) -> Result<Vec<Option<crate::task::TabletStat>>>;
     /// Liveness and load: tablets, data size, running tasks.
     fn heartbeat(&self) -> Result<crate::task::Heartbeat>;
     /// The top-level snapshot and download dirs on the node (the orphan

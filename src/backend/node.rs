@@ -222,6 +222,29 @@ impl BackendNode {
     }
 }
 
+impl BackendNode {
+    /// What this node holds of tablet `id`, rows and bytes at `version`
+    /// (else at its max); read from the shared meta, not a copy.
+    fn tablet_stat(&self, id: u64, version: Option<u64>) -> Option<crate::task::TabletStat> {
+        let m = self.engine.tablet_meta_shared(id).ok()?;
+        let at = version.unwrap_or_else(|| m.max_version());
+        let (rows_at, size_at) = m.rowsets_for(at).map_or((0, 0), |r| {
+            (
+                r.iter().map(|x| x.num_rows).sum::<u64>(),
+                r.iter().map(|x| x.data_size).sum::<u64>(),
+            )
+        });
+        Some(crate::task::TabletStat {
+            tablet_id: id,
+            max_version: m.max_version(),
+            rowsets: m.rowsets.len() as u64,
+            data_size: m.data_size(),
+            rows_at,
+            size_at,
+        })
+    }
+}
+
 impl BackendTasks for BackendNode {
     fn id(&self) -> u32 {
         self.id
@@ -493,24 +516,26 @@ impl BackendTasks for BackendNode {
     ) -> Result<Vec<Option<crate::task::TabletStat>>> {
         Ok(ids
             .iter()
-            .map(|id| {
-                let m = self.engine.tablet_meta(*id).ok()?;
-                let at = version.unwrap_or_else(|| m.max_version());
-                let (rows_at, size_at) = m.rowsets_for(at).map_or((0, 0), |r| {
-                    (
-                        r.iter().map(|x| x.num_rows).sum::<u64>(),
-                        r.iter().map(|x| x.data_size).sum::<u64>(),
-                    )
-                });
-                Some(crate::task::TabletStat {
-                    tablet_id: *id,
-                    max_version: m.max_version(),
-                    rowsets: m.rowsets.len() as u64,
-                    data_size: m.data_size(),
-                    rows_at,
-                    size_at,
-                })
-            })
+            .map(|id| self.tablet_stat(*id, version))
+            .collect())
+    }
+
+    fn tablet_stats_at(
+        &self,
+        ids: &[u64],
+        at: &[u64],
+    ) -> Result<Vec<Option<crate::task::TabletStat>>> {
+        if ids.len() != at.len() {
+            anyhow::bail!(
+                "tablet stats asked for {} tablets with {} versions",
+                ids.len(),
+                at.len()
+            );
+        }
+        Ok(ids
+            .iter()
+            .zip(at)
+            .map(|(id, v)| self.tablet_stat(*id, Some(*v)))
             .collect())
     }
 

@@ -225,8 +225,9 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
         if names.is_empty() {
             bail!("database '{db}' has no tables to back up");
         }
-        let mut tables = Vec::new();
+        let mut tables: Vec<BackupTable> = Vec::new();
         let mut per_be: BTreeMap<u32, Vec<SnapshotTarget>> = BTreeMap::new();
+        let mut stats_asks: BTreeMap<u32, StatsAsk> = BTreeMap::new();
         for (name, parts) in &names {
             let t = cat.table(&db, name)?;
             if let Some(j) = t.restoring_job {
@@ -252,21 +253,15 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                         carry_digest: None,
                     });
                 }
-                // One stats call per backend, never per tablet: a node
-                // process is a round trip away.
-                let mut first_replicas: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+                // Rows are counted below with one stats call per backend
+                // for the whole backup: a node process is a round trip away.
                 for tab in &p.tablets {
                     if let Some(be) = tab.replicas.first() {
-                        first_replicas.entry(*be).or_default().push(tab.id);
+                        let ask = stats_asks.entry(*be).or_default();
+                        ask.ids.push(tab.id);
+                        ask.at.push(p.visible_version);
+                        ask.partition.push((tables.len(), partitions.len()));
                     }
-                }
-                let mut rows = 0;
-                for (be, ids) in &first_replicas {
-                    let stats = s
-                        .cluster
-                        .backend(*be)?
-                        .tablet_stats(ids, Some(p.visible_version))?;
-                    rows += stats.iter().flatten().map(|st| st.rows_at).sum::<u64>();
                 }
                 partitions.push(BackupPartition {
                     id: p.id,
@@ -277,7 +272,7 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                     tablets: p.tablets.iter().map(|x| x.id).collect(),
                     // Filled from the snapshots at SAVE_META.
                     digests: Vec::new(),
-                    rows,
+                    rows: 0,
                 });
             }
             tables.push(BackupTable {
@@ -290,6 +285,14 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                 replication_num: t.replication_num,
                 partitions,
             });
+        }
+        for (be, ask) in &stats_asks {
+            let stats = s.cluster.backend(*be)?.tablet_stats_at(&ask.ids, &ask.at)?;
+            for (st, (ti, pi)) in stats.iter().zip(&ask.partition) {
+                if let Some(p) = tables.get_mut(*ti).and_then(|t| t.partitions.get_mut(*pi)) {
+                    p.rows += st.as_ref().map_or(0, |st| st.rows_at);
+                }
+            }
         }
         let meta = BackupMeta {
             format_version: BACKUP_META_VERSION,
@@ -670,4 +673,14 @@ pub(super) fn cancel(s: &Session, db: Option<&String>, kind: &str) -> Result<Out
         "Query OK, {kind} job {} cancelled",
         h.id
     )))
+}
+
+/// The tablets a BACKUP asks one backend about: ids, the version to count
+/// each one's rows at, and the (table, partition) of the backup meta the
+/// rows go to.
+#[derive(Default)]
+struct StatsAsk {
+    ids: Vec<u64>,
+    at: Vec<u64>,
+    partition: Vec<(usize, usize)>,
 }

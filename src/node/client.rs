@@ -490,6 +490,22 @@ impl BackendTasks for RpcBackend {
         let call = Call::TabletStats {
             ids: ids.to_vec(),
             version,
+            at: Vec::new(),
+        };
+        match self.call(call, None)? {
+            Output::Stats(s) => Ok(s),
+            o => Err(self.unexpected("tablet_stats", o)),
+        }
+    }
+
+    fn tablet_stats_at(&self, ids: &[u64], at: &[u64]) -> Result<Vec<Option<TabletStat>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let call = Call::TabletStats {
+            ids: ids.to_vec(),
+            version: None,
+            at: at.to_vec(),
         };
         match self.call(call, None)? {
             Output::Stats(s) => Ok(s),

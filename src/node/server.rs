@@ -412,7 +412,10 @@ fn run_call(state: &State, call: Call, ctl: &TaskControl) -> Result<Output> {
             let c = BackendTasks::checksum(node, tablet, version)?;
             Output::Checksum(c.checksum, c.rows)
         }
-        Call::TabletStats { ids, version } => Output::Stats(node.tablet_stats(&ids, version)?),
+        Call::TabletStats { ids, version, at } if at.is_empty() => {
+            Output::Stats(node.tablet_stats(&ids, version)?)
+        }
+        Call::TabletStats { ids, at, .. } => Output::Stats(node.tablet_stats_at(&ids, &at)?),
         Call::SnapshotDirs => Output::Paths(node.snapshot_dirs()?),
         Call::MakeSnapshots {
             targets,
