@@ -174,6 +174,10 @@ pub enum Call {
         rate_limit: Option<u64>,
         /// Earlier backups to reuse files of, as (label, timestamp).
         reuse_from: Vec<(String, String)>,
+        /// Per tablet of this node, the index in `reuse_from` of the base
+        /// holding its newest version (empty: every base for every tablet).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reuse_newest: Vec<(u64, u32)>,
     },
     /// Prepares restore dirs.
     PrepareRestore(Vec<RestoreTarget>),

@@ -73,6 +73,34 @@ pub struct TaskControl {
     /// once by the job for the backends that share its memory (each of them
     /// would otherwise read the same manifests); others load their own.
     pub reuse_index: Option<std::sync::Arc<tabletsnap_transfer::ReuseIndex>>,
+    /// Per tablet to upload, the index into `reuse_from` of the base that
+    /// holds its newest version: a backend loading its own index reads each
+    /// base only for the tablets it is the newest for (`None`: every base
+    /// for every tablet).
+    pub reuse_newest: Option<std::sync::Arc<std::collections::HashMap<u64, usize>>>,
+}
+
+/// `reuse_from` with, per base, the tablets of `tablets` it is the newest
+/// for (see [`TaskControl::reuse_newest`]).
+pub fn reuse_per_base(
+    ctl: &TaskControl,
+    newest: &std::collections::HashMap<u64, usize>,
+    tablets: impl IntoIterator<Item = u64>,
+) -> Vec<(
+    tabletsnap_transfer::SnapshotId,
+    std::collections::HashSet<u64>,
+)> {
+    let mut per_base: Vec<_> = ctl
+        .reuse_from
+        .iter()
+        .map(|id| (id.clone(), std::collections::HashSet::new()))
+        .collect();
+    for t in tablets {
+        if let Some((_, set)) = newest.get(&t).and_then(|i| per_base.get_mut(*i)) {
+            set.insert(t);
+        }
+    }
+    per_base
 }
 
 impl std::fmt::Debug for TaskControl {

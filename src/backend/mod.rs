@@ -14,7 +14,9 @@ use tabletsnap_transfer::Manifest;
 mod messages;
 mod node;
 
-pub use messages::{RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl};
+pub use messages::{
+    reuse_per_base, RepoRef, RestoreTarget, SnapshotMade, SnapshotTarget, TaskControl,
+};
 pub use node::BackendNode;
 
 /// The tasks a job sends to a backend.

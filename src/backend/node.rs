@@ -302,11 +302,22 @@ impl BackendTasks for BackendNode {
         if let Some(index) = &ctl.reuse_index {
             opts.reuse = Some(Arc::clone(index));
         } else if !ctl.reuse_from.is_empty() {
-            // This node's share of the index: only its own tablets' files.
+            // This node's share of the index: only its own tablets' files,
+            // each from the base holding its newest version when told.
             let tablets: std::collections::HashSet<u64> =
                 snaps.iter().map(|s| s.tablet_id).collect();
-            let index = crate::repo::with_retries(|| {
-                tabletsnap_transfer::ReuseIndex::load(&repository, &ctl.reuse_from, Some(&tablets))
+            let per_base = ctl.reuse_newest.as_ref().map(|newest| {
+                super::messages::reuse_per_base(ctl, newest, tablets.iter().copied())
+            });
+            let index = crate::repo::with_retries(|| match &per_base {
+                Some(per_base) => {
+                    tabletsnap_transfer::ReuseIndex::load_per_base(&repository, per_base)
+                }
+                None => tabletsnap_transfer::ReuseIndex::load(
+                    &repository,
+                    &ctl.reuse_from,
+                    Some(&tablets),
+                ),
             })
             .with_context(|| format!("reading earlier backups of repository '{}'", repo.name))?;
             opts.reuse = Some(Arc::new(index));

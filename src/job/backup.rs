@@ -303,13 +303,22 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
                     .snapshots
                     .iter()
                     .all(|(be, _)| c.backend(*be).is_ok_and(|b| b.shares_memory()));
-                if in_process && !bases.is_empty() {
-                    // One read of what the tablets to upload need, for all
-                    // backends (markers first, inside the load).
-                    let index = shared_reuse_index(&repo, &job, &bases).with_context(|| {
-                        format!("reading earlier backups of repository '{}'", job.repo.name)
-                    })?;
-                    ctl.reuse_index = Some(Arc::new(index));
+                if !bases.is_empty() {
+                    let newest = Arc::new(newest_bases(&job, &bases));
+                    ctl.reuse_newest = Some(Arc::clone(&newest));
+                    if in_process {
+                        // One read of what the tablets to upload need, for
+                        // all backends (markers first, inside the load).
+                        let per_base =
+                            crate::backend::reuse_per_base(&ctl, &newest, newest.keys().copied());
+                        let index = crate::repo::with_retries(|| {
+                            tabletsnap_transfer::ReuseIndex::load_per_base(&repo, &per_base)
+                        })
+                        .with_context(|| {
+                            format!("reading earlier backups of repository '{}'", job.repo.name)
+                        })?;
+                        ctl.reuse_index = Some(Arc::new(index));
+                    }
                 }
             }
             let parts = per_backend(c, &job.snapshots, |be, snaps| {
@@ -566,16 +575,15 @@ fn own_reuse_bases(
     Ok(metas)
 }
 
-/// The reuse index of the tablets to upload, for backends in this
-/// process: each tablet's files from the base that holds its newest
-/// version (by the bases' metas; a file of an older base that the newest
-/// does not hold was compacted away, and rowset ids are never reused, so it
-/// can never match again), so a base no tablet needs is not read at all.
-fn shared_reuse_index(
-    repo: &tabletsnap_transfer::Repository,
+/// Per tablet to upload, the index (in `bases`) of the base that holds its
+/// newest version, by the bases' metas: a file that only an older base holds
+/// was compacted away, and rowset ids are never reused, so it can never
+/// match again; a base no tablet needs is not read at all. Ties go to the
+/// earlier base (the own label's). A tablet no base holds is absent.
+fn newest_bases(
     job: &BackupJob,
     bases: &[(SnapshotId, BackupMeta)],
-) -> Result<tabletsnap_transfer::ReuseIndex> {
+) -> std::collections::HashMap<u64, usize> {
     let tablets: std::collections::HashSet<u64> = job
         .snapshots
         .iter()
@@ -594,18 +602,7 @@ fn shared_reuse_index(
             }
         }
     }
-    let mut per_base: Vec<(SnapshotId, std::collections::HashSet<u64>)> = bases
-        .iter()
-        .map(|(id, _)| (id.clone(), std::collections::HashSet::new()))
-        .collect();
-    for (t, (_, i)) in newest {
-        if let Some((_, set)) = per_base.get_mut(i) {
-            set.insert(t);
-        }
-    }
-    Ok(crate::repo::with_retries(|| {
-        tabletsnap_transfer::ReuseIndex::load_per_base(repo, &per_base)
-    })?)
+    newest.into_iter().map(|(t, (_, i))| (t, i)).collect()
 }
 
 /// What the manifest borrows for the tablets the backends carried over:
@@ -726,6 +723,7 @@ pub(crate) fn task_control(h: &Arc<JobHandle>) -> TaskControl {
         rate_limit: None,
         reuse_from: Vec::new(),
         reuse_index: None,
+        reuse_newest: None,
     }
 }
 

@@ -404,6 +404,16 @@ impl BackendTasks for RpcBackend {
                 .iter()
                 .map(|s| (s.label.clone(), s.timestamp.clone()))
                 .collect(),
+            // Only this node's tablets.
+            reuse_newest: ctl.reuse_newest.as_ref().map_or_else(Vec::new, |n| {
+                snaps
+                    .iter()
+                    .filter_map(|s| {
+                        let i = u32::try_from(*n.get(&s.tablet_id)?).ok()?;
+                        Some((s.tablet_id, i))
+                    })
+                    .collect()
+            }),
         };
         match self.call(call, Some(ctl))? {
             Output::Manifest(hex) => {

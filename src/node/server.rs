@@ -431,6 +431,7 @@ fn run_call(state: &State, call: Call, ctl: &TaskControl) -> Result<Output> {
             part,
             snaps,
             reuse_from,
+            reuse_newest,
             ..
         } => {
             let repo = open_repo(&repo)?;
@@ -439,6 +440,14 @@ fn run_call(state: &State, call: Call, ctl: &TaskControl) -> Result<Output> {
                 .iter()
                 .map(|(l, t)| SnapshotId::new(l, t))
                 .collect::<tabletsnap_transfer::Result<_>>()?;
+            if !reuse_newest.is_empty() {
+                ctl.reuse_newest = Some(std::sync::Arc::new(
+                    reuse_newest
+                        .iter()
+                        .map(|(t, i)| (*t, *i as usize))
+                        .collect(),
+                ));
+            }
             let m = node.upload(&repo, &label, &timestamp, &part, &snaps, &ctl)?;
             Output::Manifest(to_hex(&m.encode()))
         }
