@@ -61,7 +61,7 @@ fn unchanged_tablets_are_carried_and_restore_exactly() {
     )
     .expect("repository");
     let id = |h| SnapshotId::new("n", &timestamp(h)).expect("id");
-    let m1_key = format!("{}manifest", Repository::snapshot_dir(&id(&h1)));
+    let m1_key = Repository::manifest_key(&id(&h1));
     let s2 = repo
         .read_stored_manifest(&id(&h2), None)
         .expect("h2's manifest");
@@ -132,7 +132,7 @@ fn unchanged_tablets_are_carried_and_restore_exactly() {
         .expect("gc");
     assert_eq!((r.manifests_deleted, r.packs_deleted), (1, 0), "{r:?}");
     let exists = |h| {
-        let key = repo.key(&format!("{}manifest", Repository::snapshot_dir(&id(h))));
+        let key = repo.key(&Repository::manifest_key(&id(h)));
         repo.backend().head(&key).expect("head").is_some()
     };
     assert!(exists(&h1) && !exists(&h2));

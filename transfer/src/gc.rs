@@ -230,8 +230,7 @@ impl Repository {
                 }
             }
             .map_err(unknown)?;
-            out.manifests
-                .insert(format!("{}manifest", Self::snapshot_dir(&id)));
+            out.manifests.insert(Self::manifest_key(&id));
             out.manifests
                 .extend(stored.borrowed.iter().map(|b| b.manifest.clone()));
             let manifest = self
@@ -339,17 +338,10 @@ impl Repository {
                 still_pending.extend(m.packs.iter().cloned());
                 continue;
             }
-            let doomed: Vec<String> = m
-                .packs
-                .iter()
-                .filter(|p| !referenced.contains(p))
-                .map(|p| self.key(p))
-                .collect();
-            report.packs_rescued += m
-                .packs
-                .iter()
-                .filter(|p| !is_manifest(p) && referenced.contains(p))
-                .count() as u64;
+            let (rescued, doomed): (Vec<&String>, Vec<&String>) =
+                m.packs.iter().partition(|p| referenced.contains(p));
+            report.packs_rescued += rescued.iter().filter(|p| !is_manifest(p)).count() as u64;
+            let doomed: Vec<String> = doomed.into_iter().map(|p| self.key(p)).collect();
             // One request per batch on S3 (DeleteObjects), each retried on
             // its own; a batch that fails counts none of its packs, and the
             // marker stays so a rerun deletes them.

@@ -497,8 +497,11 @@ fn skip_str(r: &mut Reader<'_>) -> Result<()> {
 }
 
 mod stored;
-pub(crate) use stored::validate_borrowed as validate_borrowed_ids;
-pub use stored::{trailing_crc, Borrowed, BorrowedTablet, ManifestSummary, StoredManifest};
+pub(crate) use stored::validate_parts;
+pub use stored::{
+    borrowed_totals, packs_with_borrowed, trailing_crc, Borrowed, BorrowedTablet, ManifestSummary,
+    StoredManifest,
+};
 
 #[cfg(test)]
 mod tests;

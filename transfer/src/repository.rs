@@ -137,6 +137,12 @@ impl Repository {
         format!("{SNAPSHOT_DIR_PREFIX}{}/{}/", id.label, id.timestamp)
     }
 
+    /// The key of a snapshot's manifest object, relative to the repository
+    /// root: how borrowing manifests and GC markers name it.
+    pub fn manifest_key(id: &SnapshotId) -> String {
+        format!("{}manifest", Self::snapshot_dir(id))
+    }
+
     pub(crate) fn object_key(&self, id: &SnapshotId, object: &str) -> String {
         self.key(&format!("{}{object}", Self::snapshot_dir(id)))
     }
@@ -266,7 +272,19 @@ impl Repository {
     }
 
     fn read_pinned(&self, id: &SnapshotId, object: &str, len: u64, crc: u32) -> Result<Vec<u8>> {
-        let key = self.object_key(id, object);
+        self.read_checked(&self.object_key(id, object), len, crc, crc32fast::hash)
+    }
+
+    /// Reads `key` and checks its length and `crc_of` its bytes against
+    /// what the reader pinned (re-read on a mismatch, as damage in transit).
+    fn read_checked(
+        &self,
+        key: &str,
+        len: u64,
+        crc: u32,
+        crc_of: fn(&[u8]) -> u32,
+    ) -> Result<Vec<u8>> {
+        let key = key.to_string();
         self.get_verified(&key, |data| {
             if data.len() as u64 != len {
                 return Err(Error::SizeMismatch {
@@ -275,7 +293,7 @@ impl Repository {
                     actual: data.len() as u64,
                 });
             }
-            let actual = crc32fast::hash(&data);
+            let actual = crc_of(&data);
             if actual != crc {
                 return Err(Error::ChecksumMismatch {
                     what: key.clone(),
@@ -394,26 +412,8 @@ impl Repository {
     /// trailing crc32 the borrowing manifest pinned.
     fn read_borrowed_source(&self, b: &Borrowed) -> Result<Vec<u8>> {
         let key = self.key(&b.manifest);
-        let retry = crate::RetryPolicy::default();
-        retry.run(&key, &crate::CancelToken::new(), || {
-            self.get_verified(&key, |data| {
-                if data.len() as u64 != b.len {
-                    return Err(Error::SizeMismatch {
-                        what: key.clone(),
-                        expected: b.len,
-                        actual: data.len() as u64,
-                    });
-                }
-                let actual = crate::manifest::trailing_crc(&data);
-                if actual != b.crc32 {
-                    return Err(Error::ChecksumMismatch {
-                        what: key.clone(),
-                        expected: b.crc32,
-                        actual,
-                    });
-                }
-                Ok(data)
-            })
+        crate::RetryPolicy::default().run(&key, &crate::CancelToken::new(), || {
+            self.read_checked(&key, b.len, b.crc32, crate::manifest::trailing_crc)
         })
     }
 
@@ -500,10 +500,7 @@ impl Repository {
         borrowed: &[Borrowed],
         meta: &[u8],
     ) -> Result<SnapshotInfo> {
-        let what = format!("manifest of {id}");
-        manifest.validate_named(&what)?;
-        let own: Vec<u64> = manifest.tablets.iter().map(|t| t.tablet_id).collect();
-        crate::manifest::validate_borrowed_ids(&own, borrowed, &what)?;
+        crate::manifest::validate_parts(manifest, borrowed, &format!("manifest of {id}"))?;
         let retry = crate::RetryPolicy::default();
         let cancel = crate::CancelToken::new();
         let info_key = self.object_key(id, "info");
@@ -550,15 +547,7 @@ impl Repository {
                 }
             }
         }
-        let mut packs: Vec<&String> = manifest.packs.iter().collect();
-        let mut seen: std::collections::HashSet<&String> = packs.iter().copied().collect();
-        packs.extend(
-            borrowed
-                .iter()
-                .flat_map(|b| &b.packs)
-                .filter(|p| seen.insert(p)),
-        );
-        for pack in packs {
+        for pack in crate::manifest::packs_with_borrowed(&manifest.packs, borrowed) {
             let key = self.key(pack);
             if retry
                 .run(&key, &cancel, || self.backend.head(&key))?

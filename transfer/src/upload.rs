@@ -316,6 +316,7 @@ pub(crate) fn commit_snapshot(
         }
     };
     let mbytes = manifest.encode_borrowing(borrowed);
+    let (borrowed_files, borrowed_bytes) = crate::manifest::borrowed_totals(borrowed);
     // No barrier yet: the packs, the manifest and the meta only have to be
     // durable before `info` names them, so one barrier covers all three.
     fail::fail_point!("upload::before_manifest", |_| Err(Error::FailPoint(
@@ -333,19 +334,9 @@ pub(crate) fn commit_snapshot(
         manifest_crc: crc32fast::hash(&mbytes),
         meta_len: meta.len() as u64,
         meta_crc: crc32fast::hash(meta),
-        file_count: borrowed
-            .iter()
-            .flat_map(|b| &b.tablets)
-            .fold(manifest.file_count(), |n, t| n.saturating_add(t.files)),
-        total_bytes: borrowed
-            .iter()
-            .flat_map(|b| &b.tablets)
-            .fold(manifest.total_bytes(), |n, t| n.saturating_add(t.bytes)),
-        pack_count: {
-            let mut all: std::collections::HashSet<&String> = manifest.packs.iter().collect();
-            all.extend(borrowed.iter().flat_map(|b| &b.packs));
-            all.len() as u64
-        },
+        file_count: manifest.file_count().saturating_add(borrowed_files),
+        total_bytes: manifest.total_bytes().saturating_add(borrowed_bytes),
+        pack_count: crate::manifest::packs_with_borrowed(&manifest.packs, borrowed).len() as u64,
     };
     cancel.check()?;
     // The commit point is written only if absent (S3: If-None-Match: *), so

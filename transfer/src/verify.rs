@@ -89,7 +89,7 @@ pub fn verify_snapshot(
     opts: &VerifyOptions,
 ) -> Result<VerifyReport> {
     let t = &opts.transfer;
-    let what = repo.key(&format!("{}manifest", Repository::snapshot_dir(id)));
+    let what = repo.key(&Repository::manifest_key(id));
     let manifest = t.retry.run(&what, &t.cancel, || repo.read_manifest(id))?;
     verify_manifest(repo, &manifest, opts)
 }

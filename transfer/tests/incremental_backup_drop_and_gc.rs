@@ -290,20 +290,27 @@ fn verify_reports_the_damaged_tablet_and_quick_checks_presence() {
     assert!(!r.damaged.is_empty());
 }
 
-/// The entries backup 2 borrows from backup 1's manifest: all of tablets
-/// `ids`, as a job builds them from the base's summary.
-fn borrow_all(repo: &Repository, base: &SnapshotId, ids: &[u64]) -> tabletsnap_transfer::Borrowed {
+/// Backup 1: a full backup of the sample tablets; their sources and its id.
+fn full_backup(
+    tmp: &std::path::Path,
+    repo: &Repository,
+) -> (Vec<tabletsnap_transfer::UploadSource>, SnapshotId) {
+    let s1 = write_tree(&tmp.join("v1"), &sample_tablets());
+    repo.backup("n", TS, &s1, b"m1", &upload_opts(1024, 512))
+        .expect("full");
+    (s1, SnapshotId::new("n", TS).expect("id"))
+}
+
+/// The entries a backup borrows from `base`'s manifest: every tablet it
+/// holds, as a job builds them from the base's summary.
+fn borrow_all(repo: &Repository, base: &SnapshotId) -> tabletsnap_transfer::Borrowed {
     let s = repo.read_manifest_summary(base).expect("summary");
     tabletsnap_transfer::Borrowed {
-        manifest: format!("{}manifest", Repository::snapshot_dir(base)),
+        manifest: Repository::manifest_key(base),
         len: s.len,
         crc32: s.crc32,
         packs: s.packs,
-        tablets: s
-            .own
-            .into_iter()
-            .filter(|t| ids.contains(&t.tablet_id))
-            .collect(),
+        tablets: s.own,
     }
 }
 
@@ -315,16 +322,12 @@ fn borrow_all(repo: &Repository, base: &SnapshotId, ids: &[u64]) -> tabletsnap_t
 fn gc_interleaved_with_a_backup_borrowing_a_dropped_manifest() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (backend, repo) = memory_repo();
-    let s1 = write_tree(&tmp.path().join("v1"), &sample_tablets());
-    repo.backup("n", TS, &s1, b"m1", &upload_opts(1024, 512))
-        .expect("full");
-    let id1 = SnapshotId::new("n", TS).expect("id");
+    let (s1, id1) = full_backup(tmp.path(), &repo);
     let id2 = SnapshotId::new("n", TS2).expect("id");
-    let ids: Vec<u64> = s1.iter().map(|s| s.tablet_id).collect();
     // The borrowing backup reads backup 1's summary (its job read the
     // markers first: none yet).
-    let borrowed = borrow_all(&repo, &id1, &ids);
-    assert_eq!(borrowed.tablets.len(), ids.len());
+    let borrowed = borrow_all(&repo, &id1);
+    assert_eq!(borrowed.tablets.len(), s1.len());
     // This cluster drops backup 1 and marks its manifest and packs.
     repo.drop_snapshot(&id1).expect("drop");
     let r = repo.gc(10_000, GRACE).expect("gc");
@@ -372,13 +375,9 @@ fn gc_interleaved_with_a_backup_borrowing_a_dropped_manifest() {
 fn a_missing_or_changed_borrowed_manifest_is_named() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (backend, repo) = memory_repo();
-    let s1 = write_tree(&tmp.path().join("v1"), &sample_tablets());
-    repo.backup("n", TS, &s1, b"", &upload_opts(1024, 512))
-        .expect("full");
-    let id1 = SnapshotId::new("n", TS).expect("id");
+    let (_, id1) = full_backup(tmp.path(), &repo);
     let id2 = SnapshotId::new("n", TS2).expect("id");
-    let ids: Vec<u64> = s1.iter().map(|s| s.tablet_id).collect();
-    let borrowed = borrow_all(&repo, &id1, &ids);
+    let borrowed = borrow_all(&repo, &id1);
     let own = tabletsnap_transfer::Manifest::default();
     repo.commit_backup_borrowing(&id2, &own, std::slice::from_ref(&borrowed), b"")
         .expect("commit");

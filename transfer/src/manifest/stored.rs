@@ -176,6 +176,54 @@ pub(crate) fn validate_borrowed(own: &[u64], borrowed: &[Borrowed], what: &str) 
     Ok(())
 }
 
+/// Files and bytes of the borrowed tablets' entries.
+pub fn borrowed_totals(borrowed: &[Borrowed]) -> (u64, u64) {
+    borrowed
+        .iter()
+        .flat_map(|b| &b.tablets)
+        .fold((0u64, 0u64), |(f, n), t| {
+            (f.saturating_add(t.files), n.saturating_add(t.bytes))
+        })
+}
+
+/// Distinct pack keys of `packs` and of the borrowed sources, in that order.
+pub fn packs_with_borrowed<'a>(packs: &'a [String], borrowed: &'a [Borrowed]) -> Vec<&'a String> {
+    let mut seen = HashSet::new();
+    packs
+        .iter()
+        .chain(borrowed.iter().flat_map(|b| &b.packs))
+        .filter(|p| seen.insert(p.as_str()))
+        .collect()
+}
+
+/// Checks a manifest's own entries and its borrowed part together.
+pub(crate) fn validate_parts(entries: &Manifest, borrowed: &[Borrowed], what: &str) -> Result<()> {
+    entries.validate_named(what)?;
+    let own: Vec<u64> = entries.tablets.iter().map(|t| t.tablet_id).collect();
+    validate_borrowed(&own, borrowed, what)
+}
+
+/// Reads a manifest object's header, checks its crc trailer, and decodes
+/// the pack list and (format 2) the borrowed part; the reader is left at
+/// the tablets.
+fn decode_head<'a>(
+    data: &'a [u8],
+    what: &'a str,
+) -> Result<(Reader<'a>, Vec<String>, Vec<Borrowed>)> {
+    let mut r = Reader::new(data, what);
+    // The version check comes first: a newer format may change the trailer too.
+    let version = check_header(&mut r, MANIFEST_MAGIC, MANIFEST_VERSION)?;
+    let body = check_crc_trailer(data, what)?;
+    let mut r = Reader::new(body.get(12..).unwrap_or_default(), what);
+    let packs = Manifest::decode_packs(&mut r)?;
+    let borrowed = if version >= 2 {
+        decode_borrowed(&mut r)?
+    } else {
+        Vec::new()
+    };
+    Ok((r, packs, borrowed))
+}
+
 impl StoredManifest {
     /// Encodes it (format 1 when nothing is borrowed, else format 2).
     pub fn encode(&self) -> Vec<u8> {
@@ -184,9 +232,7 @@ impl StoredManifest {
 
     /// Checks the entries and the borrowed part.
     pub fn validate_named(&self, what: &str) -> Result<()> {
-        self.entries.validate_named(what)?;
-        let own: Vec<u64> = self.entries.tablets.iter().map(|t| t.tablet_id).collect();
-        validate_borrowed(&own, &self.borrowed, what)
+        validate_parts(&self.entries, &self.borrowed, what)
     }
 
     /// Every tablet id, held or borrowed.
@@ -200,28 +246,18 @@ impl StoredManifest {
 
     /// Files over held and borrowed entries.
     pub fn file_count(&self) -> u64 {
-        self.borrowed
-            .iter()
-            .flat_map(|b| &b.tablets)
-            .fold(self.entries.file_count(), |n, t| n.saturating_add(t.files))
+        (self.entries.file_count()).saturating_add(borrowed_totals(&self.borrowed).0)
     }
 
     /// Bytes over held and borrowed entries.
     pub fn total_bytes(&self) -> u64 {
-        self.borrowed
-            .iter()
-            .flat_map(|b| &b.tablets)
-            .fold(self.entries.total_bytes(), |n, t| n.saturating_add(t.bytes))
+        (self.entries.total_bytes()).saturating_add(borrowed_totals(&self.borrowed).1)
     }
 
     /// Distinct pack keys named by the entries and the borrowed sources.
     pub fn all_packs(&self) -> Vec<String> {
-        let mut seen = HashSet::new();
-        self.entries
-            .packs
-            .iter()
-            .chain(self.borrowed.iter().flat_map(|b| &b.packs))
-            .filter(|p| seen.insert(p.as_str()))
+        packs_with_borrowed(&self.entries.packs, &self.borrowed)
+            .into_iter()
             .cloned()
             .collect()
     }
@@ -230,27 +266,11 @@ impl StoredManifest {
     /// (held or borrowed) of the tablets in `keep` when given. The whole
     /// object is checked (crc, bounds, borrowed part) either way.
     pub fn decode_filtered(data: &[u8], what: &str, keep: Option<&HashSet<u64>>) -> Result<Self> {
-        let mut r = Reader::new(data, what);
-        // The version check comes first: a newer format may change the trailer too.
-        let version = check_header(&mut r, MANIFEST_MAGIC, MANIFEST_VERSION)?;
-        let body = check_crc_trailer(data, what)?;
-        let mut r = Reader::new(body.get(12..).unwrap_or_default(), what);
-        let packs = Manifest::decode_packs(&mut r)?;
-        let mut borrowed = if version >= 2 {
-            decode_borrowed(&mut r)?
-        } else {
-            Vec::new()
-        };
-        if keep.is_none() {
-            let entries = Manifest::decode_tablets(&mut r, packs, what, None)?;
-            let out = StoredManifest { entries, borrowed };
-            let own: Vec<u64> = out.entries.tablets.iter().map(|t| t.tablet_id).collect();
-            validate_borrowed(&own, &out.borrowed, what)?;
-            return Ok(out);
-        }
+        let (mut r, packs, mut borrowed) = decode_head(data, what)?;
         let entries = Manifest::decode_tablets(&mut r, packs, what, keep)?;
-        // The held ids the filter skipped are not known here, so overlaps
-        // with them go unchecked; a whole decode (GC, VERIFY) checks them.
+        // Filtered, the held ids the filter skipped are not known here, so
+        // overlaps with them go unchecked; a whole decode (GC, VERIFY)
+        // checks them.
         let own: Vec<u64> = entries.tablets.iter().map(|t| t.tablet_id).collect();
         validate_borrowed(&own, &borrowed, what)?;
         if let Some(keep) = keep {
@@ -265,19 +285,10 @@ impl StoredManifest {
     /// Reads what a backup borrowing from this manifest needs, without
     /// building its entries: held tablets with counts, packs, borrowed part.
     pub fn summary(data: &[u8], what: &str) -> Result<ManifestSummary> {
-        let mut r = Reader::new(data, what);
-        let version = check_header(&mut r, MANIFEST_MAGIC, MANIFEST_VERSION)?;
-        let body = check_crc_trailer(data, what)?;
-        let mut r = Reader::new(body.get(12..).unwrap_or_default(), what);
-        let packs = Manifest::decode_packs(&mut r)?;
+        let (mut r, packs, borrowed) = decode_head(data, what)?;
         for p in &packs {
             validate_key(p)?;
         }
-        let borrowed = if version >= 2 {
-            decode_borrowed(&mut r)?
-        } else {
-            Vec::new()
-        };
         let n = r.count(16)?;
         let mut own = Vec::with_capacity(n);
         for _ in 0..n {
