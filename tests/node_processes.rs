@@ -146,13 +146,8 @@ fn a_node_gone_for_good_cancels_the_backup_naming_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let home = tmp.path().join("h");
     let _nodes = start(&home, 3);
-    let mut s = open(&home);
-    make_db_and_table(&mut s, "d", "t", 3);
     let loc = file_location(&tmp.path().join("repo"));
-    sql(
-        &mut s,
-        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut s = source_with_repository(&home, &loc, 3);
     arm_abort_in_upload(&home);
     sql(&mut s, "BACKUP SNAPSHOT d.snap TO r ON (t)");
     let h = last_job(&s);
@@ -454,13 +449,8 @@ fn a_node_gone_for_good_mid_download_cancels_the_restore_cleanly() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let home = tmp.path().join("h");
     let _nodes = start(&home, 3);
-    let mut s = open(&home);
-    make_db_and_table(&mut s, "d", "t", 3);
     let loc = file_location(&tmp.path().join("repo"));
-    sql(
-        &mut s,
-        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut s = source_with_repository(&home, &loc, 3);
     let h = backup(&mut s, "BACKUP SNAPSHOT d.snap TO r ON (t)");
     procs::kill(node_pid(&home, 2), true);
     wait_exit(&home, 2);
@@ -499,13 +489,8 @@ fn incremental_backups_on_node_processes_carry_and_reuse() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let home = tmp.path().join("h");
     let _nodes = start(&home, 3);
-    let mut s = open(&home);
-    make_db_and_table(&mut s, "d", "t", 3);
     let loc = file_location(&tmp.path().join("repo"));
-    sql(
-        &mut s,
-        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\""),
-    );
+    let mut s = source_with_repository(&home, &loc, 3);
     let h1 = backup(&mut s, "BACKUP SNAPSHOT d.n TO r");
     let d1 = data(&h1);
     // One row into p1: its tablets get a version, the others are carried.

@@ -130,18 +130,23 @@ pub(super) fn show_repositories(s: &Session) -> Result<Output> {
 /// a backup of the label already has this one (timestamps have whole
 /// seconds, and two backups of a label in one second would collide: the
 /// second was cancelled when it found the first committed). Checks this
-/// cluster's jobs and the repository's committed backups; if the repository
-/// cannot be listed now, the job's own check before uploading says so.
+/// cluster's jobs and whether the repository holds that backup's `info` (one
+/// read per candidate, not a listing of every backup); if the repository
+/// cannot be read now, the job's own check before uploading says so.
 fn unused_timestamp(s: &Session, repo: &RepoRef, label: &str) -> String {
-    let committed: Vec<tabletsnap_transfer::SnapshotId> =
-        crate::repo::open_repository(&repo.name, &repo.location)
-            .ok()
-            .and_then(|r| crate::repo::with_retries(|| r.list_snapshots()).ok())
-            .unwrap_or_default();
+    let repository = crate::repo::open_repository(&repo.name, &repo.location).ok();
+    let committed = |ts: &str| {
+        let (Some(r), Ok(id)) = (&repository, tabletsnap_transfer::SnapshotId::new(label, ts))
+        else {
+            return false;
+        };
+        matches!(
+            r.commit_state(&id),
+            tabletsnap_transfer::CommitState::Committed(_)
+        )
+    };
     let taken = |ts: &str| {
-        committed
-            .iter()
-            .any(|id| id.label == label && id.timestamp == ts)
+        committed(ts)
             || s.cluster.jobs().all().iter().any(|h| {
                 h.with_record(|r| match r {
                     JobRecord::Backup(j) => {

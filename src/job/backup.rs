@@ -217,10 +217,13 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
             // A retry after a partial failure starts from a clean slate.
             release_all(c, &job.snapshots);
             let (carry, assignments) = if job.incremental {
-                let (base, assignments, summary) = carry_candidates(&job)?;
-                if let (Some(b), Some(s)) = (&base, summary) {
-                    h.stage_carry_summary((b.clone(), s));
-                }
+                let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
+                let bases = Arc::new(own_reuse_bases(&repo, &job)?);
+                let (base, assignments, summary) = carry_candidates(&job, &repo, &bases)?;
+                h.stage_backup(super::BackupStage {
+                    bases: Some(bases),
+                    carry: base.clone().zip(summary),
+                });
                 (base, assignments)
             } else {
                 (None, job.assignments.clone())
@@ -297,7 +300,12 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
             let mut ctl = task_control(h);
             if job.incremental {
                 let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-                let bases = own_reuse_bases(&repo, &job)?;
+                // The bases SNAPSHOTING read, or (after a restart or in a
+                // retry of this step) read again.
+                let bases = match h.with_backup_stage(|s| s.bases.take()) {
+                    Some(b) => b,
+                    None => Arc::new(own_reuse_bases(&repo, &job)?),
+                };
                 ctl.reuse_from = bases.iter().map(|(id, _)| id.clone()).collect();
                 let in_process = job
                     .snapshots
@@ -409,10 +417,9 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: BackupState) -> Result<Step> 
             let mut counts = DataCounts::from(stored.entries.reuse_stats(
                 &tabletsnap_transfer::Repository::snapshot_dir(&job.snapshot_id()?),
             ));
-            for t in stored.borrowed.iter().flat_map(|b| &b.tablets) {
-                counts.reused_files = counts.reused_files.saturating_add(t.files);
-                counts.reused_bytes = counts.reused_bytes.saturating_add(t.bytes);
-            }
+            let (files, bytes) = tabletsnap_transfer::manifest::borrowed_totals(&stored.borrowed);
+            counts.reused_files = counts.reused_files.saturating_add(files);
+            counts.reused_bytes = counts.reused_bytes.saturating_add(bytes);
             repo.commit_backup_borrowing(
                 &job.snapshot_id()?,
                 &stored.entries,
@@ -477,9 +484,12 @@ type Assignments = Vec<(u32, Vec<SnapshotTarget>)>;
 /// be read or has no digests, or whose manifest, borrowed-from manifests or
 /// packs a pending-delete marker names: the markers are read before the
 /// reference is decided (the GC protocol in docs/design.md).
-fn carry_candidates(job: &BackupJob) -> Result<CarryCandidates> {
-    let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
-    let Some((base, meta)) = own_reuse_bases(&repo, job)?.into_iter().next() else {
+fn carry_candidates(
+    job: &BackupJob,
+    repo: &tabletsnap_transfer::Repository,
+    bases: &[(SnapshotId, BackupMeta)],
+) -> Result<CarryCandidates> {
+    let Some((base, meta)) = bases.first() else {
         return Ok((None, job.assignments.clone(), None));
     };
     let digests: std::collections::HashMap<u64, (u64, u64)> = meta
@@ -504,11 +514,8 @@ fn carry_candidates(job: &BackupJob) -> Result<CarryCandidates> {
     };
     let excluded = crate::repo::with_retries(|| repo.pending_delete_packs()).with_context(what)?;
     let summary =
-        crate::repo::with_retries(|| repo.read_manifest_summary(&base)).with_context(what)?;
-    let base_manifest = format!(
-        "{}manifest",
-        tabletsnap_transfer::Repository::snapshot_dir(&base)
-    );
+        crate::repo::with_retries(|| repo.read_manifest_summary(base)).with_context(what)?;
+    let base_manifest = tabletsnap_transfer::Repository::manifest_key(base);
     let marked = std::iter::once(&base_manifest)
         .chain(&summary.packs)
         .chain(
@@ -531,7 +538,7 @@ fn carry_candidates(job: &BackupJob) -> Result<CarryCandidates> {
         any |= t.carry_digest.is_some();
     }
     Ok((
-        any.then_some(base),
+        any.then(|| base.clone()),
         Arc::new(assignments),
         Some(Arc::new(summary)),
     ))
@@ -627,8 +634,9 @@ fn borrowed_entries(job: &BackupJob, h: &JobHandle) -> Result<Vec<Borrowed>> {
     let base = SnapshotId::new(label, timestamp)?;
     // The summary SNAPSHOTING read (the base's manifest is immutable, pinned
     // by its info); read again after a restart.
-    let summary = match h.take_carry_summary(&base) {
-        Some(s) => s,
+    let staged = h.with_backup_stage(|s| s.carry.take());
+    let summary = match staged.filter(|(id, _)| *id == base) {
+        Some((_, s)) => s,
         None => {
             let repo = crate::repo::open_repository(&job.repo.name, &job.repo.location)?;
             Arc::new(crate::repo::with_retries(|| repo.read_manifest_summary(&base))
@@ -641,19 +649,21 @@ fn borrowed_entries(job: &BackupJob, h: &JobHandle) -> Result<Vec<Borrowed>> {
                 })?)
         }
     };
+    // The base's own entries are source 0, its sources follow; the tablet
+    // lists are filled below (never copied from the summary's).
     let mut sources: Vec<Borrowed> = std::iter::once(Borrowed {
-        manifest: format!(
-            "{}manifest",
-            tabletsnap_transfer::Repository::snapshot_dir(&base)
-        ),
+        manifest: tabletsnap_transfer::Repository::manifest_key(&base),
         len: summary.len,
         crc32: summary.crc32,
         packs: summary.packs.clone(),
         tablets: Vec::new(),
     })
     .chain(summary.borrowed.iter().map(|b| Borrowed {
+        manifest: b.manifest.clone(),
+        len: b.len,
+        crc32: b.crc32,
+        packs: b.packs.clone(),
         tablets: Vec::new(),
-        ..b.clone()
     }))
     .collect();
     let mut at: std::collections::HashMap<u64, (usize, tabletsnap_transfer::BorrowedTablet)> =

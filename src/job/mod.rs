@@ -196,16 +196,23 @@ pub struct JobHandle {
     /// A backup's merged manifest, handed from SAVE_META to UPLOAD_INFO in
     /// memory (the step after a restart reads the saved copy instead).
     staged: Mutex<Option<tabletsnap_transfer::StoredManifest>>,
-    /// A backup's carry base and its manifest summary, read at SNAPSHOTING
-    /// and kept for SAVE_META (after a restart SAVE_META reads it again).
-    carry_summary: Mutex<Option<CarrySummary>>,
+    /// What a backup's SNAPSHOTING read of earlier backups, kept in memory
+    /// for the later steps that need it (after a restart they read it again).
+    backup_stage: Mutex<BackupStage>,
 }
 
-/// A carry base and what its manifest holds (see `JobHandle::carry_summary`).
-pub(crate) type CarrySummary = (
-    tabletsnap_transfer::SnapshotId,
-    Arc<tabletsnap_transfer::ManifestSummary>,
-);
+/// See `JobHandle::backup_stage`; each part is taken by the step that uses
+/// it, so a retry of that step reads afresh.
+#[derive(Debug, Default)]
+pub(crate) struct BackupStage {
+    /// The reuse bases, own label first, each with its meta (for UPLOADING).
+    pub bases: Option<Arc<Vec<(tabletsnap_transfer::SnapshotId, meta::BackupMeta)>>>,
+    /// The carry base and its manifest summary (for SAVE_META).
+    pub carry: Option<(
+        tabletsnap_transfer::SnapshotId,
+        Arc<tabletsnap_transfer::ManifestSummary>,
+    )>,
+}
 
 impl JobHandle {
     /// Keeps `m` for the next step of this job.
@@ -213,23 +220,14 @@ impl JobHandle {
         *self.staged.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
     }
 
-    /// Keeps the carry base's summary for a later step of this job.
-    pub(crate) fn stage_carry_summary(&self, s: CarrySummary) {
-        *self.carry_summary.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+    /// Keeps what SNAPSHOTING read of earlier backups for later steps.
+    pub(crate) fn stage_backup(&self, s: BackupStage) {
+        *self.backup_stage.lock().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
-    /// The carry base's summary an earlier step staged, if this process ran
-    /// it and it is of `base`.
-    pub(crate) fn take_carry_summary(
-        &self,
-        base: &tabletsnap_transfer::SnapshotId,
-    ) -> Option<Arc<tabletsnap_transfer::ManifestSummary>> {
-        self.carry_summary
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .filter(|(id, _)| id == base)
-            .map(|(_, s)| s)
+    /// Runs `f` on the staged backup state (to take a part of it).
+    pub(crate) fn with_backup_stage<T>(&self, f: impl FnOnce(&mut BackupStage) -> T) -> T {
+        f(&mut self.backup_stage.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The manifest the previous step staged, if this process ran it.
@@ -357,7 +355,7 @@ impl JobManager {
                 done_cv: Condvar::new(),
                 progress: Progress::default(),
                 staged: Mutex::new(None),
-                carry_summary: Mutex::new(None),
+                backup_stage: Mutex::new(BackupStage::default()),
             });
             jobs.insert(h.id, h);
         }
@@ -450,7 +448,7 @@ impl JobManager {
                 done_cv: Condvar::new(),
                 progress: Progress::default(),
                 staged: Mutex::new(None),
-                carry_summary: Mutex::new(None),
+                backup_stage: Mutex::new(BackupStage::default()),
             });
             jobs.insert(h.id, Arc::clone(&h));
             h
@@ -534,6 +532,7 @@ fn spawn(c: Arc<dyn JobEnv>, h: &Arc<JobHandle>) -> Result<()> {
             // A job cancelled between SAVE_META and UPLOAD_INFO leaves its
             // staged manifest behind: finished handles stay listed, so free it.
             drop(job.take_staged_manifest());
+            job.stage_backup(BackupStage::default());
             // Let go of the cluster before anyone waiting is woken: they may
             // close the home and reopen it, which needs the lock released.
             drop(c);

@@ -363,6 +363,26 @@ impl RpcBackend {
     }
 }
 
+impl RpcBackend {
+    /// One `TabletStats` round trip (`at` empty: every tablet at `version`).
+    fn stats_call(
+        &self,
+        ids: &[u64],
+        version: Option<u64>,
+        at: &[u64],
+    ) -> Result<Vec<Option<TabletStat>>> {
+        let call = Call::TabletStats {
+            ids: ids.to_vec(),
+            version,
+            at: at.to_vec(),
+        };
+        match self.call(call, None)? {
+            Output::Stats(s) => Ok(s),
+            o => Err(self.unexpected("tablet_stats", o)),
+        }
+    }
+}
+
 impl BackendTasks for RpcBackend {
     fn id(&self) -> u32 {
         self.id
@@ -497,30 +517,14 @@ impl BackendTasks for RpcBackend {
     }
 
     fn tablet_stats(&self, ids: &[u64], version: Option<u64>) -> Result<Vec<Option<TabletStat>>> {
-        let call = Call::TabletStats {
-            ids: ids.to_vec(),
-            version,
-            at: Vec::new(),
-        };
-        match self.call(call, None)? {
-            Output::Stats(s) => Ok(s),
-            o => Err(self.unexpected("tablet_stats", o)),
-        }
+        self.stats_call(ids, version, &[])
     }
 
     fn tablet_stats_at(&self, ids: &[u64], at: &[u64]) -> Result<Vec<Option<TabletStat>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let call = Call::TabletStats {
-            ids: ids.to_vec(),
-            version: None,
-            at: at.to_vec(),
-        };
-        match self.call(call, None)? {
-            Output::Stats(s) => Ok(s),
-            o => Err(self.unexpected("tablet_stats", o)),
-        }
+        self.stats_call(ids, None, at)
     }
 
     fn heartbeat(&self) -> Result<Heartbeat> {
