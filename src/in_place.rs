@@ -1,7 +1,8 @@
 //! The node's side of an in-place restore download: every segment file is
 //! written once, straight into its target tablet's data dir under the rowset
-//! id `prepare_restore_dirs` reserved for it; only the snapshot's
-//! `tablet.meta` goes to the restore dir. Nothing names those files until the
+//! id `prepare_restore_dirs` reserved for it; the snapshot's `tablet.meta`
+//! goes to the restore top dir's metas file (no dir or file per tablet
+//! besides the tablet's own). Nothing names those files until the
 //! install swaps the tablet meta (the commit point); the reservation keeps
 //! recovery from deleting them meanwhile, and its release deletes them if the
 //! restore ends without installing them. See docs/design.md (Restore:
@@ -12,15 +13,34 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use tabletsnap_engine::reserve::segment_rowset_id;
+use tabletsnap_engine::tablet_meta::META_FILE_NAME;
 use tabletsnap_engine::{Engine, PlacedIds};
-use tabletsnap_transfer::{DownloadOptions, DownloadReport, Manifest, Repository, TargetDirs};
+use tabletsnap_snapshot::{MetasWriter, RestoreMetas};
+use tabletsnap_transfer::{
+    DownloadOptions, DownloadReport, Error as TransferError, Manifest, Repository,
+    Result as TransferResult, TargetDirs,
+};
 
 /// Download targets of an in-place restore, per source tablet id.
 struct InPlaceTargets<'a> {
-    /// The restore dir: where the snapshot's meta goes.
+    /// The restore dir: a name (`<top>/<tablet_id>/<schema_hash>`), not created.
     homes: &'a HashMap<u64, PathBuf>,
-    /// The target tablet's dir and the new ids of the downloaded rowsets.
-    placed: HashMap<u64, (PathBuf, PlacedIds)>,
+    /// Where each tablet's files go: its target tablet dir and the new ids
+    /// of the downloaded rowsets, and its snapshot meta.
+    placed: HashMap<u64, Placed>,
+    /// The metas file of each restore top dir.
+    writers: Vec<MetasWriter>,
+}
+
+struct Placed {
+    tablet_dir: PathBuf,
+    ids: PlacedIds,
+    /// The target tablet id (the restore dir's name), which keys its meta.
+    target: u64,
+    /// Index into `writers`.
+    writer: usize,
+    /// The restore top dir.
+    top: PathBuf,
 }
 
 impl TargetDirs for InPlaceTargets<'_> {
@@ -29,12 +49,45 @@ impl TargetDirs for InPlaceTargets<'_> {
     }
 
     fn file_path(&self, tablet_id: u64, dir: &Path, path: &str) -> PathBuf {
-        if let Some((tablet_dir, ids)) = self.placed.get(&tablet_id) {
-            if let Some(name) = ids.file_name(path) {
-                return tablet_dir.join(name);
+        if let Some(p) = self.placed.get(&tablet_id) {
+            if let Some(name) = p.ids.file_name(path) {
+                return p.tablet_dir.join(name);
             }
         }
         dir.join(path)
+    }
+
+    fn creates_dir(&self, tablet_id: u64) -> bool {
+        !self.placed.contains_key(&tablet_id)
+    }
+
+    fn keeps(&self, tablet_id: u64, path: &str) -> bool {
+        path == META_FILE_NAME && self.placed.contains_key(&tablet_id)
+    }
+
+    fn keep(&self, tablet_id: u64, path: &str, data: &[u8]) -> TransferResult<()> {
+        let p = self.placed.get(&tablet_id).ok_or_else(|| {
+            TransferError::Target(format!(
+                "tablet {tablet_id} has no restore dir to keep '{path}' for"
+            ))
+        })?;
+        self.writers[p.writer].append(p.target, data).map_err(|e| {
+            TransferError::Target(format!("keeping the meta of tablet {tablet_id}: {e}"))
+        })
+    }
+
+    fn kept(&self, tablet_id: u64, _path: &str, size: u64, crc32: u32) -> bool {
+        self.placed
+            .get(&tablet_id)
+            .is_some_and(|p| self.writers[p.writer].holds(p.target, size, crc32))
+    }
+
+    fn sync_path(&self, tablet_id: u64, dir: &Path) -> PathBuf {
+        match self.placed.get(&tablet_id) {
+            // The tablet dirs are on the top dir's filesystem (its store).
+            Some(p) => p.top.clone(),
+            None => dir.to_path_buf(),
+        }
     }
 }
 
@@ -64,7 +117,9 @@ pub fn download_in_place(
     let mut targets = InPlaceTargets {
         homes: dirs,
         placed: HashMap::new(),
+        writers: Vec::new(),
     };
+    let mut tops: HashMap<PathBuf, usize> = HashMap::new();
     for e in &manifest.tablets {
         let Some(dir) = dirs.get(&e.tablet_id) else {
             continue;
@@ -75,11 +130,33 @@ pub fn download_in_place(
             slot.base,
             e.files.iter().map(|f| f.path.as_str()),
         )?;
-        targets.placed.insert(e.tablet_id, (slot.dir, ids));
+        let Some((top, _)) = tabletsnap_snapshot::metas::top_and_tablet(dir) else {
+            bail!("{} is not a restore dir", dir.display());
+        };
+        let writer = match tops.get(top) {
+            Some(i) => *i,
+            None => {
+                targets.writers.push(MetasWriter::open(top)?);
+                tops.insert(top.to_path_buf(), targets.writers.len() - 1);
+                targets.writers.len() - 1
+            }
+        };
+        targets.placed.insert(
+            e.tablet_id,
+            Placed {
+                tablet_dir: slot.dir,
+                ids,
+                target: slot.tablet_id,
+                writer,
+                top: top.to_path_buf(),
+            },
+        );
     }
     let mut opts = opts.clone();
     opts.in_place = true;
     let report = tabletsnap_transfer::download_manifest_ref(repo, manifest, &targets, &opts)?;
+    drop(targets);
+    let metas = RestoreMetas::new();
     for e in &manifest.tablets {
         let Some(dir) = dirs.get(&e.tablet_id) else {
             continue;
@@ -90,7 +167,7 @@ pub fn download_in_place(
             .filter(|f| segment_rowset_id(&f.path).is_some())
             .map(|f| (f.path.as_str(), (f.size, f.crc32)))
             .collect();
-        let meta = tabletsnap_snapshot::read_snapshot_meta(dir)?;
+        let meta = metas.read(dir)?;
         if let Some(v) = versions.get(&e.tablet_id) {
             if meta.max_version() != *v {
                 bail!(

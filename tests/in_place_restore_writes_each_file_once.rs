@@ -1,6 +1,7 @@
 //! A restore writes each segment file once, in place: the download puts it
 //! under its final (reserved) name in the target tablet's dir, the restore
-//! dir holds only the snapshot's meta, and the meta swap is the only commit
+//! top dir holds only one file of the snapshot metas (no dir or file per
+//! tablet besides the tablet's own), and the meta swap is the only commit
 //! point. Reserved files survive a restart before the install, a rerun of
 //! the download skips them, and a release without install deletes them
 //! (leaving an overwritten tablet exactly as it was). Through the real node
@@ -148,14 +149,23 @@ fn each_file_is_written_once_in_place_and_survives_a_restart_before_install() ->
     let n = dst.download(&f.repo, &f.manifest, &targets, &TaskControl::default())?;
     let segs: usize = f.manifest.tablets.iter().map(|e| e.files.len() - 1).sum();
     assert_eq!(n as usize, segs + targets.len());
-    for t in &targets {
+    // No dir or file per tablet besides the tablet's own: the restore dirs
+    // are names, and their top dir holds one file of the snapshot metas.
+    let snapshot_root = dst_dir.join("store0").join("snapshot");
+    let top_files: Vec<String> = files(&snapshot_root)
+        .iter()
+        .filter_map(|p| p.strip_prefix(&snapshot_root).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top_files.len(), 1, "{top_files:?}");
+    assert!(top_files[0].ends_with("/tablet.metas"), "{top_files:?}");
+    let metas = tabletsnap_snapshot::RestoreMetas::new();
+    for (t, e) in targets.iter().zip(&f.manifest.tablets) {
         let dir = t.dir.as_ref().ok_or("no restore dir")?;
-        // The restore dir holds the meta only; the segments are in the tablet dir.
-        let names: Vec<String> = files(dir)
-            .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect();
-        assert_eq!(names, vec!["tablet.meta".to_string()], "{}", dir.display());
+        assert!(!dir.exists(), "{} was created", dir.display());
+        assert_eq!(e.tablet_id, t.source_tablet_id);
+        let meta = metas.read(dir)?;
+        assert_eq!((meta.tablet_id, meta.max_version()), (e.tablet_id, 4));
         let slot = tabletsnap_snapshot::restore_slot(dst.engine(), dir)?;
         let placed = files(&slot.dir);
         assert_eq!(placed.len(), segs / targets.len(), "{placed:?}");

@@ -319,6 +319,12 @@ impl Engine {
         self.reservations.lock().get(name)?.get(&tablet_id).cloned()
     }
 
+    /// How many tablets reservation `name` still holds ids for (0 when it
+    /// is not held).
+    pub fn reserved_tablets(&self, name: &str) -> usize {
+        self.reservations.lock().get(name).map_or(0, HashMap::len)
+    }
+
     /// Names of the reservations held.
     pub fn reservation_names(&self) -> Vec<String> {
         self.reservations.lock().keys().cloned().collect()

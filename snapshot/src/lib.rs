@@ -9,6 +9,7 @@ pub mod error;
 mod failpoint;
 mod link;
 pub mod make;
+pub mod metas;
 pub mod name;
 pub mod release;
 pub mod restore;
@@ -16,6 +17,7 @@ pub mod sweep;
 
 pub use error::{Error, Result};
 pub use make::{make_snapshots, SnapshotFile, SnapshotInfo, SnapshotRequest};
+pub use metas::{MetasWriter, RestoreMetas, METAS_FILE_NAME};
 pub use name::{DirKind, DirName};
 pub use release::{release_snapshot, release_snapshots};
 pub use restore::{

@@ -31,18 +31,18 @@ pub fn release_snapshot(engine: &Engine, path: &Path) -> Result<()> {
     if path.components().any(|c| c == Component::ParentDir) {
         return Err(refuse(path, "the path contains '..'"));
     }
-    let canon = match fs::canonicalize(path) {
-        Ok(p) => p,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound(path.to_path_buf()))
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    };
     let mut roots = Vec::with_capacity(engine.stores().len());
     for store in engine.stores() {
         let root = store.snapshot_dir();
         roots.push(fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?);
     }
+    let canon = match fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return release_named_tablet(engine, &roots, path)
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
     let Some((root, rel)) = roots
         .iter()
         .find_map(|r| canon.strip_prefix(r).ok().map(|rel| (r, rel)))
@@ -89,9 +89,65 @@ pub fn release_snapshot(engine: &Engine, path: &Path) -> Result<()> {
     }
     file::remove_dir_all_if_exists(&canon)?;
     remove_empty_parents(root, &canon);
-    if restore && tablet.is_some() && !root.join(top).exists() {
-        engine.release_restore(top, None)?;
+    if restore && tablet.is_some() {
+        end_top_if_done(engine, &root.join(top), top)?;
     }
+    Ok(())
+}
+
+/// Releases a restore dir that exists only as a name
+/// (`<top>/<tablet_id>/<schema_hash>` of an in-place batch, whose top dir
+/// holds the metas file): the tablet's part of the reservation ends, and the
+/// top dir with it when no tablet of it is left. `NotFound` when the top dir
+/// is not there either, or the path is not shaped so.
+fn release_named_tablet(engine: &Engine, roots: &[PathBuf], path: &Path) -> Result<()> {
+    let not_found = || Error::NotFound(path.to_path_buf());
+    let Some((top, tablet)) = crate::metas::top_and_tablet(path) else {
+        return Err(not_found());
+    };
+    if path.file_name().and_then(OsStr::to_str).is_none() {
+        return Err(not_found());
+    }
+    let top_canon = match fs::canonicalize(top) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+        Err(e) => return Err(Error::io(top, e)),
+    };
+    let in_root = top_canon
+        .parent()
+        .is_some_and(|p| roots.iter().any(|r| r == p));
+    let name = top_canon
+        .file_name()
+        .and_then(OsStr::to_str)
+        .unwrap_or_default()
+        .to_string();
+    if !in_root || !DirName::parse(&name).is_some_and(|n| n.kind == DirKind::Restore) {
+        return Err(not_found());
+    }
+    engine.release_restore(&name, Some(tablet))?;
+    end_top_if_done(engine, &top_canon, &name)
+}
+
+/// Removes restore top dir `top_dir` (named `name`) and ends its
+/// reservation once no tablet of it is reserved and no tablet dir is left
+/// in it (the metas file alone goes with it); ends the reservation when the
+/// top dir is gone already.
+fn end_top_if_done(engine: &Engine, top_dir: &Path, name: &str) -> Result<()> {
+    match fs::read_dir(top_dir) {
+        Ok(_) if engine.reserved_tablets(name) > 0 => return Ok(()),
+        Ok(rd) => {
+            for e in rd {
+                let e = e.map_err(|e| Error::io(top_dir, e))?;
+                if e.file_name() != crate::metas::METAS_FILE_NAME {
+                    return Ok(());
+                }
+            }
+            file::remove_dir_all_if_exists(top_dir)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(top_dir, e)),
+    }
+    engine.release_restore(name, None)?;
     Ok(())
 }
 
@@ -225,7 +281,9 @@ fn whole_top(
     };
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(&canon, e))?;
-        if !tablets.contains(entry.file_name().as_os_str()) {
+        let name = entry.file_name();
+        // A restore batch's metas file goes with its tablets.
+        if !tablets.contains(name.as_os_str()) && name != crate::metas::METAS_FILE_NAME {
             return Ok(None);
         }
     }

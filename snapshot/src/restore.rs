@@ -14,6 +14,7 @@ use tabletsnap_engine::{
 };
 
 use crate::error::{Error, Result};
+use crate::metas::RestoreMetas;
 use crate::name::{create_top_dirs, DirKind};
 
 /// How long a restore dir lives before the sweeper may delete it: long
@@ -49,9 +50,13 @@ pub fn prepare_restore_dir(engine: &Engine, tablet_id: u64, schema_hash: u32) ->
         .ok_or_else(|| Error::InvalidArgument("no restore dir was made".into()))
 }
 
-/// Empty, durable download dirs for many tablets (one barrier per store),
-/// and for each a reservation of rowset ids in its target tablet dir, named
-/// after the top dir ([`restore_slot`]; the dir is created). Each is on the
+/// Restore dirs for many tablets, for in-place downloads (one barrier per
+/// store): for each a reservation of rowset ids in its target tablet dir,
+/// named after the top dir ([`restore_slot`]; the tablet dir is created).
+/// The restore dirs themselves are names, not created: the download keeps
+/// each snapshot meta in the top dir's metas file
+/// ([`crate::metas::MetasWriter`]), and a download that writes files into a
+/// restore dir creates it. Each is on the
 /// store holding the target tablet if it exists, else spread over the stores
 /// starting with the least loaded.
 pub fn prepare_restore_dirs(engine: &Engine, targets: &[(u64, u32)]) -> Result<Vec<PathBuf>> {
@@ -87,9 +92,11 @@ fn prepare(engine: &Engine, targets: &[(u64, u32)], batch: bool) -> Result<Vec<P
                 .zip(&store_of)
                 .map(|((id, hash), s)| {
                     let dir = tops[*s].join(id.to_string()).join(hash.to_string());
-                    if batch {
-                        file::create_dir_and_parent(&dir)?;
-                    } else {
+                    // A batch is for in-place downloads: the dir is a name
+                    // (it keys the reservation) and the snapshot meta goes
+                    // to the top dir's metas file; a download that wants
+                    // the dir creates it.
+                    if !batch {
                         file::create_dir_all_durable(&dir)?;
                     }
                     Ok(dir)
@@ -207,7 +214,7 @@ pub fn load_snapshots_in_parts(
 ) -> Result<Vec<InstallOutcome>> {
     let part = part.max(1);
     if loads.len() <= part {
-        return install_part(engine, loads, verify);
+        return install_part(engine, &RestoreMetas::new(), loads, verify);
     }
     let mut seen = std::collections::HashSet::with_capacity(loads.len());
     if let Some((_, dup)) = loads.iter().find(|(_, r)| !seen.insert(r.tablet_id)) {
@@ -217,22 +224,28 @@ pub fn load_snapshots_in_parts(
         )));
     }
     drop(seen);
+    let metas = RestoreMetas::new();
     // Verify all, keeping nothing: the parts then only stat sizes again.
     loads.par_iter().try_for_each(|(dir, r)| {
-        let req = install_request(engine, dir, r)?;
+        let req = install_request(engine, &metas, dir, r)?;
         tabletsnap_engine::install::verify_install_source(&req, verify)?;
         Ok::<_, Error>(())
     })?;
     let mut out = Vec::with_capacity(loads.len());
     for chunk in loads.chunks(part) {
-        out.extend(install_part(engine, chunk, Verify::SizeOnly)?);
+        out.extend(install_part(engine, &metas, chunk, Verify::SizeOnly)?);
     }
     Ok(out)
 }
 
 /// The install of the restore dir `dir`: from the dir itself, or, for an
 /// in-place restore, from the tablet dir its files were written into.
-fn install_request(engine: &Engine, dir: &Path, r: &LoadSnapshotRequest) -> Result<InstallRequest> {
+fn install_request(
+    engine: &Engine,
+    metas: &RestoreMetas,
+    dir: &Path,
+    r: &LoadSnapshotRequest,
+) -> Result<InstallRequest> {
     let (src_dir, placed) = if r.in_place {
         let slot = restore_slot(engine, dir)?;
         (slot.dir, Some(slot.base))
@@ -241,7 +254,7 @@ fn install_request(engine: &Engine, dir: &Path, r: &LoadSnapshotRequest) -> Resu
     };
     Ok(InstallRequest {
         src_dir,
-        source: read_snapshot_meta(dir)?,
+        source: metas.read(dir)?,
         table_id: r.table_id,
         partition_id: r.partition_id,
         tablet_id: r.tablet_id,
@@ -254,12 +267,13 @@ fn install_request(engine: &Engine, dir: &Path, r: &LoadSnapshotRequest) -> Resu
 /// One install batch: one barrier, all verified before anything changes.
 fn install_part(
     engine: &Engine,
+    metas: &RestoreMetas,
     loads: &[(PathBuf, LoadSnapshotRequest)],
     verify: Verify,
 ) -> Result<Vec<InstallOutcome>> {
     let installs: Vec<InstallRequest> = loads
         .par_iter()
-        .map(|(dir, r)| install_request(engine, dir, r))
+        .map(|(dir, r)| install_request(engine, metas, dir, r))
         .collect::<Result<_>>()?;
     engine.install_tablets(&installs, verify).map_err(|e| {
         if let tabletsnap_engine::Error::SchemaMismatch { tablet_id, detail } = &e {
@@ -316,6 +330,7 @@ pub fn catch_up_snapshots(
     loads: &[(PathBuf, CatchUpRequest)],
     verify: Verify,
 ) -> Result<Vec<InstallOutcome>> {
+    let metas = RestoreMetas::new();
     let reqs: Vec<IncrementalRequest> = loads
         .par_iter()
         .map(|(dir, r)| {
@@ -327,7 +342,7 @@ pub fn catch_up_snapshots(
             };
             Ok(IncrementalRequest {
                 src_dir,
-                source: read_snapshot_meta(dir)?,
+                source: metas.read(dir)?,
                 tablet_id: r.tablet_id,
                 base_version: r.base_version,
                 placed,

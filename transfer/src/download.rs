@@ -36,6 +36,47 @@ pub trait TargetDirs: Sync {
         let _ = tablet_id;
         dir.join(path)
     }
+
+    /// Whether the download creates `tablet_id`'s dir (by default it does).
+    /// A caller that puts every file of the tablet elsewhere
+    /// ([`TargetDirs::file_path`], [`TargetDirs::keeps`]) answers `false`:
+    /// the dir is then only a name.
+    fn creates_dir(&self, tablet_id: u64) -> bool {
+        let _ = tablet_id;
+        true
+    }
+
+    /// Whether file `path` of tablet `tablet_id` is handed to
+    /// [`TargetDirs::keep`] instead of written to a file (by default none
+    /// is). Only single-piece and empty files can be kept.
+    fn keeps(&self, tablet_id: u64, path: &str) -> bool {
+        let _ = (tablet_id, path);
+        false
+    }
+
+    /// Receives the bytes of a file [`TargetDirs::keeps`] claims, verified
+    /// against the manifest's crc32.
+    fn keep(&self, tablet_id: u64, path: &str, data: &[u8]) -> Result<()> {
+        let _ = data;
+        Err(Error::Target(format!(
+            "tablet {tablet_id} file '{path}': this download target keeps no files"
+        )))
+    }
+
+    /// Whether a file [`TargetDirs::keeps`] claims is held already with this
+    /// size and crc32 (a resumed download skips it).
+    fn kept(&self, tablet_id: u64, path: &str, size: u64, crc32: u32) -> bool {
+        let _ = (tablet_id, path, size, crc32);
+        false
+    }
+
+    /// A path on the filesystem that receives `tablet_id`'s files (`dir` is
+    /// its [`TargetDirs::dir_for`]): the download's end barrier syncs each
+    /// distinct one's filesystem. By default `dir`.
+    fn sync_path(&self, tablet_id: u64, dir: &Path) -> PathBuf {
+        let _ = tablet_id;
+        dir.to_path_buf()
+    }
 }
 
 impl<S: BuildHasher + Sync> TargetDirs for HashMap<u64, PathBuf, S> {
@@ -227,7 +268,14 @@ pub fn download_manifest_ref(
             .tablets
             .par_iter()
             .zip(dirs.par_iter())
-            .map(|(tab, dir)| prepare_dirs(dir, tab))
+            .map(|(tab, dir)| {
+                if targets.creates_dir(tab.tablet_id) {
+                    prepare_dirs(dir, tab)
+                } else {
+                    // Nothing goes into the dir: nothing shows what is there.
+                    Ok(false)
+                }
+            })
             .collect::<Result<Vec<bool>>>()
     })?;
 
@@ -253,9 +301,15 @@ pub fn download_manifest_ref(
                         return Ok(vec![false; tab.files.len()]);
                     }
                     t.cancel.check()?;
-                    present_files(tab, |f| {
-                        targets.file_path(tab.tablet_id, &dirs[ti], &f.path)
-                    })
+                    present_files(
+                        tab,
+                        |f| targets.file_path(tab.tablet_id, &dirs[ti], &f.path),
+                        |f| {
+                            targets
+                                .keeps(tab.tablet_id, &f.path)
+                                .then(|| targets.kept(tab.tablet_id, &f.path, f.size, f.crc32))
+                        },
+                    )
                 })
                 .collect::<Result<Vec<Vec<bool>>>>()
         })?
@@ -287,7 +341,20 @@ pub fn download_manifest_ref(
                 skipped.1 += f.size;
                 continue;
             }
+            let tablet_id = manifest.tablets[ti as usize].tablet_id;
+            let kept = targets.keeps(tablet_id, &f.path);
+            if kept && f.pieces.len() > 1 {
+                return Err(Error::Target(format!(
+                    "tablet {tablet_id} file '{}' is stored in {} pieces; this download target keeps it whole and takes single-piece files only",
+                    f.path,
+                    f.pieces.len()
+                )));
+            }
             match f.pieces.len() {
+                0 if kept => {
+                    targets.keep(tablet_id, &f.path, &[])?;
+                    report.files_written += 1;
+                }
                 0 => {
                     let path = ctx.final_path(ti, f);
                     if ctx.in_place {
@@ -351,8 +418,14 @@ pub fn download_manifest_ref(
     result?;
     report.files_skipped = skipped.0;
     if opts.sync {
+        let paths: HashSet<PathBuf> = manifest
+            .tablets
+            .iter()
+            .zip(&dirs)
+            .map(|(tab, d)| targets.sync_path(tab.tablet_id, d))
+            .collect();
         let mut devs = HashSet::new();
-        for d in &dirs {
+        for d in &paths {
             let dev = fs::metadata(d).map_err(|e| Error::io(d, e))?.dev();
             if devs.insert(dev) {
                 fsutil::syncfs(d)?;
@@ -404,11 +477,15 @@ fn prepare_dirs(dir: &Path, tab: &crate::manifest::TabletEntry) -> Result<bool> 
 fn present_files(
     tab: &crate::manifest::TabletEntry,
     path_of: impl Fn(&FileEntry) -> PathBuf,
+    kept: impl Fn(&FileEntry) -> Option<bool>,
 ) -> Result<Vec<bool>> {
     let mut listed: HashMap<PathBuf, HashSet<std::ffi::OsString>> = HashMap::new();
     tab.files
         .iter()
         .map(|f| {
+            if let Some(held) = kept(f) {
+                return Ok(held);
+            }
             let path = path_of(f);
             let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
                 return already_present(&path, f);
@@ -562,7 +639,13 @@ fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>
     let mut dir: Option<(PathBuf, File)> = None;
     for &r in run {
         ctx.opts.cancel.check()?;
-        let path = ctx.final_path(r.tablet, ctx.file(r));
+        let tablet_id = ctx.manifest.tablets[r.tablet as usize].tablet_id;
+        let f = ctx.file(r);
+        if ctx.targets.keeps(tablet_id, &f.path) {
+            ctx.targets.keep(tablet_id, &f.path, &buf[range(r)])?;
+            continue;
+        }
+        let path = ctx.final_path(r.tablet, f);
         let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
         else {
             return Err(Error::InvalidInput(format!(

@@ -173,6 +173,11 @@ pub enum Error {
     /// (missing credentials, a bad value): the sentence says which and why.
     #[error("{0}")]
     Config(String),
+    /// A download target that keeps some files itself
+    /// ([`crate::download::TargetDirs::keep`]) failed; the sentence names
+    /// the file and the cause.
+    #[error("{0}")]
+    Target(String),
     /// The download caller gave no target directory for a tablet in the manifest.
     #[error("no target directory given for tablet {tablet_id}")]
     NoTarget {
