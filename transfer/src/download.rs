@@ -635,14 +635,34 @@ fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>
             (actual != p.crc32).then(|| ctx.mismatch(r, key, p.crc32, actual))
         })
     })?;
+    // The files are written on every worker: a small restore's packs are
+    // few (one pack can hold every file of a thousand tablets), and file
+    // creation in different dirs runs in parallel in the filesystem.
+    let data: &[u8] = buf;
+    run.par_chunks(WRITE_GROUP)
+        .try_for_each(|group| write_files(ctx, group, data, &range))?;
+    Ok(run.len() as u64)
+}
+
+/// Files of a fetched run written by one worker at a time.
+const WRITE_GROUP: usize = 64;
+
+/// Writes the files of `group` from the fetched run `data` (`range` gives
+/// each one's bytes in it).
+fn write_files(
+    ctx: &Ctx<'_>,
+    group: &[PieceRef],
+    data: &[u8],
+    range: &(dyn Fn(PieceRef) -> std::ops::Range<usize> + Sync),
+) -> Result<()> {
     // Consecutive pieces mostly share a directory: open it once.
     let mut dir: Option<(PathBuf, File)> = None;
-    for &r in run {
+    for &r in group {
         ctx.opts.cancel.check()?;
         let tablet_id = ctx.manifest.tablets[r.tablet as usize].tablet_id;
         let f = ctx.file(r);
         if ctx.targets.keeps(tablet_id, &f.path) {
-            ctx.targets.keep(tablet_id, &f.path, &buf[range(r)])?;
+            ctx.targets.keep(tablet_id, &f.path, &data[range(r)])?;
             continue;
         }
         let path = ctx.final_path(r.tablet, f);
@@ -659,13 +679,13 @@ fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>
         }
         if let Some((dir_path, handle)) = &dir {
             if ctx.in_place {
-                write_in_place_at(handle, dir_path, name, &buf[range(r)])?;
+                write_in_place_at(handle, dir_path, name, &data[range(r)])?;
             } else {
-                write_new_file_at(handle, dir_path, name, &buf[range(r)])?;
+                write_new_file_at(handle, dir_path, name, &data[range(r)])?;
             }
         }
     }
-    Ok(run.len() as u64)
+    Ok(())
 }
 
 /// Streams one piece of a multi-piece file into the file's temp file, block by
@@ -709,6 +729,8 @@ fn write_chunk(ctx: &Ctx<'_>, key: &str, r: PieceRef, buf: &mut Vec<u8>) -> Resu
                     .map_err(|e| Error::io(&partial.tmp, e))?;
                 at += piece.len() as u64;
             }
+            // The block's writeback starts now, not at the download's barrier.
+            fsutil::start_writeback(&partial.file, file_offset + done, n);
             done += n;
         }
         let actual = crc.finalize();
@@ -743,7 +765,7 @@ fn write_in_place_at(dir: &File, dir_path: &Path, name: &str, data: &[u8]) -> Re
         name,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
     )?;
-    fsutil::write_in_pieces(&mut f, data).map_err(|e| Error::io(dir_path.join(name), e))?;
+    fsutil::write_file_data(&mut f, data).map_err(|e| Error::io(dir_path.join(name), e))?;
     fail::fail_point!("download::after_in_place_write", |_| Err(Error::FailPoint(
         "download::after_in_place_write".into()
     )));
@@ -761,7 +783,7 @@ fn write_new_file_at(dir: &File, dir_path: &Path, name: &str, data: &[u8]) -> Re
             &tmp,
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
         )?;
-        fsutil::write_in_pieces(&mut f, data).map_err(|e| Error::io(dir_path.join(&tmp), e))?;
+        fsutil::write_file_data(&mut f, data).map_err(|e| Error::io(dir_path.join(&tmp), e))?;
         drop(f);
         fail::fail_point!("download::before_rename", |_| Err(Error::FailPoint(
             "download::before_rename".into()
@@ -779,7 +801,7 @@ fn write_new_file(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = temp_path_for(path);
     let r = (|| {
         let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        fsutil::write_in_pieces(&mut f, data).map_err(|e| Error::io(&tmp, e))?;
+        fsutil::write_file_data(&mut f, data).map_err(|e| Error::io(&tmp, e))?;
         drop(f);
         rename_into_place(&tmp, path)
     })();

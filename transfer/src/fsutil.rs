@@ -15,12 +15,56 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub const TEMP_PREFIX: &str = ".tstmp-";
 
 use tabletsnap_durable::{self as durable, Opts};
-pub use tabletsnap_durable::{write_in_pieces, WRITE_PIECE};
+pub use tabletsnap_durable::{start_writeback, write_file_data, WRITE_PIECE};
 
 /// A unique temp file name for `name` (in the same directory, so rename is atomic).
 pub fn temp_name(name: &str) -> String {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{TEMP_PREFIX}{name}-{}-{n}", std::process::id())
+}
+
+/// Appends up to `want` bytes of `f` at `offset` to `buf` with positioned
+/// reads straight into the vector's spare capacity (nothing is zeroed
+/// first, no seek): one `pread` for a regular file read whole. Returns the
+/// bytes read, fewer than `want` only at the end of the file.
+pub fn pread_append(
+    f: &File,
+    offset: u64,
+    want: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    buf.reserve(want);
+    let start = buf.len();
+    let mut got = 0usize;
+    while got < want {
+        let at = offset
+            .checked_add(got as u64)
+            .and_then(|o| i64::try_from(o).ok())
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "read offset out of range")
+            })?;
+        let spare = &mut buf.spare_capacity_mut()[..want - got];
+        // SAFETY: pread writes at most `spare.len()` bytes into `spare`,
+        // memory the vector owns (its capacity, reserved above), and
+        // returns how many it wrote.
+        let n =
+            unsafe { nix::libc::pread(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        got += n as usize;
+        // SAFETY: the `got` bytes after `start` were written by pread above.
+        unsafe { buf.set_len(start + got) };
+    }
+    Ok(got)
 }
 
 /// Opens a directory handle for `*at` calls: per-file opens and renames then

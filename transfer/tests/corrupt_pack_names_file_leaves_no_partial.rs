@@ -93,4 +93,35 @@ fn source_file_with_wrong_size_fails_upload() {
         .backup("l", TS, &sources, b"m", &upload_opts(1 << 20, 1 << 20))
         .expect_err("size mismatch must fail");
     assert!(matches!(err, Error::SizeMismatch { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("shorter than its metadata says"),
+        "{err}"
+    );
+    // A file longer than its metadata says is caught in the same read.
+    let mut sources = write_tree(&tmp.path().join("src2"), &sample_tablets());
+    sources[0].files[2].size -= 1;
+    let err = repo
+        .backup("l2", TS, &sources, b"m", &upload_opts(1 << 20, 1 << 20))
+        .expect_err("a longer file must fail");
+    assert!(matches!(err, Error::SizeMismatch { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("longer than its metadata says"),
+        "{err}"
+    );
+    // And the last piece of a chunked file.
+    let mut sources = write_tree(&tmp.path().join("src3"), &sample_tablets());
+    let big = sources[0]
+        .files
+        .iter_mut()
+        .find(|f| f.name == "big.dat")
+        .expect("big");
+    big.size -= 1;
+    let err = repo
+        .backup("l3", TS, &sources, b"m", &upload_opts(1500, 1000))
+        .expect_err("a longer chunked file must fail");
+    assert!(
+        err.to_string().contains("longer than its metadata says"),
+        "{err}"
+    );
+    assert!(repo.list_snapshots().expect("list").is_empty());
 }
