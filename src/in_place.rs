@@ -28,8 +28,8 @@ struct InPlaceTargets<'a> {
     /// Where each tablet's files go: its target tablet dir and the new ids
     /// of the downloaded rowsets, and its snapshot meta.
     placed: HashMap<u64, Placed>,
-    /// The metas file of each restore top dir.
-    writers: Vec<MetasWriter>,
+    /// Each restore top dir and its metas file.
+    writers: Vec<(PathBuf, MetasWriter)>,
 }
 
 struct Placed {
@@ -37,10 +37,8 @@ struct Placed {
     ids: PlacedIds,
     /// The target tablet id (the restore dir's name), which keys its meta.
     target: u64,
-    /// Index into `writers`.
+    /// Index into `writers`: its restore top dir.
     writer: usize,
-    /// The restore top dir.
-    top: PathBuf,
 }
 
 impl TargetDirs for InPlaceTargets<'_> {
@@ -71,21 +69,24 @@ impl TargetDirs for InPlaceTargets<'_> {
                 "tablet {tablet_id} has no restore dir to keep '{path}' for"
             ))
         })?;
-        self.writers[p.writer].append(p.target, data).map_err(|e| {
-            TransferError::Target(format!("keeping the meta of tablet {tablet_id}: {e}"))
-        })
+        self.writers[p.writer]
+            .1
+            .append(p.target, data)
+            .map_err(|e| {
+                TransferError::Target(format!("keeping the meta of tablet {tablet_id}: {e}"))
+            })
     }
 
     fn kept(&self, tablet_id: u64, _path: &str, size: u64, crc32: u32) -> bool {
         self.placed
             .get(&tablet_id)
-            .is_some_and(|p| self.writers[p.writer].holds(p.target, size, crc32))
+            .is_some_and(|p| self.writers[p.writer].1.holds(p.target, size, crc32))
     }
 
     fn sync_path(&self, tablet_id: u64, dir: &Path) -> PathBuf {
         match self.placed.get(&tablet_id) {
             // The tablet dirs are on the top dir's filesystem (its store).
-            Some(p) => p.top.clone(),
+            Some(p) => self.writers[p.writer].0.clone(),
             None => dir.to_path_buf(),
         }
     }
@@ -136,7 +137,9 @@ pub fn download_in_place(
         let writer = match tops.get(top) {
             Some(i) => *i,
             None => {
-                targets.writers.push(MetasWriter::open(top)?);
+                targets
+                    .writers
+                    .push((top.to_path_buf(), MetasWriter::open(top)?));
                 tops.insert(top.to_path_buf(), targets.writers.len() - 1);
                 targets.writers.len() - 1
             }
@@ -148,7 +151,6 @@ pub fn download_in_place(
                 ids,
                 target: slot.tablet_id,
                 writer,
-                top: top.to_path_buf(),
             },
         );
     }

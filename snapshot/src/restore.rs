@@ -36,8 +36,9 @@ pub struct LoadSnapshotRequest {
     pub overwrite: bool,
     /// The segment files were downloaded in place, into the target tablet's
     /// dir under the rowset ids `prepare_restore_dirs` reserved (see
-    /// [`restore_slot`]); the dir holds only the snapshot's meta. Otherwise
-    /// the dir holds the files too, and install links them in.
+    /// [`restore_slot`]); the snapshot's meta is in the top dir's metas file
+    /// ([`crate::metas`]) or, failing that, in the dir. Otherwise the dir
+    /// holds the meta and the files, and install links them in.
     pub in_place: bool,
 }
 
