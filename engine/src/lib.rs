@@ -29,6 +29,7 @@ pub mod workload;
 
 pub use capture::Capture;
 pub use compaction::GcStats;
+pub use discard::wait_for_discards;
 pub use engine::{CreateTabletRequest, Engine, EngineOptions, Store};
 pub use error::{Error, Result};
 pub use install::{InstallOutcome, InstallRequest, Verify};

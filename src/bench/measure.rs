@@ -40,6 +40,25 @@ pub fn settle() {
     let _ = Command::new("sync").status();
 }
 
+/// Waits out the filesystem's after-delete state (untimed): on ext4 without
+/// a journal, a new inode skips every inode of its group freed within the
+/// last writeback interval, checking each one's inode table block, so file
+/// creation right after a mass delete is several times slower for about
+/// that long (see README.md, "Where a small-file restore's time goes").
+/// Flushes, then sleeps the interval (`vm.dirty_expire_centisecs`) and one
+/// second more. Returns the seconds waited.
+pub fn settle_after_delete() -> f64 {
+    let t = Instant::now();
+    settle();
+    let centis = std::fs::read_to_string("/proc/sys/vm/dirty_expire_centisecs")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(3000)
+        .min(12_000);
+    std::thread::sleep(Duration::from_millis(centis * 10 + 1000));
+    t.elapsed().as_secs_f64()
+}
+
 /// Time of a `sync` right after a baseline: its cost of durability.
 pub fn sync_time() -> Duration {
     sync_sample().0
