@@ -11,6 +11,7 @@ pub fn run_all(b: &dyn Backend) {
     put_replaces(b);
     missing_objects(b);
     ranges(b);
+    streams(b);
     listing(b);
     deletes(b);
     bad_keys(b);
@@ -120,6 +121,56 @@ fn ranges(b: &dyn Backend) {
             "range {offset}+{len} is an error for get_range_into"
         );
     }
+}
+
+/// A streamed range hands over exactly the range's bytes, in order, in
+/// slices no larger than a block; a sink's error ends it as it is.
+fn streams(b: &dyn Backend) {
+    use crate::backend::STREAM_BLOCK;
+    let len = STREAM_BLOCK + (1 << 20) + 5;
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    ok(b.put("c/stream/x", &data), "put");
+    let mut buf = Vec::new();
+    for (offset, n) in [(0, len), (3, len - 10), (STREAM_BLOCK - 2, 4), (7, 0)] {
+        let mut got = Vec::new();
+        ok(
+            b.get_range_stream("c/stream/x", offset, n, &mut buf, &mut |s| {
+                assert!(s.len() as u64 <= STREAM_BLOCK, "a slice is at most a block");
+                got.extend_from_slice(s);
+                Ok(())
+            }),
+            "stream",
+        );
+        assert!(
+            got == data[offset as usize..(offset + n) as usize],
+            "get_range_stream {offset}+{n} hands over exactly the range"
+        );
+    }
+    let mut sink_none = |_: &[u8]| Ok(());
+    assert!(
+        matches!(
+            b.get_range_stream("c/missing/x", 0, 1, &mut buf, &mut sink_none),
+            Err(Error::NotFound { .. })
+        ),
+        "a stream of a missing object is NotFound"
+    );
+    for (offset, n) in [(len - 2, 3), (u64::MAX, 2), (2, u64::MAX)] {
+        assert!(
+            b.get_range_stream("c/stream/x", offset, n, &mut buf, &mut sink_none)
+                .is_err(),
+            "stream {offset}+{n} past the end is an error"
+        );
+    }
+    let stopped = b.get_range_stream("c/stream/x", 0, len, &mut buf, &mut |_| {
+        Err(Error::InvalidInput("sink says stop".into()))
+    });
+    assert!(
+        matches!(&stopped, Err(Error::InvalidInput(m)) if m == "sink says stop"),
+        "a sink's error is returned as it is: {stopped:?}"
+    );
+    ok(b.delete("c/stream/x"), "delete");
 }
 
 fn listing(b: &dyn Backend) {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, STREAM_BLOCK};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, temp_path_for};
 use crate::info::SnapshotId;
@@ -165,6 +165,9 @@ struct Ctx<'a> {
     dirs: &'a [PathBuf],
     targets: &'a dyn TargetDirs,
     in_place: bool,
+    /// The store wants more requests in flight than cores: every worker
+    /// fetches (its buffers come from the stream pool, not the pack pool).
+    remote: bool,
     backend: &'a dyn Backend,
     repo: &'a Repository,
     opts: &'a TransferOptions,
@@ -262,7 +265,10 @@ pub fn download_manifest_ref(
             tablet_id: tab.tablet_id,
         })?);
     }
-    let pool = pool(t.threads)?;
+    // A remote store's requests mostly wait on the network and the server:
+    // keep as many in flight as it asks for, not just one per core.
+    let in_flight = repo.backend().requests_in_flight();
+    let pool = pool(t.threads.max(in_flight.unwrap_or(0)))?;
     let fresh = pool.install(|| {
         manifest
             .tablets
@@ -324,6 +330,7 @@ pub fn download_manifest_ref(
         dirs: &dirs,
         targets,
         in_place: opts.in_place,
+        remote: in_flight.is_some(),
         backend: repo.backend().as_ref(),
         repo,
         opts: t,
@@ -521,10 +528,6 @@ fn already_present(path: &Path, f: &FileEntry) -> Result<bool> {
     Ok(crc32fast::hash(&data) == f.crc32)
 }
 
-/// A piece of a multi-piece file is fetched, checked and written this many
-/// bytes at a time, so each block is still in the CPU cache when its crc and
-/// its write read it, and each worker's buffer stays small.
-const STREAM_BLOCK: u64 = 8 << 20;
 /// Pieces of single-piece files at most this far apart in a pack are fetched
 /// in one read (the gap is read and dropped): fewer requests for a few bytes.
 const MAX_GAP: u64 = 1 << 20;
@@ -543,29 +546,44 @@ fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u6
         .partition(|&r| ctx.file(r).pieces.len() == 1);
     small.sort_by_key(|&r| ctx.piece(r).offset);
     let mut files = 0;
-    // One of the process's transfer buffers, reused from pack to pack: a
-    // fresh `Vec` per pack cost a page fault per 4 KiB page and an unmap (a
-    // third of a W2 download's CPU), and one per worker thread held
-    // threads x MAX_RUN per download, with a download per backend at once.
-    let mut buf = crate::pack_buffers::pool().take(&ctx.opts.cancel)?;
-    let mut rest = &small[..];
-    while !rest.is_empty() {
-        let (run, tail) = rest.split_at(run_len(ctx, rest));
-        files += write_small_run(ctx, &key, run, &mut buf)?;
-        rest = tail;
+    if !small.is_empty() {
+        // One of the process's transfer buffers, reused from pack to pack: a
+        // fresh `Vec` per pack cost a page fault per 4 KiB page and an unmap (a
+        // third of a W2 download's CPU), and one per worker thread held
+        // threads x MAX_RUN per download, with a download per backend at once.
+        let buffers = if ctx.remote {
+            crate::pack_buffers::stream_pool()
+        } else {
+            crate::pack_buffers::pool()
+        };
+        let mut buf = buffers.take(&ctx.opts.cancel)?;
+        let mut rest = &small[..];
+        while !rest.is_empty() {
+            let (run, tail) = rest.split_at(run_len(ctx, rest, MAX_RUN));
+            files += write_small_run(ctx, &key, run, &mut buf)?;
+            rest = tail;
+        }
     }
-    for &r in &chunks {
-        files += write_chunk(ctx, &key, r, &mut buf)?;
+    if !chunks.is_empty() {
+        let mut chunks = chunks;
+        chunks.sort_by_key(|&r| ctx.piece(r).offset);
+        let mut buf = crate::pack_buffers::stream_pool().take(&ctx.opts.cancel)?;
+        let mut rest = &chunks[..];
+        while !rest.is_empty() {
+            let (run, tail) = rest.split_at(run_len(ctx, rest, u64::MAX));
+            files += stream_chunks(ctx, &key, run, &mut buf)?;
+            rest = tail;
+        }
     }
-    drop(buf);
     let bytes = refs.iter().map(|&r| ctx.piece(r).len).sum();
     ctx.progress.add(files, bytes);
     Ok((files, bytes))
 }
 
 /// How many of `refs` (sorted by offset) to fetch in one read: neighbours no
-/// more than [`MAX_GAP`] apart, spanning at most [`MAX_RUN`].
-fn run_len(ctx: &Ctx<'_>, refs: &[PieceRef]) -> usize {
+/// more than [`MAX_GAP`] apart, spanning at most `max_run` bytes (or one
+/// piece, if larger).
+fn run_len(ctx: &Ctx<'_>, refs: &[PieceRef], max_run: u64) -> usize {
     let Some(&first) = refs.first() else {
         return 0;
     };
@@ -575,7 +593,7 @@ fn run_len(ctx: &Ctx<'_>, refs: &[PieceRef]) -> usize {
     for &r in &refs[1..] {
         let p = ctx.piece(r);
         let new_end = end.max(p.offset + p.len);
-        if p.offset > end.saturating_add(MAX_GAP) || new_end - start > MAX_RUN {
+        if p.offset > end.saturating_add(MAX_GAP) || new_end - start > max_run {
             break;
         }
         end = new_end;
@@ -688,71 +706,176 @@ fn write_files(
     Ok(())
 }
 
-/// Streams one piece of a multi-piece file into the file's temp file, block by
-/// block, verifying its crc as it goes (re-fetching the piece once on a
-/// mismatch). The temp file is renamed into place by whichever worker verifies
-/// the file's last piece; a failed download deletes it, so no unverified byte
-/// is ever visible under the final name. Returns 1 if it completed the file.
-fn write_chunk(ctx: &Ctx<'_>, key: &str, r: PieceRef, buf: &mut Vec<u8>) -> Result<u64> {
-    let t = ctx.opts;
-    let f = ctx.file(r);
-    let p = ctx.piece(r);
-    let path = ctx.final_path(r.tablet, f);
-    let Some(partial) = ctx.partials.get(&(r.tablet, r.file)) else {
-        return Err(Error::InvalidInput(format!(
-            "no temp file for {}",
-            path.display()
-        )));
-    };
-    let file_offset: u64 = f.pieces[..r.piece as usize].iter().map(|p| p.len).sum();
-    let mut refetched = false;
-    loop {
-        let mut crc = crc32fast::Hasher::new();
-        let mut done = 0;
-        while done < p.len {
-            t.cancel.check()?;
-            let n = (p.len - done).min(STREAM_BLOCK);
-            if let Some(l) = &ctx.limiter {
-                l.acquire(n, &t.cancel)?;
+/// Where a streamed run of multi-piece files' pieces stands: the piece the
+/// next byte falls in, and that piece's crc so far.
+struct RunCursor {
+    piece: usize,
+    crc: crc32fast::Hasher,
+    /// Bytes of the current piece whose writeback has not been started.
+    unhinted_from: u64,
+}
+
+/// Streams a run of pieces of multi-piece files (sorted by offset, at most
+/// [`MAX_GAP`] apart) with one read of the pack, writing each piece into
+/// its file as it arrives with its crc computed in the same pass. A dropped
+/// read resumes where it stopped (the retry policy's attempts); a piece whose
+/// crc does not match is fetched once more on its own, in case it was
+/// damaged in transit. The file's temp name is renamed into place by
+/// whichever worker verifies its last piece; a failed download deletes it,
+/// so no unverified byte is ever visible under the final name. Returns the
+/// files it completed.
+fn stream_chunks(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>) -> Result<u64> {
+    let mut bad = Vec::new();
+    stream_run(ctx, key, run, buf, &mut |r, actual| {
+        if actual != ctx.piece(r).crc32 {
+            bad.push(r);
+        }
+    })?;
+    for r in bad {
+        let mut again = None;
+        stream_run(ctx, key, &[r], buf, &mut |_, actual| again = Some(actual))?;
+        let expected = ctx.piece(r).crc32;
+        match again {
+            Some(actual) if actual != expected => {
+                return Err(ctx.mismatch(r, key, expected, actual))
             }
-            t.retry.run(key, &t.cancel, || {
-                ctx.backend.get_range_into(key, p.offset + done, n, buf)
-            })?;
-            // The crc reads each piece just before its write does, while it
-            // is still in the CPU cache.
-            let mut at = file_offset + done;
-            for piece in buf.chunks(fsutil::WRITE_PIECE) {
-                crc.update(piece);
-                partial
-                    .file
-                    .write_all_at(piece, at)
-                    .map_err(|e| Error::io(&partial.tmp, e))?;
-                at += piece.len() as u64;
-            }
-            // The block's writeback starts now, not at the download's barrier.
-            fsutil::start_writeback(&partial.file, file_offset + done, n);
-            done += n;
+            _ => {}
         }
-        let actual = crc.finalize();
-        if actual == p.crc32 {
-            break;
-        }
-        if refetched {
-            return Err(ctx.mismatch(r, key, p.crc32, actual));
-        }
-        refetched = true;
     }
-    if partial.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-        // Every piece passed its crc and the manifest checked that piece
-        // crcs combine to the file crc, so the file is verified.
-        if ctx.in_place {
-            return Ok(1);
-        }
+    let mut files = 0;
+    for &r in run {
+        files += piece_verified(ctx, r)?;
+    }
+    Ok(files)
+}
+
+/// Counts piece `r` as verified; when it is its file's last, the file is
+/// complete: renamed into place (not in place) and counted. Every piece
+/// passed its crc and the manifest checked that piece crcs combine to the
+/// file crc, so the file is verified.
+fn piece_verified(ctx: &Ctx<'_>, r: PieceRef) -> Result<u64> {
+    let (partial, path) = partial_of(ctx, r)?;
+    if partial.remaining.fetch_sub(1, Ordering::SeqCst) != 1 {
+        return Ok(0);
+    }
+    if !ctx.in_place {
         rename_into_place(&partial.tmp, &path)?;
         partial.renamed.store(true, Ordering::SeqCst);
-        return Ok(1);
     }
-    Ok(0)
+    Ok(1)
+}
+
+/// Where piece `r` starts in its file.
+fn file_offset(ctx: &Ctx<'_>, r: PieceRef) -> u64 {
+    ctx.file(r).pieces[..r.piece as usize]
+        .iter()
+        .map(|p| p.len)
+        .sum()
+}
+
+fn partial_of<'c>(ctx: &'c Ctx<'_>, r: PieceRef) -> Result<(&'c Partial, PathBuf)> {
+    let path = ctx.final_path(r.tablet, ctx.file(r));
+    match ctx.partials.get(&(r.tablet, r.file)) {
+        Some(p) => Ok((p, path)),
+        None => Err(Error::InvalidInput(format!(
+            "no temp file for {}",
+            path.display()
+        ))),
+    }
+}
+
+/// One streamed read of `run` (pieces sorted by offset): writes every byte
+/// into its file and reports each piece as it ends, with its crc32.
+fn stream_run(
+    ctx: &Ctx<'_>,
+    key: &str,
+    run: &[PieceRef],
+    buf: &mut Vec<u8>,
+    ended: &mut dyn FnMut(PieceRef, u32),
+) -> Result<()> {
+    let t = ctx.opts;
+    let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+        return Ok(());
+    };
+    let start = ctx.piece(first).offset;
+    let end = ctx.piece(last).offset + ctx.piece(last).len;
+    let targets: Vec<(&Partial, u64)> = run
+        .iter()
+        .map(|&r| partial_of(ctx, r).map(|(p, _)| (p, file_offset(ctx, r))))
+        .collect::<Result<_>>()?;
+    // The next pack offset to receive: read by the retry to resume.
+    let at = std::cell::Cell::new(start);
+    let mut cur = RunCursor {
+        piece: 0,
+        crc: crc32fast::Hasher::new(),
+        unhinted_from: 0,
+    };
+    let mut sink = |mut slice: &[u8]| -> Result<()> {
+        t.cancel.check()?;
+        if let Some(l) = &ctx.limiter {
+            l.acquire(slice.len() as u64, &t.cancel)?;
+        }
+        while !slice.is_empty() {
+            let Some(&r) = run.get(cur.piece) else {
+                return Err(Error::Corrupt {
+                    what: format!("pack '{key}'"),
+                    reason: "a ranged read returned more bytes than asked".into(),
+                });
+            };
+            let p = ctx.piece(r);
+            if at.get() < p.offset {
+                // A gap between pieces: read and dropped.
+                let skip = usize::try_from(p.offset - at.get())
+                    .unwrap_or(usize::MAX)
+                    .min(slice.len());
+                slice = &slice[skip..];
+                at.set(at.get() + skip as u64);
+                continue;
+            }
+            let (partial, base) = targets[cur.piece];
+            let in_piece = at.get() - p.offset;
+            let take = usize::try_from(p.len - in_piece)
+                .unwrap_or(usize::MAX)
+                .min(slice.len());
+            let mut file_at = base + in_piece;
+            // The crc reads each slice just before its write does, while it
+            // is still in the CPU cache.
+            for part in slice[..take].chunks(fsutil::WRITE_PIECE) {
+                partial
+                    .file
+                    .write_all_at(part, file_at)
+                    .map_err(|e| Error::io(&partial.tmp, e))?;
+                cur.crc.update(part);
+                at.set(at.get() + part.len() as u64);
+                file_at += part.len() as u64;
+            }
+            slice = &slice[take..];
+            let written = at.get() - p.offset;
+            if written - cur.unhinted_from >= STREAM_BLOCK || written == p.len {
+                // The block's writeback starts now, not at the download's barrier.
+                fsutil::start_writeback(
+                    &partial.file,
+                    base + cur.unhinted_from,
+                    written - cur.unhinted_from,
+                );
+                cur.unhinted_from = written;
+            }
+            if written == p.len {
+                let crc = std::mem::replace(&mut cur.crc, crc32fast::Hasher::new());
+                ended(r, crc.finalize());
+                cur.piece += 1;
+                cur.unhinted_from = 0;
+            }
+        }
+        Ok(())
+    };
+    t.retry.run(key, &t.cancel, || {
+        // After a dropped read, ask for the rest only.
+        let from = at.get();
+        ctx.backend
+            .get_range_stream(key, from, end - from, buf, &mut sink)
+    })?;
+    Ok(())
 }
 
 /// Writes `data` straight to `name` in `dir` (created or truncated): one

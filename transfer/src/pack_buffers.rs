@@ -40,6 +40,20 @@ pub(crate) fn pool() -> &'static Pool {
     })
 }
 
+/// The buffers streamed reads of multi-piece files go through (one
+/// [`crate::backend::STREAM_BLOCK`] at most each), and every read of a
+/// download from a remote store ([`crate::Backend::requests_in_flight`]):
+/// apart from the pack buffers, so such a download keeps more requests in
+/// flight than there are cores, and bounded, so the transfers of several
+/// backends at once cannot multiply them (at most `STREAMS` x 16 MiB).
+pub(crate) fn stream_pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool::new(STREAMS))
+}
+
+/// Streamed reads in flight in the whole process, at most.
+const STREAMS: usize = 8;
+
 impl Pool {
     /// A pool lending at most `cap` buffers at once.
     pub(crate) fn new(cap: usize) -> Pool {

@@ -204,3 +204,42 @@ fn requests_per_backup_and_restore() {
         vec![7u8; 5000]
     );
 }
+
+#[test]
+fn a_large_file_restores_with_one_get_per_run_of_pieces() {
+    let Some(s) = server() else { return };
+    let b = Arc::new(Counting::new(backend(&s, "runs", &[])));
+    let dynb: Arc<dyn Backend> = Arc::clone(&b) as Arc<dyn Backend>;
+    let repo = Repository::create(dynb, "r").expect("create");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("t1");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // 33 MiB + 5 bytes in 16 MiB chunks: three pieces, one pack, each piece
+    // larger than the download's 8 MiB block.
+    let big: Vec<u8> = (0..(33u64 << 20) + 5)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    std::fs::write(dir.join("big.dat"), &big).expect("write");
+    let src = tabletsnap_transfer::UploadSource::scan(1, &dir).expect("scan");
+    let mut opts = tabletsnap_transfer::UploadOptions::default();
+    opts.chunk_size = 16 << 20;
+    let info = repo
+        .backup("l", "2026-01-01-00-00-00", &[src], b"m", &opts)
+        .expect("backup");
+    assert_eq!(info.pack_count, 1);
+    let id = tabletsnap_transfer::SnapshotId::new("l", "2026-01-01-00-00-00").expect("id");
+    let out = tmp.path().join("out");
+    b.reset();
+    let targets = std::collections::BTreeMap::from([(1u64, out.clone())]);
+    repo.download(&id, &targets, &Default::default())
+        .expect("download");
+    let c = b.counts();
+    eprintln!("restore: {c:?}");
+    // The three contiguous pieces are one ranged GET (8 MiB blocks were
+    // five), plus info and manifest.
+    assert!(c.gets <= 3, "gets {}", c.gets);
+    assert!(
+        std::fs::read(out.join("big.dat")).expect("read") == big,
+        "restored bit-exact"
+    );
+}

@@ -103,6 +103,24 @@ impl<B: Backend> Backend for Counting<B> {
         self.inner.get_range_into(key, offset, len, buf)
     }
 
+    /// One streamed read counts as one GET (it is one request where the
+    /// store streams; a store that reads block by block is not remote).
+    fn get_range_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_range_stream(key, offset, len, buf, sink)
+    }
+
+    fn requests_in_flight(&self) -> Option<usize> {
+        self.inner.requests_in_flight()
+    }
+
     fn head(&self, key: &str) -> Result<Option<u64>> {
         self.heads.fetch_add(1, Ordering::SeqCst);
         self.inner.head(key)

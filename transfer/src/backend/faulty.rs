@@ -227,6 +227,44 @@ impl<B: Backend> Backend for Faulty<B> {
         Ok(())
     }
 
+    /// An injected transient error cuts the stream after half the range
+    /// (the caller must resume after what it was handed); an injected
+    /// corruption flips a byte of the first slice.
+    fn get_range_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let fate = match self.decide("get_range", key, offset) {
+            Ok(fate) => fate,
+            Err(e) => {
+                if e.is_retryable() && len > 1 {
+                    self.inner
+                        .get_range_stream(key, offset, len / 2, buf, sink)?;
+                }
+                return Err(e);
+            }
+        };
+        let mut first = fate.0;
+        self.inner
+            .get_range_stream(key, offset, len, buf, &mut |slice: &[u8]| {
+                if std::mem::take(&mut first) {
+                    let mut copy = slice.to_vec();
+                    Self::corrupt_in_place(&mut copy, fate);
+                    sink(&copy)
+                } else {
+                    sink(slice)
+                }
+            })
+    }
+
+    fn requests_in_flight(&self) -> Option<usize> {
+        self.inner.requests_in_flight()
+    }
+
     fn head(&self, key: &str) -> Result<Option<u64>> {
         self.decide("head", key, 0)?;
         self.inner.head(key)

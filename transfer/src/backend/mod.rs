@@ -21,6 +21,11 @@ use crate::error::{Error, Result};
 /// batches of this size, so one call is one request and one retry unit.
 pub const DELETE_BATCH: usize = 1000;
 
+/// The most bytes [`Backend::get_range_stream`] hands over at once by
+/// default (one ranged read each): each block is still in the CPU cache
+/// when the caller's crc and write read it, and the buffer stays small.
+pub const STREAM_BLOCK: u64 = 8 << 20;
+
 /// A minimal object store: whole-object atomic puts, reads, ranged reads,
 /// size lookups, prefix listing and deletes. No rename, as object stores have none.
 ///
@@ -48,6 +53,42 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
         *buf = self.get_range(key, offset, len)?;
         Ok(())
+    }
+
+    /// Reads `len` bytes at `offset` of `key` and hands them to `sink` in
+    /// order, as consecutive slices, with `buf` as the transfer buffer. A
+    /// store that streams reads the range with one request (S3: one ranged
+    /// GET, handed over as it arrives, so the caller's writes overlap the
+    /// server's sending); by default it is one [`Backend::get_range_into`]
+    /// per [`STREAM_BLOCK`].
+    ///
+    /// The bytes handed to `sink` before an error were delivered: a caller
+    /// that retries asks for the rest only. An error of `sink` ends the read
+    /// and is returned as it is.
+    fn get_range_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(STREAM_BLOCK);
+            self.get_range_into(key, offset + done, n, buf)?;
+            sink(buf)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// How many requests this store wants in flight to be kept busy, when
+    /// that is more than the cores: a remote store's requests mostly wait
+    /// on the network and the server. `None` (the default) for stores the
+    /// cores keep busy.
+    fn requests_in_flight(&self) -> Option<usize> {
+        None
     }
 
     /// The size of an object, or `None` when it does not exist.
@@ -130,6 +171,19 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
         (**self).get_range_into(key, offset, len, buf)
+    }
+    fn get_range_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        (**self).get_range_stream(key, offset, len, buf, sink)
+    }
+    fn requests_in_flight(&self) -> Option<usize> {
+        (**self).requests_in_flight()
     }
     fn head(&self, key: &str) -> Result<Option<u64>> {
         (**self).head(key)

@@ -63,6 +63,25 @@ impl<B: Backend> Backend for Throttled<B> {
         Ok(())
     }
 
+    fn get_range_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.inner
+            .get_range_stream(key, offset, len, buf, &mut |slice: &[u8]| {
+                self.wait(slice.len() as u64);
+                sink(slice)
+            })
+    }
+
+    fn requests_in_flight(&self) -> Option<usize> {
+        self.inner.requests_in_flight()
+    }
+
     fn head(&self, key: &str) -> Result<Option<u64>> {
         self.wait(0);
         self.inner.head(key)

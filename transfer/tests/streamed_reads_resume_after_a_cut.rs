@@ -1,0 +1,138 @@
+//! A multi-piece file is read with one streamed read per contiguous run of
+//! its pieces; a read cut off midway (a dropped connection) resumes where it
+//! stopped instead of starting over, and the file still lands bit-exact.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use tabletsnap_transfer::{
+    download_manifest_ref, Backend, FaultConfig, Faulty, Memory, Repository, Result, SnapshotId,
+};
+
+/// Records the ranges of the streamed reads that reach the store.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn Backend>,
+    streams: Mutex<Vec<(u64, u64)>>,
+}
+
+impl Backend for Recording {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(key, offset, len)
+    }
+    fn get_range_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        buf: &mut Vec<u8>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if key.contains("/packs/") {
+            self.streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((offset, len));
+        }
+        self.inner.get_range_stream(key, offset, len, buf, sink)
+    }
+    fn head(&self, key: &str) -> Result<Option<u64>> {
+        self.inner.head(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)
+    }
+}
+
+#[test]
+fn a_cut_read_resumes_where_it_stopped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // 5 MiB + 7 bytes in 1 MiB chunks, all in one pack.
+    let len = (5 << 20) + 7;
+    let big: Vec<u8> = (0..len as u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
+    let tablets = vec![TestTablet {
+        id: 3,
+        files: vec![("big.dat".into(), big.clone())],
+        dirs: vec![],
+    }];
+    let sources = write_tree(&tmp.path().join("src"), &tablets);
+    let faulty = Arc::new(Faulty::new(Memory::new(), FaultConfig::off(5)));
+    let rec = Arc::new(Recording {
+        inner: Arc::clone(&faulty) as Arc<dyn Backend>,
+        streams: Mutex::new(Vec::new()),
+    });
+    let repo = Repository::create(Arc::clone(&rec) as Arc<dyn Backend>, "r").expect("create");
+    repo.backup("l", TS, &sources, b"m", &upload_opts(64 << 20, 1 << 20))
+        .expect("backup");
+    let id = SnapshotId::new("l", TS).expect("id");
+    let manifest = repo.read_manifest(&id).expect("manifest");
+    let pieces = &manifest.tablets[0].files[0].pieces;
+    assert_eq!(pieces.len(), 6, "six pieces");
+    let starts: Vec<u64> = pieces.iter().map(|p| p.offset).collect();
+    let end = pieces.last().map(|p| p.offset + p.len).expect("pieces");
+
+    // Without faults: one read for the six contiguous pieces.
+    let out = tmp.path().join("clean");
+    repo.download(&id, &targets(&out), &download_opts())
+        .expect("download");
+    assert!(read_tree(&out.join("3"))["big.dat"] == big);
+    let clean = std::mem::take(&mut *rec.streams.lock().expect("lock"));
+    assert_eq!(
+        clean,
+        vec![(starts[0], end - starts[0])],
+        "one streamed read per run"
+    );
+
+    // A quarter of the reads are cut after half their range (each seed a different
+    // schedule of cuts).
+    let mut cuts = 0;
+    for seed in 0..32 {
+        let mut cfg = FaultConfig::off(seed);
+        cfg.get_error_rate = 0.25;
+        faulty.set_config(cfg);
+        let out = tmp.path().join(format!("cut{seed}"));
+        // The manifest was read before the faults: only pack reads are cut.
+        download_manifest_ref(&repo, &manifest, &targets(&out), &download_opts())
+            .expect("download under cut reads");
+        faulty.set_config(FaultConfig::off(seed));
+        assert!(
+            read_tree(&out.join("3"))["big.dat"] == big,
+            "bit-exact after cuts"
+        );
+        let reads = std::mem::take(&mut *rec.streams.lock().expect("lock"));
+        cuts += reads.len() - 1;
+        // Each read after a cut asks for the rest of the run only.
+        for w in reads.windows(2) {
+            let ((a, alen), (b, blen)) = (w[0], w[1]);
+            assert_eq!(
+                a + alen,
+                end,
+                "every read runs to the end of the run: {reads:?}"
+            );
+            assert!(
+                b > a && b + blen == end,
+                "a retry resumes past what was read: {reads:?}"
+            );
+        }
+        if reads.len() > 1 {
+            assert!(
+                reads.iter().skip(1).any(|(o, _)| !starts.contains(o)),
+                "some read resumed inside a piece: {reads:?}"
+            );
+        }
+    }
+    assert!(cuts >= 4, "reads were cut ({cuts} times)");
+}
