@@ -23,6 +23,8 @@ pub const PROP_REQUEST_TIMEOUT_MS: &str = "tabletsnap.s3.request_timeout_ms";
 pub const PROP_MULTIPART_THRESHOLD: &str = "tabletsnap.s3.multipart_threshold";
 /// Property: the size of one part of a multipart put (at least 5 MiB).
 pub const PROP_PART_SIZE: &str = "tabletsnap.s3.part_size";
+/// Property: requests one download keeps in flight (1 to 64, default 8).
+pub const PROP_REQUESTS_IN_FLIGHT: &str = "tabletsnap.s3.requests_in_flight";
 
 /// Every property an S3 repository takes; other `aws.s3.` and
 /// `tabletsnap.s3.` names are refused, so a misspelt key is not ignored.
@@ -35,6 +37,7 @@ pub const KNOWN_PROPERTIES: &[&str] = &[
     PROP_REQUEST_TIMEOUT_MS,
     PROP_MULTIPART_THRESHOLD,
     PROP_PART_SIZE,
+    PROP_REQUESTS_IN_FLIGHT,
 ];
 
 /// S3's smallest part (every part but the last).
@@ -69,6 +72,9 @@ pub struct S3Config {
     pub part_size: u64,
     /// Parts of one object put at the same time.
     pub part_parallelism: usize,
+    /// Requests one download keeps in flight: each mostly waits on the
+    /// network and the server, so the cores alone keep too few busy.
+    pub requests_in_flight: usize,
 }
 
 impl S3Config {
@@ -145,6 +151,13 @@ impl S3Config {
                 format!("must be at least {MIN_PART_SIZE} (S3's smallest part)"),
             ));
         }
+        let requests_in_flight = num(PROP_REQUESTS_IN_FLIGHT, 8)?;
+        if !(1..=64).contains(&requests_in_flight) {
+            return Err(invalid(
+                PROP_REQUESTS_IN_FLIGHT,
+                format!("must be from 1 to 64, not {requests_in_flight}"),
+            ));
+        }
         Ok(Self {
             endpoint,
             bucket,
@@ -161,6 +174,7 @@ impl S3Config {
             multipart_threshold: num(PROP_MULTIPART_THRESHOLD, 64 << 20)?,
             part_size,
             part_parallelism: 4,
+            requests_in_flight: requests_in_flight as usize,
         })
     }
 
@@ -275,5 +289,24 @@ mod tests {
         assert!(!format!("{c:?}").contains("very-secret"));
         let e = S3Config::from_properties("s3://bkt", &props(&[("aws.s3.secretkey", "x")]));
         assert!(format!("{:?}", e.err()).contains("unknown S3 property"));
+    }
+
+    #[test]
+    fn requests_in_flight_is_bounded() {
+        let with = |v: &str| {
+            S3Config::from_properties(
+                "s3://bkt/p",
+                &props(&[
+                    (PROP_ACCESS_KEY, "ak"),
+                    (PROP_SECRET_KEY, "sk"),
+                    (PROP_REQUESTS_IN_FLIGHT, v),
+                ]),
+            )
+        };
+        assert_eq!(with("3").expect("3").requests_in_flight, 3);
+        for bad in ["0", "65", "-1", "many", "99999999999999999999999"] {
+            let e = with(bad).expect_err(bad).to_string();
+            assert!(e.contains(PROP_REQUESTS_IN_FLIGHT), "{bad}: {e}");
+        }
     }
 }

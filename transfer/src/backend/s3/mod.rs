@@ -44,10 +44,6 @@ const BATCH: usize = 1000;
 /// A streamed GET hands its bytes over this many at a time: small enough
 /// that the socket keeps receiving while the caller writes a slice.
 const STREAM_SLICE: u64 = 1 << 20;
-/// Requests a transfer keeps in flight against S3: each mostly waits on the
-/// network and the server, so the cores alone keep too few busy (`rclone`
-/// runs 4 transfers by default, 8 in our bench).
-const REQUESTS_IN_FLIGHT: usize = 8;
 
 /// An S3 bucket (and key prefix) as a [`Backend`].
 pub struct S3 {
@@ -480,7 +476,7 @@ impl Backend for S3 {
     }
 
     fn requests_in_flight(&self) -> Option<usize> {
-        Some(REQUESTS_IN_FLIGHT)
+        Some(self.cfg.requests_in_flight)
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>> {
