@@ -1,19 +1,26 @@
 //! The buffers packs are assembled in (upload) and fetched into (download),
 //! shared by every transfer of the process: at most one per core are lent
-//! at once, each reused from pack to pack (no page-fault storm per 64 MiB
-//! pack), and all of them freed when the last one comes back.
+//! at once (past that only to a thread that holds one already, see
+//! [`Pool::take`]), each reused from pack to pack (no page-fault storm per
+//! 64 MiB pack), and all of them freed when the last one comes back.
 //!
 //! A buffer per worker thread held `threads` x the buffer size per
 //! transfer, and the in-process cluster runs one upload or download per
 //! backend at once: three backends held up to 6 x 64 MiB on two cores,
 //! where two buffers keep both cores busy.
 
+use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::cancel::CancelToken;
 use crate::error::Result;
+
+thread_local! {
+    /// Buffers this thread holds, from any pool.
+    static HELD: Cell<usize> = const { Cell::new(0) };
+}
 
 /// A bounded set of reusable buffers.
 pub(crate) struct Pool {
@@ -66,9 +73,17 @@ impl Pool {
 
     /// Waits for a free buffer (checking `cancel` while it waits); it comes
     /// back empty, with the capacity an earlier pack gave it.
+    ///
+    /// A thread that holds a buffer already never waits: it gets one past
+    /// the cap. A worker holding a buffer while it waits for a parallel
+    /// loop of its own runs other jobs of its pool meanwhile (rayon's work
+    /// stealing), one of which may take a buffer; had that waited, every
+    /// holder could end up waiting under its own held buffer, none of them
+    /// returning one. Each such extra buffer is one nested job deep.
     pub(crate) fn take(&self, cancel: &CancelToken) -> Result<PackBuffer<'_>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while st.lent >= self.cap {
+        let holds = HELD.with(Cell::get) > 0;
+        while st.lent >= self.cap && !holds {
             cancel.check()?;
             st = self
                 .returned
@@ -78,7 +93,9 @@ impl Pool {
         }
         st.lent += 1;
         let mut buf = st.free.pop().unwrap_or_default();
+        drop(st);
         buf.clear();
+        HELD.with(|h| h.set(h.get() + 1));
         Ok(PackBuffer { pool: self, buf })
     }
 }
@@ -91,6 +108,7 @@ pub(crate) struct PackBuffer<'a> {
 
 impl Drop for PackBuffer<'_> {
     fn drop(&mut self) {
+        HELD.with(|h| h.set(h.get().saturating_sub(1)));
         let mut st = self.pool.state.lock().unwrap_or_else(|e| e.into_inner());
         st.lent = st.lent.saturating_sub(1);
         if st.lent == 0 {
@@ -128,10 +146,14 @@ mod tests {
         let mut a = pool.take(&cancel).expect("first buffer");
         let b = pool.take(&cancel).expect("second buffer");
         a.extend_from_slice(&[7u8; 4096]);
-        // A third take waits; a cancelled one gives up instead of blocking.
+        // A third take (by a thread holding none) waits; a cancelled one
+        // gives up instead of blocking.
         let stop = CancelToken::default();
         stop.cancel();
-        assert!(pool.take(&stop).is_err());
+        std::thread::scope(|s| {
+            let other = s.spawn(|| pool.take(&stop).is_err());
+            assert!(other.join().expect("other thread"));
+        });
         // A returned buffer is lent again, cleared, its capacity kept.
         drop(a);
         let again = pool.take(&cancel).expect("returned buffer");
@@ -146,5 +168,39 @@ mod tests {
         let st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
         assert_eq!(st.lent, 0);
         assert!(st.free.is_empty(), "an idle pool keeps no memory");
+    }
+
+    #[test]
+    fn a_thread_holding_a_buffer_never_waits_for_another() {
+        let pool = Pool::new(1);
+        let cancel = CancelToken::default();
+        let held = pool.take(&cancel).expect("first buffer");
+        // The cap is reached: another thread waits (here: gives up, cancelled).
+        std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                let stop = CancelToken::default();
+                stop.cancel();
+                pool.take(&stop).is_err()
+            });
+            assert!(other.join().expect("other thread"), "another thread waits");
+        });
+        // This thread, holding one, gets a second at once (a wait here could
+        // never end if every holder did the same).
+        let stop = CancelToken::default();
+        stop.cancel();
+        let nested = pool.take(&stop).expect("a holder gets one past the cap");
+        drop(nested);
+        drop(held);
+        // Holding none again, this thread waits like any other.
+        let a = pool.take(&cancel).expect("buffer");
+        let stop = CancelToken::default();
+        stop.cancel();
+        std::thread::scope(|s| {
+            let other = s.spawn(|| pool.take(&stop).is_err());
+            assert!(other.join().expect("other thread"));
+        });
+        drop(a);
+        let st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(st.lent, 0);
     }
 }
