@@ -735,11 +735,9 @@ fn stream_chunks(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>) 
         let mut again = None;
         stream_run(ctx, key, &[r], buf, &mut |_, actual| again = Some(actual))?;
         let expected = ctx.piece(r).crc32;
-        match again {
-            Some(actual) if actual != expected => {
-                return Err(ctx.mismatch(r, key, expected, actual))
-            }
-            _ => {}
+        // `stream_run` returned Ok, so the piece ended and `again` is set.
+        if let Some(actual) = again.filter(|&a| a != expected) {
+            return Err(ctx.mismatch(r, key, expected, actual));
         }
     }
     let mut files = 0;
@@ -875,6 +873,18 @@ fn stream_run(
         ctx.backend
             .get_range_stream(key, from, end - from, buf, &mut sink)
     })?;
+    drop(sink);
+    // A store that ends a read early without an error must not leave a
+    // piece counted as verified that never ended.
+    if cur.piece < run.len() || at.get() != end {
+        return Err(Error::Corrupt {
+            what: format!("pack '{key}'"),
+            reason: format!(
+                "a ranged read of {start}..{end} ended at {} without an error",
+                at.get()
+            ),
+        });
+    }
     Ok(())
 }
 

@@ -1,9 +1,11 @@
 //! A multi-piece file is read with one streamed read per contiguous run of
 //! its pieces; a read cut off midway (a dropped connection) resumes where it
-//! stopped instead of starting over, and the file still lands bit-exact.
+//! stopped instead of starting over, and the file still lands bit-exact. A
+//! store that ends a read early without an error fails the download.
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -16,6 +18,8 @@ use tabletsnap_transfer::{
 struct Recording {
     inner: Arc<dyn Backend>,
     streams: Mutex<Vec<(u64, u64)>>,
+    /// Hand over half of each streamed pack range and report success.
+    short: AtomicBool,
 }
 
 impl Backend for Recording {
@@ -41,6 +45,9 @@ impl Backend for Recording {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((offset, len));
+        }
+        if self.short.load(Ordering::SeqCst) && key.contains("/packs/") {
+            return self.inner.get_range_stream(key, offset, len / 2, buf, sink);
         }
         self.inner.get_range_stream(key, offset, len, buf, sink)
     }
@@ -73,6 +80,7 @@ fn a_cut_read_resumes_where_it_stopped() {
     let rec = Arc::new(Recording {
         inner: Arc::clone(&faulty) as Arc<dyn Backend>,
         streams: Mutex::new(Vec::new()),
+        short: AtomicBool::new(false),
     });
     let repo = Repository::create(Arc::clone(&rec) as Arc<dyn Backend>, "r").expect("create");
     repo.backup("l", TS, &sources, b"m", &upload_opts(64 << 20, 1 << 20))
@@ -135,4 +143,41 @@ fn a_cut_read_resumes_where_it_stopped() {
         }
     }
     assert!(cuts >= 4, "reads were cut ({cuts} times)");
+}
+
+#[test]
+fn a_read_that_ends_early_without_an_error_fails_the_download() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let len = (3 << 20) + 11;
+    let big: Vec<u8> = (0..len as u64).map(|i| (i % 253) as u8).collect();
+    let tablets = vec![TestTablet {
+        id: 4,
+        files: vec![("big.dat".into(), big)],
+        dirs: vec![],
+    }];
+    let sources = write_tree(&tmp.path().join("src"), &tablets);
+    let rec = Arc::new(Recording {
+        inner: Arc::new(Memory::new()),
+        streams: Mutex::new(Vec::new()),
+        short: AtomicBool::new(false),
+    });
+    let repo = Repository::create(Arc::clone(&rec) as Arc<dyn Backend>, "r").expect("create");
+    repo.backup("l", TS, &sources, b"m", &upload_opts(64 << 20, 1 << 20))
+        .expect("backup");
+    let id = SnapshotId::new("l", TS).expect("id");
+    rec.short.store(true, Ordering::SeqCst);
+    let out = tmp.path().join("out");
+    let err = repo
+        .download(&id, &targets(&out), &download_opts())
+        .expect_err("a short read must fail the download");
+    assert!(
+        err.to_string().contains("ended at") && err.to_string().contains("pack"),
+        "names the pack and where the read ended: {err}"
+    );
+    let restored = read_tree(&out.join("4"));
+    assert!(
+        restored.is_empty(),
+        "nothing left behind: {:?}",
+        restored.keys()
+    );
 }
