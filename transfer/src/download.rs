@@ -873,7 +873,6 @@ fn stream_run(
         ctx.backend
             .get_range_stream(key, from, end - from, buf, &mut sink)
     })?;
-    drop(sink);
     // A store that ends a read early without an error must not leave a
     // piece counted as verified that never ended.
     if cur.piece < run.len() || at.get() != end {
