@@ -752,12 +752,12 @@ fn stream_chunks(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>) 
 /// passed its crc and the manifest checked that piece crcs combine to the
 /// file crc, so the file is verified.
 fn piece_verified(ctx: &Ctx<'_>, r: PieceRef) -> Result<u64> {
-    let (partial, path) = partial_of(ctx, r)?;
+    let partial = partial_of(ctx, r)?;
     if partial.remaining.fetch_sub(1, Ordering::SeqCst) != 1 {
         return Ok(0);
     }
     if !ctx.in_place {
-        rename_into_place(&partial.tmp, &path)?;
+        rename_into_place(&partial.tmp, &ctx.final_path(r.tablet, ctx.file(r)))?;
         partial.renamed.store(true, Ordering::SeqCst);
     }
     Ok(1)
@@ -771,15 +771,15 @@ fn file_offset(ctx: &Ctx<'_>, r: PieceRef) -> u64 {
         .sum()
 }
 
-fn partial_of<'c>(ctx: &'c Ctx<'_>, r: PieceRef) -> Result<(&'c Partial, PathBuf)> {
-    let path = ctx.final_path(r.tablet, ctx.file(r));
-    match ctx.partials.get(&(r.tablet, r.file)) {
-        Some(p) => Ok((p, path)),
-        None => Err(Error::InvalidInput(format!(
+/// The file piece `r` is written into (its temp file, or its final file in
+/// place).
+fn partial_of<'c>(ctx: &'c Ctx<'_>, r: PieceRef) -> Result<&'c Partial> {
+    ctx.partials.get(&(r.tablet, r.file)).ok_or_else(|| {
+        Error::InvalidInput(format!(
             "no temp file for {}",
-            path.display()
-        ))),
-    }
+            ctx.final_path(r.tablet, ctx.file(r)).display()
+        ))
+    })
 }
 
 /// One streamed read of `run` (pieces sorted by offset): writes every byte
@@ -799,7 +799,7 @@ fn stream_run(
     let end = ctx.piece(last).offset + ctx.piece(last).len;
     let targets: Vec<(&Partial, u64)> = run
         .iter()
-        .map(|&r| partial_of(ctx, r).map(|(p, _)| (p, file_offset(ctx, r))))
+        .map(|&r| partial_of(ctx, r).map(|p| (p, file_offset(ctx, r))))
         .collect::<Result<_>>()?;
     // The next pack offset to receive: read by the retry to resume.
     let at = std::cell::Cell::new(start);

@@ -241,6 +241,26 @@ impl S3 {
         Ok(())
     }
 
+    /// Checks a ranged read of `key` before any request: the key, and a
+    /// range that overflows. An empty range is not expressible in HTTP: its
+    /// bounds are checked with a HEAD and no GET is needed (`false`).
+    fn range_needs_get(&self, key: &str, offset: u64, len: u64) -> Result<bool> {
+        validate_key(key)?;
+        if offset.checked_add(len).is_none() {
+            return Err(past_end(key, offset, len, "the"));
+        }
+        if len > 0 {
+            return Ok(true);
+        }
+        match self.head(key)? {
+            None => Err(Error::NotFound {
+                key: self.display_key(key),
+            }),
+            Some(size) if offset > size => Err(past_end(key, offset, len, "the")),
+            Some(_) => Ok(false),
+        }
+    }
+
     /// One ranged GET of `len` (> 0) bytes at `offset`, handed to `sink` in
     /// slices of [`STREAM_SLICE`] as they arrive.
     fn get_stream(
@@ -437,22 +457,9 @@ impl Backend for S3 {
     }
 
     fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
-        validate_key(key)?;
-        if offset.checked_add(len).is_none() {
-            return Err(past_end(key, offset, len, "the"));
-        }
-        if len == 0 {
-            // An empty range is not expressible in HTTP: check the bounds.
-            return match self.head(key)? {
-                None => Err(Error::NotFound {
-                    key: self.display_key(key),
-                }),
-                Some(size) if offset > size => Err(past_end(key, offset, len, "the")),
-                Some(_) => {
-                    buf.clear();
-                    Ok(())
-                }
-            };
+        if !self.range_needs_get(key, offset, len)? {
+            buf.clear();
+            return Ok(());
         }
         self.get_into("get_range", key, Some((offset, len)), buf)
     }
@@ -465,12 +472,8 @@ impl Backend for S3 {
         buf: &mut Vec<u8>,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        if len == 0 {
-            return self.get_range_into(key, offset, len, buf);
-        }
-        validate_key(key)?;
-        if offset.checked_add(len).is_none() {
-            return Err(past_end(key, offset, len, "the"));
+        if !self.range_needs_get(key, offset, len)? {
+            return Ok(());
         }
         self.get_stream(key, offset, len, buf, sink)
     }
