@@ -37,7 +37,8 @@ pub mod verify;
 pub mod workload;
 
 pub use backend::{
-    Backend, Counting, Durability, FaultConfig, Faulty, LocalFs, Memory, S3Config, Throttled, S3,
+    Backend, Counting, Durability, FaultConfig, Faulty, LocalFs, Memory, S3Config, StreamSink,
+    Throttled, S3,
 };
 pub use cancel::CancelToken;
 pub use download::{

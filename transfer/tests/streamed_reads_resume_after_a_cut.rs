@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use tabletsnap_transfer::{
     download_manifest_ref, Backend, FaultConfig, Faulty, Memory, Repository, Result, SnapshotId,
+    StreamSink,
 };
 
 /// Records the ranges of the streamed reads that reach the store.
@@ -38,7 +39,7 @@ impl Backend for Recording {
         offset: u64,
         len: u64,
         buf: &mut Vec<u8>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut StreamSink<'_>,
     ) -> Result<()> {
         if key.contains("/packs/") {
             self.streams

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Backend;
+use super::{Backend, StreamSink};
 use crate::error::Result;
 
 /// Operation counts observed by a [`Counting`] wrapper.
@@ -111,7 +111,7 @@ impl<B: Backend> Backend for Counting<B> {
         offset: u64,
         len: u64,
         buf: &mut Vec<u8>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut StreamSink<'_>,
     ) -> Result<()> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get_range_stream(key, offset, len, buf, sink)

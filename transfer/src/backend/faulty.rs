@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::Backend;
+use super::{Backend, StreamSink};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
 
@@ -236,7 +236,7 @@ impl<B: Backend> Backend for Faulty<B> {
         offset: u64,
         len: u64,
         buf: &mut Vec<u8>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut StreamSink<'_>,
     ) -> Result<()> {
         let fate = match self.decide("get_range", key, offset) {
             Ok(fate) => fate,

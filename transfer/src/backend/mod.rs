@@ -26,6 +26,10 @@ pub const DELETE_BATCH: usize = 1000;
 /// when the caller's crc and write read it, and the buffer stays small.
 pub const STREAM_BLOCK: u64 = 8 << 20;
 
+/// Where [`Backend::get_range_stream`] hands a range's bytes: consecutive
+/// slices, in order; an error it returns ends the read.
+pub type StreamSink<'a> = dyn FnMut(&[u8]) -> Result<()> + 'a;
+
 /// A minimal object store: whole-object atomic puts, reads, ranged reads,
 /// size lookups, prefix listing and deletes. No rename, as object stores have none.
 ///
@@ -71,7 +75,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         offset: u64,
         len: u64,
         buf: &mut Vec<u8>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut StreamSink<'_>,
     ) -> Result<()> {
         let mut done = 0;
         while done < len {
@@ -178,7 +182,7 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         offset: u64,
         len: u64,
         buf: &mut Vec<u8>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut StreamSink<'_>,
     ) -> Result<()> {
         (**self).get_range_stream(key, offset, len, buf, sink)
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::Backend;
+use super::{Backend, StreamSink};
 use crate::error::Result;
 
 /// Sleeps `latency` per operation plus `bytes / bandwidth` per transferred payload.
@@ -69,7 +69,7 @@ impl<B: Backend> Backend for Throttled<B> {
         offset: u64,
         len: u64,
         buf: &mut Vec<u8>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut StreamSink<'_>,
     ) -> Result<()> {
         self.inner
             .get_range_stream(key, offset, len, buf, &mut |slice: &[u8]| {

@@ -32,7 +32,7 @@ pub use config::{
 
 pub use uploads::OpenUpload;
 
-use super::{validate_key, validate_prefix, Backend};
+use super::{validate_key, validate_prefix, Backend, StreamSink};
 use crate::error::{Error, Result};
 use http::XML_LIMIT;
 
@@ -269,7 +269,7 @@ impl S3 {
         offset: u64,
         len: u64,
         buf: &mut Vec<u8>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut StreamSink<'_>,
     ) -> Result<()> {
         use std::io::Read;
         const OP: &str = "get_range";
@@ -470,7 +470,7 @@ impl Backend for S3 {
         offset: u64,
         len: u64,
         buf: &mut Vec<u8>,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+        sink: &mut StreamSink<'_>,
     ) -> Result<()> {
         if !self.range_needs_get(key, offset, len)? {
             return Ok(());
