@@ -139,6 +139,22 @@ impl DerefMut for PackBuffer<'_> {
 mod tests {
     use super::*;
 
+    fn cancelled() -> CancelToken {
+        let stop = CancelToken::default();
+        stop.cancel();
+        stop
+    }
+
+    /// Whether a take by another thread, holding no buffer, would wait: a
+    /// cancelled one gives up instead of blocking.
+    fn a_fresh_thread_waits(pool: &Pool) -> bool {
+        std::thread::scope(|s| {
+            s.spawn(|| pool.take(&cancelled()).is_err())
+                .join()
+                .expect("other thread")
+        })
+    }
+
     #[test]
     fn at_most_cap_buffers_are_lent_and_all_are_freed_when_idle() {
         let pool = Pool::new(2);
@@ -146,14 +162,8 @@ mod tests {
         let mut a = pool.take(&cancel).expect("first buffer");
         let b = pool.take(&cancel).expect("second buffer");
         a.extend_from_slice(&[7u8; 4096]);
-        // A third take (by a thread holding none) waits; a cancelled one
-        // gives up instead of blocking.
-        let stop = CancelToken::default();
-        stop.cancel();
-        std::thread::scope(|s| {
-            let other = s.spawn(|| pool.take(&stop).is_err());
-            assert!(other.join().expect("other thread"));
-        });
+        // A third take (by a thread holding none) waits.
+        assert!(a_fresh_thread_waits(&pool));
         // A returned buffer is lent again, cleared, its capacity kept.
         drop(a);
         let again = pool.take(&cancel).expect("returned buffer");
@@ -175,30 +185,18 @@ mod tests {
         let pool = Pool::new(1);
         let cancel = CancelToken::default();
         let held = pool.take(&cancel).expect("first buffer");
-        // The cap is reached: another thread waits (here: gives up, cancelled).
-        std::thread::scope(|s| {
-            let other = s.spawn(|| {
-                let stop = CancelToken::default();
-                stop.cancel();
-                pool.take(&stop).is_err()
-            });
-            assert!(other.join().expect("other thread"), "another thread waits");
-        });
+        // The cap is reached: another thread waits.
+        assert!(a_fresh_thread_waits(&pool), "another thread waits");
         // This thread, holding one, gets a second at once (a wait here could
         // never end if every holder did the same).
-        let stop = CancelToken::default();
-        stop.cancel();
-        let nested = pool.take(&stop).expect("a holder gets one past the cap");
+        let nested = pool
+            .take(&cancelled())
+            .expect("a holder gets one past the cap");
         drop(nested);
         drop(held);
-        // Holding none again, this thread waits like any other.
+        // With the extra buffer back, the cap holds again.
         let a = pool.take(&cancel).expect("buffer");
-        let stop = CancelToken::default();
-        stop.cancel();
-        std::thread::scope(|s| {
-            let other = s.spawn(|| pool.take(&stop).is_err());
-            assert!(other.join().expect("other thread"));
-        });
+        assert!(a_fresh_thread_waits(&pool));
         drop(a);
         let st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
         assert_eq!(st.lent, 0);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 mod common;
 
 use common::s3::{backend, fresh_location, props, server};
+use common::TS;
 use tabletsnap_transfer::backend::s3::{PROP_MULTIPART_THRESHOLD, PROP_PART_SIZE, PROP_SECRET_KEY};
 use tabletsnap_transfer::{Backend, Counting, Error, Repository, S3Config, S3};
 
@@ -161,15 +162,41 @@ fn a_missing_bucket_and_a_missing_object_are_named() {
     );
 }
 
-#[test]
-fn requests_per_backup_and_restore() {
-    let Some(s) = server() else { return };
-    let b = Arc::new(Counting::new(backend(&s, "count", &[])));
+/// A repository on a fresh S3 prefix behind a request counter, and a temp
+/// dir holding tablet 1's source dir `t1` (created).
+fn counted_repo(
+    s: &common::s3::Server,
+    what: &str,
+) -> (Arc<Counting<S3>>, Repository, tempfile::TempDir) {
+    let b = Arc::new(Counting::new(backend(s, what, &[])));
     let dynb: Arc<dyn Backend> = Arc::clone(&b) as Arc<dyn Backend>;
     let repo = Repository::create(dynb, "r").expect("create");
     let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(tmp.path().join("t1")).expect("mkdir");
+    (b, repo, tmp)
+}
+
+/// Restores tablet 1 of backup `l` at [`TS`] into `out`; the requests it took.
+fn counted_restore(
+    b: &Counting<S3>,
+    repo: &Repository,
+    out: &std::path::Path,
+) -> tabletsnap_transfer::backend::OpCounts {
+    let id = tabletsnap_transfer::SnapshotId::new("l", TS).expect("id");
+    b.reset();
+    let targets = std::collections::BTreeMap::from([(1u64, out.to_path_buf())]);
+    repo.download(&id, &targets, &Default::default())
+        .expect("download");
+    let c = b.counts();
+    eprintln!("restore: {c:?}");
+    c
+}
+
+#[test]
+fn requests_per_backup_and_restore() {
+    let Some(s) = server() else { return };
+    let (b, repo, tmp) = counted_repo(&s, "count");
     let dir = tmp.path().join("t1");
-    std::fs::create_dir_all(&dir).expect("mkdir");
     for i in 0..200 {
         std::fs::write(dir.join(format!("f{i}")), vec![i as u8; 5000]).expect("write");
     }
@@ -177,9 +204,7 @@ fn requests_per_backup_and_restore() {
     let mut opts = tabletsnap_transfer::UploadOptions::default();
     opts.pack_size = 256 << 10;
     b.reset();
-    let info = repo
-        .backup("l", "2026-01-01-00-00-00", &[src], b"m", &opts)
-        .expect("backup");
+    let info = repo.backup("l", TS, &[src], b"m", &opts).expect("backup");
     let c = b.counts();
     eprintln!("backup: {} packs, {c:?}", info.pack_count);
     assert!(
@@ -190,13 +215,7 @@ fn requests_per_backup_and_restore() {
     );
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&out).expect("mkdir");
-    let id = tabletsnap_transfer::SnapshotId::new("l", "2026-01-01-00-00-00").expect("id");
-    b.reset();
-    let targets = std::collections::BTreeMap::from([(1u64, out.clone())]);
-    repo.download(&id, &targets, &Default::default())
-        .expect("download");
-    let c = b.counts();
-    eprintln!("restore: {c:?}");
+    let c = counted_restore(&b, &repo, &out);
     // One ranged GET per contiguous run (a pack here), plus info and manifest.
     assert!(c.gets <= info.pack_count + 4, "gets {}", c.gets);
     assert_eq!(
@@ -208,12 +227,8 @@ fn requests_per_backup_and_restore() {
 #[test]
 fn a_large_file_restores_with_one_get_per_run_of_pieces() {
     let Some(s) = server() else { return };
-    let b = Arc::new(Counting::new(backend(&s, "runs", &[])));
-    let dynb: Arc<dyn Backend> = Arc::clone(&b) as Arc<dyn Backend>;
-    let repo = Repository::create(dynb, "r").expect("create");
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let (b, repo, tmp) = counted_repo(&s, "runs");
     let dir = tmp.path().join("t1");
-    std::fs::create_dir_all(&dir).expect("mkdir");
     // 33 MiB + 5 bytes in 16 MiB chunks: three pieces, one pack, each piece
     // larger than the download's 8 MiB block.
     let big: Vec<u8> = (0..(33u64 << 20) + 5)
@@ -223,18 +238,10 @@ fn a_large_file_restores_with_one_get_per_run_of_pieces() {
     let src = tabletsnap_transfer::UploadSource::scan(1, &dir).expect("scan");
     let mut opts = tabletsnap_transfer::UploadOptions::default();
     opts.chunk_size = 16 << 20;
-    let info = repo
-        .backup("l", "2026-01-01-00-00-00", &[src], b"m", &opts)
-        .expect("backup");
+    let info = repo.backup("l", TS, &[src], b"m", &opts).expect("backup");
     assert_eq!(info.pack_count, 1);
-    let id = tabletsnap_transfer::SnapshotId::new("l", "2026-01-01-00-00-00").expect("id");
     let out = tmp.path().join("out");
-    b.reset();
-    let targets = std::collections::BTreeMap::from([(1u64, out.clone())]);
-    repo.download(&id, &targets, &Default::default())
-        .expect("download");
-    let c = b.counts();
-    eprintln!("restore: {c:?}");
+    let c = counted_restore(&b, &repo, &out);
     // The three contiguous pieces are one ranged GET (8 MiB blocks were
     // five), plus info and manifest.
     assert!(c.gets <= 3, "gets {}", c.gets);

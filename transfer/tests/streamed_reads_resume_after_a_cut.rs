@@ -63,6 +63,31 @@ impl Backend for Recording {
     }
 }
 
+/// Backs up tablet `id` holding `big.dat` = `big` (1 MiB chunks, one pack)
+/// into a repository on `inner` behind a [`Recording`].
+fn backed_up(
+    tmp: &std::path::Path,
+    id: u64,
+    big: &[u8],
+    inner: Arc<dyn Backend>,
+) -> (Arc<Recording>, Repository, SnapshotId) {
+    let tablets = vec![TestTablet {
+        id,
+        files: vec![("big.dat".into(), big.to_vec())],
+        dirs: vec![],
+    }];
+    let sources = write_tree(&tmp.join("src"), &tablets);
+    let rec = Arc::new(Recording {
+        inner,
+        streams: Mutex::new(Vec::new()),
+        short: AtomicBool::new(false),
+    });
+    let repo = Repository::create(Arc::clone(&rec) as Arc<dyn Backend>, "r").expect("create");
+    repo.backup("l", TS, &sources, b"m", &upload_opts(64 << 20, 1 << 20))
+        .expect("backup");
+    (rec, repo, SnapshotId::new("l", TS).expect("id"))
+}
+
 #[test]
 fn a_cut_read_resumes_where_it_stopped() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -71,22 +96,8 @@ fn a_cut_read_resumes_where_it_stopped() {
     let big: Vec<u8> = (0..len as u64)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
         .collect();
-    let tablets = vec![TestTablet {
-        id: 3,
-        files: vec![("big.dat".into(), big.clone())],
-        dirs: vec![],
-    }];
-    let sources = write_tree(&tmp.path().join("src"), &tablets);
     let faulty = Arc::new(Faulty::new(Memory::new(), FaultConfig::off(5)));
-    let rec = Arc::new(Recording {
-        inner: Arc::clone(&faulty) as Arc<dyn Backend>,
-        streams: Mutex::new(Vec::new()),
-        short: AtomicBool::new(false),
-    });
-    let repo = Repository::create(Arc::clone(&rec) as Arc<dyn Backend>, "r").expect("create");
-    repo.backup("l", TS, &sources, b"m", &upload_opts(64 << 20, 1 << 20))
-        .expect("backup");
-    let id = SnapshotId::new("l", TS).expect("id");
+    let (rec, repo, id) = backed_up(tmp.path(), 3, &big, Arc::clone(&faulty) as Arc<dyn Backend>);
     let manifest = repo.read_manifest(&id).expect("manifest");
     let pieces = &manifest.tablets[0].files[0].pieces;
     assert_eq!(pieces.len(), 6, "six pieces");
@@ -151,21 +162,7 @@ fn a_read_that_ends_early_without_an_error_fails_the_download() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let len = (3 << 20) + 11;
     let big: Vec<u8> = (0..len as u64).map(|i| (i % 253) as u8).collect();
-    let tablets = vec![TestTablet {
-        id: 4,
-        files: vec![("big.dat".into(), big)],
-        dirs: vec![],
-    }];
-    let sources = write_tree(&tmp.path().join("src"), &tablets);
-    let rec = Arc::new(Recording {
-        inner: Arc::new(Memory::new()),
-        streams: Mutex::new(Vec::new()),
-        short: AtomicBool::new(false),
-    });
-    let repo = Repository::create(Arc::clone(&rec) as Arc<dyn Backend>, "r").expect("create");
-    repo.backup("l", TS, &sources, b"m", &upload_opts(64 << 20, 1 << 20))
-        .expect("backup");
-    let id = SnapshotId::new("l", TS).expect("id");
+    let (rec, repo, id) = backed_up(tmp.path(), 4, &big, Arc::new(Memory::new()));
     rec.short.store(true, Ordering::SeqCst);
     let out = tmp.path().join("out");
     let err = repo
