@@ -110,6 +110,10 @@ enum Command {
         /// Keep the trash dir of old outputs instead of deleting it at the end.
         #[arg(long)]
         keep_trash: bool,
+        /// Transfer worker threads of the upload and download phases
+        /// (0: one per core, at least 2, as a backend uses).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// List every fail point (only in builds with the `failpoints` feature).
     Failpoints,
@@ -395,6 +399,7 @@ fn main() -> ExitCode {
             dir,
             json,
             keep_trash,
+            threads,
         } => {
             cli::interrupt::default_sigpipe();
             let opts = tabletsnap::bench::BenchOptions {
@@ -404,6 +409,7 @@ fn main() -> ExitCode {
                 dir,
                 json,
                 keep_trash,
+                threads,
             };
             finish(tabletsnap::bench::run(&opts).map(|_| 0), false)
         }

@@ -13,6 +13,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+mod batch;
+pub use batch::{Barrier, FlushReport, Flusher};
+
 /// An I/O error with the path it happened on.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {source}", path.display())]

@@ -114,6 +114,34 @@ pub struct BenchOptions {
     /// Leave the trash dir for the caller (runs back to back must not
     /// mass-delete before the next one times file creation).
     pub keep_trash: bool,
+    /// Transfer worker threads of the W1, W2 and S3 upload and download
+    /// phases; 0: the default (one per core, at least 2).
+    pub threads: usize,
+}
+
+impl BenchOptions {
+    /// The transfer options of a timed upload or download phase.
+    pub(crate) fn transfer(&self) -> tabletsnap_transfer::TransferOptions {
+        let mut t = tabletsnap_transfer::TransferOptions::default();
+        if self.threads > 0 {
+            t.threads = self.threads;
+        }
+        t
+    }
+
+    /// Upload options with [`BenchOptions::transfer`].
+    pub(crate) fn upload(&self) -> tabletsnap_transfer::UploadOptions {
+        let mut o = tabletsnap_transfer::UploadOptions::default();
+        o.transfer = self.transfer();
+        o
+    }
+
+    /// Download options with [`BenchOptions::transfer`].
+    pub(crate) fn download(&self) -> tabletsnap_transfer::DownloadOptions {
+        let mut o = tabletsnap_transfer::DownloadOptions::default();
+        o.transfer = self.transfer();
+        o
+    }
 }
 
 /// W2: 32 tablets, one 64 MiB rowset each.

@@ -10,9 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tabletsnap_engine::workload::{plain_write, populate};
 use tabletsnap_engine::{Engine, EngineOptions, Verify, WorkloadSpec};
 use tabletsnap_snapshot::{LoadSnapshotRequest, SnapshotInfo, SnapshotRequest};
-use tabletsnap_transfer::{
-    DownloadOptions, LocalFs, Repository, SnapshotId, SourceFile, UploadOptions, UploadSource,
-};
+use tabletsnap_transfer::{LocalFs, Repository, SnapshotId, SourceFile, UploadSource};
 
 use super::measure::{
     have, last_window, median, run_cmd_cpu, self_cpu_s, sync_sample, timed_cpu, trash,
@@ -101,8 +99,12 @@ pub fn workload(
     trash(&base, trash_dir, "old")?;
     std::fs::create_dir_all(&base)?;
     println!(
-        "== {name}: {} tablets x {} versions x {} segments, {} rows/version",
-        spec.tablets, spec.versions, spec.segments_per_version, spec.rows_per_version
+        "== {name}: {} tablets x {} versions x {} segments, {} rows/version; {} transfer threads",
+        spec.tablets,
+        spec.versions,
+        spec.segments_per_version,
+        spec.rows_per_version,
+        opts.transfer().threads
     );
     let mut rows = Vec::new();
     let rounds = opts.rounds.max(1);
@@ -215,7 +217,7 @@ pub fn workload(
         let (_, t, m, c) = timed_cpu(|| {
             let backend = LocalFs::with_durability(&dir, tabletsnap_transfer::Durability::Batched)?;
             let repo = Repository::open_or_create(Arc::new(backend), "bench")?;
-            repo.backup("w", ts, &srcs, b"{}", &UploadOptions::default())?;
+            repo.backup("w", ts, &srcs, b"{}", &opts.upload())?;
             Ok(())
         })?;
         ours.push(t, c);
@@ -303,7 +305,7 @@ pub fn workload(
                 &map,
                 &HashMap::new(),
                 &HashMap::new(),
-                &DownloadOptions::default(),
+                &opts.download(),
             )?;
             let loads = load_requests(&ids, &map, &metas);
             let (c, t) = (self_cpu_s(), Instant::now());

@@ -26,10 +26,7 @@ use tabletsnap_transfer::backend::s3::{
     PROP_ACCESS_KEY, PROP_ENDPOINT, PROP_PATH_STYLE, PROP_REGION, PROP_SECRET_KEY,
 };
 use tabletsnap_transfer::backend::OpCounts;
-use tabletsnap_transfer::{
-    Backend, Counting, DownloadOptions, Repository, S3Config, SnapshotId, UploadOptions,
-    UploadSource, S3,
-};
+use tabletsnap_transfer::{Backend, Counting, Repository, S3Config, SnapshotId, UploadSource, S3};
 
 use super::measure::{
     have, median, peak_rss_mib, reset_peak_rss, settle, sync_time, trash, trim_heap,
@@ -624,7 +621,7 @@ fn workload(
         let backend: Arc<dyn Backend> = Arc::clone(&counting) as Arc<dyn Backend>;
         let (info, s) = measure(server, true, || {
             let repo = Repository::open_or_create(Arc::clone(&backend), "bench")?;
-            Ok(repo.backup("w", TS, &srcs, b"{}", &UploadOptions::default())?)
+            Ok(repo.backup("w", TS, &srcs, b"{}", &opts.upload())?)
         })?;
         up_ours.samples.push(s);
         up_ours.requests = Some(counting.counts().into());
@@ -686,7 +683,7 @@ fn workload(
                 &map,
                 &HashMap::new(),
                 &HashMap::new(),
-                &DownloadOptions::default(),
+                &opts.download(),
             )?;
             let loads = phases::load_requests(&ids, &map, &metas);
             let t = Instant::now();

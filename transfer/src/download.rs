@@ -4,11 +4,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::hash::BuildHasher;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
+use tabletsnap_durable::{Barrier, Flusher};
 
 use crate::backend::{Backend, STREAM_BLOCK};
 use crate::error::{Error, Result};
@@ -174,6 +176,9 @@ struct Ctx<'a> {
     partials: HashMap<(u32, u32), Partial>,
     limiter: Option<RateLimiter>,
     progress: ProgressTracker,
+    /// Starts the writeback of small files while the download runs (with
+    /// `sync` only; large files hint their own writeback as they go).
+    flusher: Option<Flusher>,
 }
 
 impl Ctx<'_> {
@@ -325,6 +330,21 @@ pub fn download_manifest_ref(
     let files_total = manifest.file_count();
     let bytes_total = manifest.total_bytes();
     let mut report = DownloadReport::default();
+    // The end barrier's filesystems, opened before the first byte is
+    // written so that their `syncfs` reports any writeback error since.
+    let barrier = if opts.sync {
+        let paths: HashSet<PathBuf> = manifest
+            .tablets
+            .iter()
+            .zip(&dirs)
+            .map(|(tab, d)| targets.sync_path(tab.tablet_id, d))
+            .collect();
+        Some(Arc::new(
+            Barrier::open(&paths).map_err(|e| Error::io(&e.path, e.source))?,
+        ))
+    } else {
+        None
+    };
     let mut ctx = Ctx {
         manifest,
         dirs: &dirs,
@@ -337,6 +357,9 @@ pub fn download_manifest_ref(
         partials: HashMap::new(),
         limiter: t.rate_limit.map(RateLimiter::new),
         progress: ProgressTracker::new(files_total, bytes_total, t.progress.clone()),
+        flusher: barrier
+            .as_ref()
+            .map(|b| Flusher::start(Arc::clone(b), FLUSH_STEP)),
     };
     let mut by_pack: BTreeMap<u32, Vec<PieceRef>> = BTreeMap::new();
     let mut skipped = (0u64, 0u64);
@@ -422,22 +445,14 @@ pub fn download_manifest_ref(
             let _ = fs::remove_file(&p.tmp);
         }
     }
+    let flushed = ctx.flusher.take().map(Flusher::finish);
     result?;
     report.files_skipped = skipped.0;
-    if opts.sync {
-        let paths: HashSet<PathBuf> = manifest
-            .tablets
-            .iter()
-            .zip(&dirs)
-            .map(|(tab, d)| targets.sync_path(tab.tablet_id, d))
-            .collect();
-        let mut devs = HashSet::new();
-        for d in &paths {
-            let dev = fs::metadata(d).map_err(|e| Error::io(d, e))?.dev();
-            if devs.insert(dev) {
-                fsutil::syncfs(d)?;
-            }
-        }
+    if let Some(e) = flushed.and_then(|f| f.error) {
+        return Err(Error::io(&e.path, e.source));
+    }
+    if let Some(b) = &barrier {
+        b.sync().map_err(|e| Error::io(&e.path, e.source))?;
     }
     Ok(report)
 }
@@ -665,6 +680,10 @@ fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>
 /// Files of a fetched run written by one worker at a time.
 const WRITE_GROUP: usize = 64;
 
+/// Small files' bytes between two of the download's background flushes
+/// ([`Flusher`]).
+const FLUSH_STEP: u64 = 64 << 20;
+
 /// Writes the files of `group` from the fetched run `data` (`range` gives
 /// each one's bytes in it).
 fn write_files(
@@ -675,6 +694,7 @@ fn write_files(
 ) -> Result<()> {
     // Consecutive pieces mostly share a directory: open it once.
     let mut dir: Option<(PathBuf, File)> = None;
+    let mut written = 0u64;
     for &r in group {
         ctx.opts.cancel.check()?;
         let tablet_id = ctx.manifest.tablets[r.tablet as usize].tablet_id;
@@ -701,7 +721,11 @@ fn write_files(
             } else {
                 write_new_file_at(handle, dir_path, name, &data[range(r)])?;
             }
+            written += f.size;
         }
+    }
+    if let Some(flusher) = &ctx.flusher {
+        flusher.wrote(written);
     }
     Ok(())
 }
