@@ -114,6 +114,11 @@ enum Command {
         /// (0: one per core, at least 2, as a backend uses).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Bytes of small files a download writes between two background
+        /// flushes of their writeback (0: none, all at the end barrier);
+        /// by default 64 MiB.
+        #[arg(long)]
+        flush_step: Option<u64>,
     },
     /// List every fail point (only in builds with the `failpoints` feature).
     Failpoints,
@@ -400,6 +405,7 @@ fn main() -> ExitCode {
             json,
             keep_trash,
             threads,
+            flush_step,
         } => {
             cli::interrupt::default_sigpipe();
             let opts = tabletsnap::bench::BenchOptions {
@@ -410,6 +416,7 @@ fn main() -> ExitCode {
                 json,
                 keep_trash,
                 threads,
+                flush_step,
             };
             finish(tabletsnap::bench::run(&opts).map(|_| 0), false)
         }

@@ -117,6 +117,9 @@ pub struct BenchOptions {
     /// Transfer worker threads of the W1, W2 and S3 upload and download
     /// phases; 0: the default (one per core, at least 2).
     pub threads: usize,
+    /// The downloads' background flush step in bytes (0: none); `None`:
+    /// the default.
+    pub flush_step: Option<u64>,
 }
 
 impl BenchOptions {
@@ -140,6 +143,9 @@ impl BenchOptions {
     pub(crate) fn download(&self) -> tabletsnap_transfer::DownloadOptions {
         let mut o = tabletsnap_transfer::DownloadOptions::default();
         o.transfer = self.transfer();
+        if let Some(step) = self.flush_step {
+            o.flush_step = step;
+        }
         o
     }
 }

@@ -99,12 +99,13 @@ pub fn workload(
     trash(&base, trash_dir, "old")?;
     std::fs::create_dir_all(&base)?;
     println!(
-        "== {name}: {} tablets x {} versions x {} segments, {} rows/version; {} transfer threads",
+        "== {name}: {} tablets x {} versions x {} segments, {} rows/version; {} transfer threads, download flush step {} MiB",
         spec.tablets,
         spec.versions,
         spec.segments_per_version,
         spec.rows_per_version,
-        opts.transfer().threads
+        opts.transfer().threads,
+        opts.download().flush_step >> 20
     );
     let mut rows = Vec::new();
     let rounds = opts.rounds.max(1);

@@ -118,6 +118,10 @@ pub struct DownloadOptions {
     /// rewrites (every present file's crc is checked) and which the caller
     /// deletes if it gives up. Off: a file appears only once verified.
     pub in_place: bool,
+    /// With `sync`: small files' bytes between two background flushes that
+    /// start their writeback while the download goes on ([`Flusher`]); 0
+    /// leaves all of it to the end barrier.
+    pub flush_step: u64,
     /// Threads, retries, cancellation, rate limit, progress.
     pub transfer: TransferOptions,
 }
@@ -129,6 +133,7 @@ impl Default for DownloadOptions {
             sync: true,
             only_targeted: false,
             in_place: false,
+            flush_step: FLUSH_STEP,
             transfer: TransferOptions::default(),
         }
     }
@@ -145,6 +150,9 @@ pub struct DownloadReport {
     pub bytes_written: u64,
     /// Pack fetches (whole or ranged).
     pub packs_fetched: u64,
+    /// Background flushes that started small files' writeback while the
+    /// download ran (`flush_step`).
+    pub flushes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -359,7 +367,8 @@ pub fn download_manifest_ref(
         progress: ProgressTracker::new(files_total, bytes_total, t.progress.clone()),
         flusher: barrier
             .as_ref()
-            .map(|b| Flusher::start(Arc::clone(b), FLUSH_STEP)),
+            .filter(|_| opts.flush_step > 0)
+            .map(|b| Flusher::start(Arc::clone(b), opts.flush_step)),
     };
     let mut by_pack: BTreeMap<u32, Vec<PieceRef>> = BTreeMap::new();
     let mut skipped = (0u64, 0u64);
@@ -448,8 +457,11 @@ pub fn download_manifest_ref(
     let flushed = ctx.flusher.take().map(Flusher::finish);
     result?;
     report.files_skipped = skipped.0;
-    if let Some(e) = flushed.and_then(|f| f.error) {
-        return Err(Error::io(&e.path, e.source));
+    if let Some(f) = flushed {
+        report.flushes = f.flushes;
+        if let Some(e) = f.error {
+            return Err(Error::io(&e.path, e.source));
+        }
     }
     if let Some(b) = &barrier {
         b.sync().map_err(|e| Error::io(&e.path, e.source))?;
@@ -681,8 +693,8 @@ fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>
 const WRITE_GROUP: usize = 64;
 
 /// Small files' bytes between two of the download's background flushes
-/// ([`Flusher`]).
-const FLUSH_STEP: u64 = 64 << 20;
+/// ([`Flusher`]), by default.
+pub const FLUSH_STEP: u64 = 64 << 20;
 
 /// Writes the files of `group` from the fetched run `data` (`range` gives
 /// each one's bytes in it).

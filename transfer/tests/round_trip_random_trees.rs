@@ -120,3 +120,56 @@ fn many_tiny_files() {
     };
     check_round_trip(vec![t], 1024, true);
 }
+
+/// Small files written while a background flush runs every MiB: the
+/// concurrent `syncfs` rounds change nothing of what lands.
+#[test]
+fn small_files_survive_background_flushes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tablets: Vec<TestTablet> = (0..48)
+        .map(|i| TestTablet {
+            id: 100 + i,
+            files: (0..40)
+                .map(|f| (format!("s{f:02}.dat"), fill(8192 + f, (i + f as u64) as u8)))
+                .collect(),
+            dirs: vec![],
+        })
+        .collect();
+    let sources = write_tree(&tmp.path().join("src"), &tablets);
+    let repo = Repository::create(
+        Arc::new(LocalFs::new(tmp.path().join("repo")).expect("repo dir")),
+        "r",
+    )
+    .expect("create");
+    repo.backup("lbl", TS, &sources, b"meta", &upload_opts(4 << 20, 1 << 20))
+        .expect("backup");
+    let id = SnapshotId::new("lbl", TS).expect("id");
+    let out = tmp.path().join("out");
+    let mut opts = download_opts();
+    opts.sync = true;
+    opts.flush_step = 1 << 20;
+    let report = repo.download(&id, &targets(&out), &opts).expect("download");
+    assert_eq!(report.files_written, 48 * 40);
+    // At most one flush per step written (the helper may take several
+    // steps at once, or none if the download ends first).
+    assert!(report.flushes <= report.bytes_written / (1 << 20));
+    for t in &tablets {
+        let sub = t.id.to_string();
+        assert_eq!(
+            read_tree(&out.join(&sub)),
+            read_tree(&tmp.path().join("src").join(&sub)),
+            "tablet {sub}"
+        );
+    }
+    // No flush step: nothing in the background.
+    let mut opts = download_opts();
+    opts.sync = true;
+    opts.flush_step = 0;
+    let out = tmp.path().join("out2");
+    let report = repo.download(&id, &targets(&out), &opts).expect("download");
+    assert_eq!(report.flushes, 0);
+    assert_eq!(
+        read_tree(&out.join("100")),
+        read_tree(&tmp.path().join("src").join("100"))
+    );
+}
