@@ -61,6 +61,18 @@ fn fill(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// Every tablet under `out` equals its source under `src`.
+fn assert_restored(tablets: &[TestTablet], out: &std::path::Path, src: &std::path::Path) {
+    for t in tablets {
+        let sub = t.id.to_string();
+        assert_eq!(
+            read_tree(&out.join(&sub)),
+            read_tree(&src.join(&sub)),
+            "tablet {sub}"
+        );
+    }
+}
+
 fn check_round_trip(tablets: Vec<TestTablet>, pack: u64, local: bool) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tablets: Vec<TestTablet> = tablets
@@ -84,14 +96,7 @@ fn check_round_trip(tablets: Vec<TestTablet>, pack: u64, local: bool) {
     let out = tmp.path().join("out");
     repo.download(&id, &targets(&out), &download_opts())
         .expect("download");
-    for t in &tablets {
-        let sub = t.id.to_string();
-        assert_eq!(
-            read_tree(&out.join(&sub)),
-            read_tree(&tmp.path().join("src").join(&sub)),
-            "tablet {sub}"
-        );
-    }
+    assert_restored(&tablets, &out, &tmp.path().join("src"));
 }
 
 proptest! {
@@ -153,14 +158,7 @@ fn small_files_survive_background_flushes() {
     // At most one flush per step written (the helper may take several
     // steps at once, or none if the download ends first).
     assert!(report.flushes <= report.bytes_written / (1 << 20));
-    for t in &tablets {
-        let sub = t.id.to_string();
-        assert_eq!(
-            read_tree(&out.join(&sub)),
-            read_tree(&tmp.path().join("src").join(&sub)),
-            "tablet {sub}"
-        );
-    }
+    assert_restored(&tablets, &out, &tmp.path().join("src"));
     // No flush step: nothing in the background.
     let mut opts = download_opts();
     opts.sync = true;
