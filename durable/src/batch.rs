@@ -5,12 +5,15 @@
 //! the kernel's background threshold, nothing writes it until the batch's one
 //! barrier, and then everything waits for the disk. Measured on W1's restore
 //! (2026-12-02, `perf record` on `tabletsnap bench --workload w1`), the
-//! creation of 80,000 files kept both cores busy for 2.4 s and the final
+//! creation of 80,000 files kept ~1.5 cores busy for 2.2 s and the final
 //! `syncfs` then waited 2.4 s more with the cores idle. [`Flusher`] overlaps
 //! the two: a helper thread runs `syncfs` every `step` bytes the batch writes,
 //! so the disk works while the files are being created and the final barrier
-//! finds little left to write. A `sync_file_range` per file would do the same
-//! at a syscall and an I/O submission per file on the creating threads.
+//! finds little left to write. The price: creation waits now and then for an
+//! inode-table block under writeback, so the gain is smaller than the gap
+//! (README, "Whole-system benchmark"). A `sync_file_range` per file would
+//! start the data's writeback at a syscall and an I/O submission per file on
+//! the creating threads.
 //!
 //! [`Barrier`] opens each filesystem's handle *before* the batch writes:
 //! `syncfs(2)` reports a writeback error that happened since its descriptor
