@@ -61,13 +61,9 @@ impl Barrier {
     /// `syncfs` on every filesystem: everything written to them so far is
     /// durable when this returns, or the first error names its filesystem.
     pub fn sync(&self) -> Result<()> {
-        for (path, f) in &self.handles {
-            nix::unistd::syncfs(f).map_err(|e| IoError {
-                path: path.clone(),
-                source: std::io::Error::from(e),
-            })?;
-        }
-        Ok(())
+        self.handles
+            .iter()
+            .try_for_each(|(path, f)| crate::syncfs_handle(path, f))
     }
 }
 

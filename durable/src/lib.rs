@@ -223,8 +223,12 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 /// (`syncfs(2)`): far cheaper than an fsync per file for large batches. It
 /// covers one filesystem only: callers check their dirs share its device.
 pub fn syncfs(path: &Path) -> Result<()> {
-    let f = File::open(path).at(path)?;
-    nix::unistd::syncfs(&f).map_err(|e| IoError {
+    syncfs_handle(path, &File::open(path).at(path)?)
+}
+
+/// `syncfs` through `f`, an open handle of `path` (named in the error).
+fn syncfs_handle(path: &Path, f: &File) -> Result<()> {
+    nix::unistd::syncfs(f).map_err(|e| IoError {
         path: path.to_path_buf(),
         source: io::Error::from(e),
     })

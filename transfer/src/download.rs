@@ -347,9 +347,7 @@ pub fn download_manifest_ref(
             .zip(&dirs)
             .map(|(tab, d)| targets.sync_path(tab.tablet_id, d))
             .collect();
-        Some(Arc::new(
-            Barrier::open(&paths).map_err(|e| Error::io(&e.path, e.source))?,
-        ))
+        Some(Arc::new(Barrier::open(&paths)?))
     } else {
         None
     };
@@ -460,11 +458,11 @@ pub fn download_manifest_ref(
     if let Some(f) = flushed {
         report.flushes = f.flushes;
         if let Some(e) = f.error {
-            return Err(Error::io(&e.path, e.source));
+            return Err(e.into());
         }
     }
     if let Some(b) = &barrier {
-        b.sync().map_err(|e| Error::io(&e.path, e.source))?;
+        b.sync()?;
     }
     Ok(report)
 }

@@ -240,3 +240,10 @@ impl Error {
 pub(crate) fn printable(s: &str) -> String {
     s.escape_debug().to_string()
 }
+
+/// A durable-write error keeps its path.
+impl From<tabletsnap_durable::IoError> for Error {
+    fn from(e: tabletsnap_durable::IoError) -> Self {
+        Error::io(e.path, e.source)
+    }
+}

@@ -157,5 +157,5 @@ pub fn create_dir_all(dir: &Path, durable: bool) -> Result<()> {
 
 /// Wraps a durable-write error into this crate's error, keeping its path.
 fn d<T>(r: durable::Result<T>) -> Result<T> {
-    r.map_err(|e| Error::io(e.path, e.source))
+    r.map_err(Error::from)
 }
