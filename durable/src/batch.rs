@@ -11,9 +11,14 @@
 //! so the disk works while the files are being created and the final barrier
 //! finds little left to write. The price: creation waits now and then for an
 //! inode-table block under writeback, so the gain is smaller than the gap
-//! (README, "Whole-system benchmark"). A `sync_file_range` per file would
-//! start the data's writeback at a syscall and an I/O submission per file on
-//! the creating threads.
+//! (README, "Whole-system benchmark"). Data-only writeback was tried and
+//! lost: the writers handed each small file, still open, to the helper,
+//! which started its writeback (`sync_file_range`, no metadata, no journal
+//! commit) and closed it. A block allocation and an I/O submission per 4 KiB
+//! file cost more CPU than they saved waiting: W1's restore at `--scale 0.2`,
+//! runs alternating, ran at a median 1.12x `cp -r` against 0.96x for these
+//! `syncfs` steps (1.30x with both), its CPU 22–27% above the neighbouring
+//! runs' (README, "Whole-system benchmark").
 //!
 //! [`Barrier`] opens each filesystem's handle *before* the batch writes:
 //! `syncfs(2)` reports a writeback error that happened since its descriptor
