@@ -584,9 +584,16 @@ fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u6
         let mut buf = buffers.take(&ctx.opts.cancel)?;
         let mut rest = &small[..];
         while !rest.is_empty() {
-            let (run, tail) = rest.split_at(run_len(ctx, rest, MAX_RUN));
-            files += write_small_run(ctx, &key, run, &mut buf)?;
-            rest = tail;
+            if ctx.remote {
+                // A remote store: one streamed read per contiguous run.
+                let (run, tail) = rest.split_at(run_len(ctx, rest, u64::MAX));
+                files += stream_small_run(ctx, &key, run, &mut buf)?;
+                rest = tail;
+            } else {
+                let (run, tail) = rest.split_at(run_len(ctx, rest, MAX_RUN));
+                files += write_small_run(ctx, &key, run, &mut buf)?;
+                rest = tail;
+            }
         }
     }
     if !chunks.is_empty() {
@@ -685,6 +692,141 @@ fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>
     run.par_chunks(WRITE_GROUP)
         .try_for_each(|group| write_files(ctx, group, data, &range))?;
     Ok(run.len() as u64)
+}
+
+/// Streams one run of single-piece files (sorted by offset, neighbours at
+/// most [`MAX_GAP`] apart, any length) with one read of the pack, through a
+/// window of [`MAX_RUN`] bytes (or the run's largest piece): each time the
+/// window fills, the files it holds whole are verified and written, and the
+/// bytes of the file under way move to its front. A read cut short resumes
+/// at the first byte not received; a file whose crc does not match is
+/// fetched once more on its own ([`write_small_run`]). Returns the files it
+/// wrote.
+fn stream_small_run(
+    ctx: &Ctx<'_>,
+    key: &str,
+    run: &[PieceRef],
+    window: &mut Vec<u8>,
+) -> Result<u64> {
+    let t = ctx.opts;
+    let Some(&first) = run.first() else {
+        return Ok(0);
+    };
+    let start = ctx.piece(first).offset;
+    let end = run
+        .iter()
+        .map(|&r| ctx.piece(r).offset + ctx.piece(r).len)
+        .max()
+        .unwrap_or(start);
+    let largest = run.iter().map(|&r| ctx.piece(r).len).max().unwrap_or(0);
+    let cap = usize::try_from(MAX_RUN.max(largest)).map_err(|_| Error::Corrupt {
+        what: format!("pack '{key}'"),
+        reason: format!("a piece of {largest} bytes does not fit in memory"),
+    })?;
+    window.clear();
+    window.reserve(cap);
+    let mut w = Window {
+        start,
+        done: 0,
+        files: 0,
+    };
+    // The next pack offset to receive: read by the retry to resume.
+    let at = std::cell::Cell::new(start);
+    let mut sink = |mut slice: &[u8]| -> Result<()> {
+        t.cancel.check()?;
+        if let Some(l) = &ctx.limiter {
+            l.acquire(slice.len() as u64, &t.cancel)?;
+        }
+        while !slice.is_empty() {
+            if window.len() == cap {
+                w.write_whole(ctx, key, run, window)?;
+                if window.len() == cap {
+                    // Cannot happen: the window holds the largest piece.
+                    return Err(Error::Corrupt {
+                        what: format!("pack '{key}'"),
+                        reason: "a run's window filled without a whole file".into(),
+                    });
+                }
+            }
+            let take = (cap - window.len()).min(slice.len());
+            window.extend_from_slice(&slice[..take]);
+            at.set(at.get() + take as u64);
+            slice = &slice[take..];
+        }
+        Ok(())
+    };
+    // A small transfer buffer: the window holds the bytes.
+    let mut transfer = Vec::new();
+    t.retry.run(key, &t.cancel, || {
+        let from = at.get();
+        ctx.backend
+            .get_range_stream(key, from, end - from, &mut transfer, &mut sink)
+    })?;
+    w.write_whole(ctx, key, run, window)?;
+    if at.get() != end || w.done < run.len() {
+        return Err(Error::Corrupt {
+            what: format!("pack '{key}'"),
+            reason: format!(
+                "a ranged read of {start}..{end} ended at {} without an error",
+                at.get()
+            ),
+        });
+    }
+    Ok(w.files)
+}
+
+/// Where a streamed run of single-piece files stands ([`stream_small_run`]).
+struct Window {
+    /// The pack offset of the window's first byte.
+    start: u64,
+    /// Pieces of the run written so far (a prefix).
+    done: usize,
+    /// Files written.
+    files: u64,
+}
+
+impl Window {
+    /// Verifies and writes the files `window` holds whole (in run order, up to
+    /// the first one not whole yet), then drops the bytes before the next.
+    fn write_whole(
+        &mut self,
+        ctx: &Ctx<'_>,
+        key: &str,
+        run: &[PieceRef],
+        window: &mut Vec<u8>,
+    ) -> Result<()> {
+        let win_end = self.start + window.len() as u64;
+        let ready = run[self.done..]
+            .iter()
+            .take_while(|&&r| ctx.piece(r).offset + ctx.piece(r).len <= win_end)
+            .count();
+        let ready = &run[self.done..self.done + ready];
+        let base = self.start;
+        let range = |r: PieceRef| {
+            let p = ctx.piece(r);
+            let at = (p.offset - base) as usize;
+            at..at + p.len as usize
+        };
+        let data: &[u8] = window;
+        let (good, bad): (Vec<PieceRef>, Vec<PieceRef>) = ready
+            .iter()
+            .partition(|&&r| crc32fast::hash(&data[range(r)]) == ctx.piece(r).crc32);
+        good.par_chunks(WRITE_GROUP)
+            .try_for_each(|group| write_files(ctx, group, data, &range))?;
+        for r in bad {
+            // Damaged in transit, or in the store: read once more alone.
+            write_small_run(ctx, key, &[r], &mut Vec::new())?;
+        }
+        self.done += ready.len();
+        self.files += ready.len() as u64;
+        let next = match run.get(self.done) {
+            Some(&r) => ctx.piece(r).offset.clamp(self.start, win_end),
+            None => win_end,
+        };
+        window.drain(..(next - self.start) as usize);
+        self.start = next;
+        Ok(())
+    }
 }
 
 /// Files of a fetched run written by one worker at a time.

@@ -248,13 +248,21 @@ impl Repository {
 
     /// Reads `key` and checks it with `check`, reading again (up to
     /// [`VERIFIED_READS`] times in all) when the bytes fail their check: a
-    /// read damaged in transit is not a damaged object. An object that fails
+    /// read damaged in transit is not a damaged object. A format version
+    /// newer than this build's is read again too: the header is checked
+    /// before the crc (a newer format may end otherwise), so a byte flipped
+    /// in transit in the version field looks like one. An object that fails
     /// every read is reported with the last check's error.
     fn get_verified<T>(&self, key: &str, check: impl Fn(Vec<u8>) -> Result<T>) -> Result<T> {
         let mut attempt = 1;
         loop {
             match check(self.backend.get(key)?) {
-                Err(e) if e.is_damage() && attempt < VERIFIED_READS => attempt += 1,
+                Err(e)
+                    if (e.is_damage() || matches!(e, Error::UnsupportedVersion { .. }))
+                        && attempt < VERIFIED_READS =>
+                {
+                    attempt += 1
+                }
                 result => return result,
             }
         }

@@ -2,21 +2,24 @@
 //! anything, like `restic check --read-data`.
 //!
 //! Every referenced pack must exist. The full check reads every piece (in
-//! runs of neighbours, one ranged get per run, in parallel with one reused
-//! buffer per worker), checks each piece's crc32, and combines the piece crcs
-//! of each file into its whole-file crc; the quick check only asks each
-//! pack's size and checks every piece lies inside it.
+//! runs of neighbours, one streamed ranged read per run, in parallel with
+//! one reused buffer per worker; a remote store's runs are whole and as many
+//! are in flight as it asks for), checks each piece's crc32 as its bytes
+//! arrive, and combines the piece crcs of each file into its whole-file crc;
+//! the quick check only asks each pack's size and checks every piece lies
+//! inside it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
+use crate::backend::Backend;
 use crate::error::Result;
 use crate::info::SnapshotId;
 use crate::manifest::Manifest;
 use crate::options::{pool, TransferOptions};
-use crate::repository::Repository;
+use crate::repository::{Repository, VERIFIED_READS};
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]
@@ -70,11 +73,13 @@ struct Ref {
     piece: u32,
     offset: u64,
     len: u64,
+    crc32: u32,
 }
 
 /// Neighbours at most this far apart are read in one get.
 const MAX_GAP: u64 = 1 << 20;
-/// One get spans at most this much (or one piece, if larger).
+/// One local read spans at most this much (or one piece, if larger); a
+/// remote store's runs are not capped.
 const MAX_RUN: u64 = 16 << 20;
 
 thread_local! {
@@ -103,7 +108,17 @@ pub fn verify_manifest(
     let t = &opts.transfer;
     manifest.validate()?;
     let backend = repo.backend().as_ref();
-    let pool = pool(t.threads)?;
+    // A remote store's requests mostly wait: keep as many in flight as it
+    // asks for, each one streamed read of a whole contiguous run. Local
+    // reads are split into runs of at most MAX_RUN so that one large pack
+    // is read by every core.
+    let in_flight = backend.requests_in_flight();
+    let pool = pool(t.threads.max(in_flight.unwrap_or(0)))?;
+    let max_run = if in_flight.is_some() {
+        u64::MAX
+    } else {
+        MAX_RUN
+    };
     let keys: Vec<String> = manifest.packs.iter().map(|p| repo.key(p)).collect();
     let sizes: Vec<Result<Option<u64>>> = pool.install(|| {
         keys.par_iter()
@@ -121,6 +136,7 @@ pub fn verify_manifest(
                         piece: pi as u32,
                         offset: p.offset,
                         len: p.len,
+                        crc32: p.crc32,
                     });
                 }
             }
@@ -193,7 +209,7 @@ pub fn verify_manifest(
             }
             let mut rest = &refs[..];
             while !rest.is_empty() {
-                let n = run_len(rest);
+                let n = run_len(rest, max_run);
                 let (run, tail) = rest.split_at(n);
                 runs.push((i, run));
                 rest = tail;
@@ -202,7 +218,7 @@ pub fn verify_manifest(
         type RunOut = (u64, std::result::Result<Vec<(Ref, u32)>, String>);
         let results: Vec<RunOut> = pool.install(|| {
             runs.par_iter()
-                .map(|&(pack, run)| read_run(repo, &keys[pack], run, t))
+                .map(|&(pack, run)| read_run(backend, &keys[pack], run, t))
                 .collect()
         });
         t.cancel.check()?;
@@ -282,7 +298,7 @@ pub fn verify_manifest(
 }
 
 /// How many of `refs` (sorted by offset) to read in one get.
-fn run_len(refs: &[Ref]) -> usize {
+fn run_len(refs: &[Ref], max_run: u64) -> usize {
     let Some(first) = refs.first() else {
         return 0;
     };
@@ -291,7 +307,7 @@ fn run_len(refs: &[Ref]) -> usize {
     let mut n = 1;
     for r in &refs[1..] {
         let new_end = end.max(r.offset.saturating_add(r.len));
-        if r.offset > end.saturating_add(MAX_GAP) || new_end - start > MAX_RUN {
+        if r.offset > end.saturating_add(MAX_GAP) || new_end - start > max_run {
             break;
         }
         end = new_end;
@@ -300,14 +316,48 @@ fn run_len(refs: &[Ref]) -> usize {
     n
 }
 
-/// Reads one run and returns each piece's crc, or why the read failed.
+/// Reads one run and returns each piece's crc, or why the read failed. A
+/// piece whose crc does not match is read again on its own (up to
+/// [`VERIFIED_READS`] reads in all, as the repository's own objects are),
+/// so bytes damaged in transit are not reported as damage in the repository.
 fn read_run(
-    repo: &Repository,
+    backend: &dyn Backend,
     key: &str,
     run: &[Ref],
     t: &TransferOptions,
 ) -> (u64, std::result::Result<Vec<(Ref, u32)>, String>) {
-    let (Some(first), Some(_)) = (run.first(), run.last()) else {
+    let (mut read, res) = stream_crcs(backend, key, run, t);
+    let Ok(mut crcs) = res else {
+        return (read, res);
+    };
+    for (r, crc) in crcs.iter_mut().filter(|(r, crc)| *crc != r.crc32) {
+        for _ in 1..VERIFIED_READS {
+            let (again, res) = stream_crcs(backend, key, std::slice::from_ref(r), t);
+            read += again;
+            match res.map(|c| c.first().map(|&(_, c)| c)) {
+                Ok(Some(c)) => *crc = c,
+                Ok(None) => {}
+                Err(e) => return (read, Err(e)),
+            }
+            if *crc == r.crc32 {
+                break;
+            }
+        }
+    }
+    (read, Ok(crcs))
+}
+
+/// Reads one run with one streamed read and returns each piece's crc, or
+/// why the read failed. Each piece's crc is computed as its bytes arrive
+/// (pieces may overlap: a carried file can share another's bytes); a read
+/// cut short resumes at the first byte not received.
+fn stream_crcs(
+    backend: &dyn Backend,
+    key: &str,
+    run: &[Ref],
+    t: &TransferOptions,
+) -> (u64, std::result::Result<Vec<(Ref, u32)>, String>) {
+    let Some(first) = run.first() else {
         return (0, Ok(Vec::new()));
     };
     let start = first.offset;
@@ -316,29 +366,49 @@ fn read_run(
         .map(|r| r.offset.saturating_add(r.len))
         .max()
         .unwrap_or(start);
-    let len = end - start;
-    VERIFY_BUF.with(|cell| {
+    let mut crcs = Vec::with_capacity(run.len());
+    // Pieces not started yet begin at `run[next]`; `active` are under way.
+    let mut next = 0;
+    let mut active: Vec<(Ref, crc32fast::Hasher)> = Vec::new();
+    let at = Cell::new(start);
+    let mut sink = |slice: &[u8]| -> Result<()> {
+        t.cancel.check()?;
+        let (s, e) = (at.get(), at.get().saturating_add(slice.len() as u64));
+        while let Some(r) = run.get(next).filter(|r| r.offset < e) {
+            active.push((*r, crc32fast::Hasher::new()));
+            next += 1;
+        }
+        active.retain_mut(|(r, h)| {
+            let piece_end = r.offset.saturating_add(r.len);
+            let (a, b) = (r.offset.max(s), piece_end.min(e));
+            if a < b {
+                h.update(&slice[(a - s) as usize..(b - s) as usize]);
+            }
+            if piece_end > e {
+                return true;
+            }
+            crcs.push((*r, h.clone().finalize()));
+            false
+        });
+        at.set(e);
+        Ok(())
+    };
+    let read = VERIFY_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
-        let backend = repo.backend();
-        if let Err(e) = t.retry.run(key, &t.cancel, || {
-            backend.get_range_into(key, start, len, &mut buf)
-        }) {
-            return (0, Err(e.to_string()));
-        }
-        if buf.len() as u64 != len {
-            return (
-                buf.len() as u64,
-                Err(format!("read {} bytes of {len}", buf.len())),
-            );
-        }
-        let crcs = run
-            .iter()
-            .map(|r| {
-                let a = (r.offset - start) as usize;
-                let b = a + r.len as usize;
-                (*r, crc32fast::hash(&buf[a..b]))
-            })
-            .collect();
-        (len, Ok(crcs))
-    })
+        t.retry.run(key, &t.cancel, || {
+            // After a cut, ask for the rest only.
+            let from = at.get();
+            backend.get_range_stream(key, from, end - from, &mut buf, &mut sink)
+        })
+    });
+    let got = at.get() - start;
+    if let Err(e) = read {
+        return (got, Err(e.to_string()));
+    }
+    if got != end - start {
+        return (got, Err(format!("read {got} bytes of {}", end - start)));
+    }
+    // Empty pieces at the very end of the run: no byte starts them.
+    crcs.extend(run[next..].iter().map(|r| (*r, crc32fast::hash(&[]))));
+    (got, Ok(crcs))
 }
