@@ -61,6 +61,14 @@ pub struct RestoredFrom {
     pub partition_id: u64,
     /// The version restored (the partition's visible version right after).
     pub version: u64,
+    /// The source partition's [`Partition::lineage`] at the backup (0 in
+    /// records written before lineages existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lineage: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Where a restore took a table from.
@@ -99,6 +107,13 @@ pub struct Partition {
     /// Set by the last restore that filled this partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<RestoredFrom>,
+    /// Which data the versions up to `visible_version` name: the id of the
+    /// last RESTORE job that replaced this partition's data (0: never
+    /// replaced). An overwrite restore rolls versions back, and the loads
+    /// after it reuse version numbers for other data, so a catch-up restore
+    /// checks the lineage along with the version.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lineage: u64,
 }
 
 /// A table.

@@ -241,3 +241,46 @@ fn a_source_that_merged_the_restored_version_cancels_the_catch_up() {
     sql(&mut p.b, "INSERT INTO t VALUES (7, 7, 'still loadable')");
     assert!(snapshot_leftovers(p.b.cluster().home()).is_empty());
 }
+
+#[test]
+fn a_source_rolled_back_by_an_overwrite_restore_cannot_be_caught_up() {
+    let mut p = Pair::new();
+    let ts1 = match p.a.started_jobs().first().map(|h| h.record()) {
+        Some(tabletsnap::job::JobRecord::Backup(j)) => j.timestamp,
+        other => panic!("no first backup: {other:?}"),
+    };
+    // B catches up to a later version of p1.
+    sql(&mut p.a, "INSERT INTO t VALUES (1, 1, 'first')");
+    let ts2 = p.backup();
+    restore(&mut p.b, &catch_up_stmt(p.n, &ts2));
+    assert_eq!(checksum(&mut p.b, "t"), checksum(&mut p.a, "t"));
+    // A rolls t back to its first backup, then loads other data: p1 is at
+    // the version B holds again, but that version names other rows now.
+    restore(
+        &mut p.a,
+        &format!(
+            "RESTORE SNAPSHOT d.snap1 FROM r ON (t) PROPERTIES (\"backup_timestamp\" = \"{ts1}\")"
+        ),
+    );
+    sql(&mut p.a, "INSERT INTO t VALUES (1, 1, 'other')");
+    assert_eq!(versions(&mut p.a), versions(&mut p.b));
+    let ts3 = p.backup();
+    let before = checksum(&mut p.b, "t");
+    assert_ne!(before, checksum(&mut p.a, "t"));
+    let e = err(&mut p.b, &catch_up_stmt(p.n, &ts3));
+    assert_mentions(&e, &["partition 'p1'", "replaced since", "catch_up"]);
+    assert_eq!(checksum(&mut p.b, "t"), before);
+    // A plain restore makes B equal to A again, and the chain goes on from it.
+    restore(
+        &mut p.b,
+        &format!(
+            "RESTORE SNAPSHOT d.snap{} FROM r ON (t) PROPERTIES (\"backup_timestamp\" = \"{ts3}\")",
+            p.n
+        ),
+    );
+    assert_eq!(checksum(&mut p.b, "t"), checksum(&mut p.a, "t"));
+    sql(&mut p.a, "INSERT INTO t VALUES (2, 2, 'next')");
+    let ts4 = p.backup();
+    restore(&mut p.b, &catch_up_stmt(p.n, &ts4));
+    assert_eq!(checksum(&mut p.b, "t"), checksum(&mut p.a, "t"));
+}

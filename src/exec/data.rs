@@ -257,6 +257,7 @@ pub(super) fn create_table(s: &Session, ct: &CreateTable) -> Result<Output> {
                 restoring_job: None,
                 load_fence: None,
                 restored_from: None,
+                lineage: 0,
             }));
         }
         let table = Table {

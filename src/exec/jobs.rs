@@ -278,6 +278,7 @@ pub(super) fn backup(s: &Session, b: &Backup) -> Result<Arc<JobHandle>> {
                     // Filled from the snapshots at SAVE_META.
                     digests: Vec::new(),
                     rows: 0,
+                    lineage: p.lineage,
                 });
             }
             tables.push(BackupTable {

@@ -32,6 +32,15 @@ pub struct BackupPartition {
     pub digests: Vec<Option<u64>>,
     /// Rows in the partition at `version`.
     pub rows: u64,
+    /// The partition's lineage (`Partition::lineage`) at `version`: a
+    /// catch-up restore appends this backup's versions only to data of the
+    /// same lineage. 0 in metas written before lineages existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lineage: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// One backed-up table.

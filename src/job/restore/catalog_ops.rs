@@ -130,6 +130,7 @@ pub(super) fn apply_plan(
                 restoring_job: Some(job.id),
                 load_fence: None,
                 restored_from: None,
+                lineage: job.id,
             };
             // Keep range order: insert before the first partition whose upper is above ours.
             let pos = table

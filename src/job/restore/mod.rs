@@ -413,7 +413,13 @@ fn step(c: &dyn JobEnv, h: &Arc<JobHandle>, state: RestoreState) -> Result<Step>
                                     table_id: tp.source_table_id,
                                     partition_id: pp.source_partition_id,
                                     version: pp.version,
+                                    lineage: pp.source_lineage,
                                 });
+                                // A catch-up appends to the data it found;
+                                // anything else replaced it.
+                                if pp.catch_up_from.is_none() {
+                                    p.lineage = job.id;
+                                }
                             }
                         }
                         if known {

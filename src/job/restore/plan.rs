@@ -48,6 +48,10 @@ pub struct PartitionPlan {
     /// versions above it are downloaded and appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up_from: Option<u64>,
+    /// The source partition's lineage at the backup (recorded in the
+    /// catalog at publish).
+    #[serde(default)]
+    pub source_lineage: u64,
 }
 
 /// A table in the plan.
@@ -126,6 +130,12 @@ fn catch_up_base(
             r.partition_id,
             r.cluster_id,
             bp.id
+        );
+    }
+    if r.lineage != bp.lineage {
+        bail!(
+            "{what} was restored from data that a RESTORE at the source has replaced since (the source's versions up to {} now name other data): a catch-up would mix data; {overwrite}",
+            r.version
         );
     }
     if p.visible_version != r.version {
@@ -302,6 +312,7 @@ pub fn make_plan(
                 upper: bp.upper.clone(),
                 source_partition_id: bp.id,
                 catch_up_from,
+                source_lineage: bp.lineage,
             });
         }
         if parts.is_empty() && job.catch_up {
