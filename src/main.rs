@@ -45,6 +45,12 @@ enum Command {
         /// Check presence and sizes only; read no data.
         #[arg(long)]
         quick: bool,
+        /// With an s3:// --location, a repository property as CREATE
+        /// REPOSITORY takes it (repeat: aws.s3.endpoint=http://127.0.0.1:9000,
+        /// aws.s3.region=us-east-1, aws.s3.enable_path_style_access=true);
+        /// the keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+        #[arg(long = "property", value_name = "KEY=VALUE")]
+        property: Vec<String>,
     },
     /// Back up a partitioned table on one cluster and restore it on another, then compare.
     Demo {
@@ -383,6 +389,7 @@ fn main() -> ExitCode {
             snapshot,
             timestamp,
             quick,
+            property,
         } => {
             cli::interrupt::default_sigpipe();
             finish(
@@ -393,6 +400,7 @@ fn main() -> ExitCode {
                     snapshot: &snapshot,
                     timestamp: timestamp.as_deref(),
                     quick,
+                    properties: &property,
                 }),
                 false,
             )

@@ -136,11 +136,15 @@ impl MetaStore {
     /// Opens the store of `home`, which must exist.
     pub fn open(home: &Path) -> Result<MetaStore> {
         let path = Self::path(home);
-        let db = builder().open(&path).map_err(|e| {
-            anyhow::anyhow!(
+        let db = builder().open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+                "metadata store {} is in use by another process (a running `tabletsnap serve` or `cluster`, or another command on this home): stop it or wait for it",
+                path.display()
+            ),
+            e => anyhow::anyhow!(
                 "metadata store {} cannot be opened: {e}; restore it from a copy",
                 path.display()
-            )
+            ),
         })?;
         Ok(MetaStore { path, db })
     }

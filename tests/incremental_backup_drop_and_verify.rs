@@ -33,6 +33,15 @@ fn incremental_backup_drop_retention_and_verify() {
     make_db_and_table(&mut a, "d", "t", 3);
     let repo_dir = tmp.path().join("repo");
     let loc = file_location(&repo_dir);
+    // A misspelt property is refused, not ignored.
+    let e = err(
+        &mut a,
+        &format!("CREATE REPOSITORY r ON LOCATION \"{loc}\" PROPERTIES (\"retention\" = \"2\")"),
+    );
+    assert_mentions(
+        &e,
+        &["unknown property", "\"retention\"", "retention_count"],
+    );
     sql(
         &mut a,
         &format!(
@@ -84,6 +93,18 @@ fn incremental_backup_drop_retention_and_verify() {
         ),
         &["'n'", "not found", "SHOW SNAPSHOT ON r"],
     );
+    // A timestamp that is not one, or an impossible date, is named as such.
+    for (ts, needle) in [
+        ("garbage", "must look like"),
+        ("2026-02-30-10-00-00", "no day 30"),
+        ("2026-13-01-10-00-00", "month 13"),
+    ] {
+        let e = err(
+            &mut a,
+            &format!("DROP SNAPSHOT n ON r WHERE TIMESTAMP = \"{ts}\""),
+        );
+        assert_mentions(&e, &[ts, needle]);
+    }
     sql(
         &mut a,
         &format!(

@@ -57,6 +57,18 @@ fn same_schema_overwrites_the_restored_partitions() {
         "p1 lost its new row"
     );
 
+    // A replication_num other than the table's cannot apply to it: refused
+    // before anything changes.
+    let before = checksum(&mut s, "t");
+    let e = err(
+        &mut s,
+        &format!(
+            "RESTORE SNAPSHOT d.snap FROM r ON (t) PROPERTIES (\"backup_timestamp\" = \"{ts}\", \"replication_num\" = \"2\")"
+        ),
+    );
+    assert_mentions(&e, &["'t'", "replication_num 1", "restore AS a new table"]);
+    assert_eq!(checksum(&mut s, "t"), before);
+
     // Everything: the whole table equals the backup, in place (same tablets).
     restore(&mut s, &restore_into("d", "ON (t)", &ts));
     assert_eq!(checksum(&mut s, "t"), at_backup);

@@ -121,6 +121,9 @@ fn migrate_through_an_s3_repository_keeping_the_secret_private() {
     );
     let e = err(&mut b, "BACKUP SNAPSHOT sales.x TO shared");
     assert_mentions(&e, &["read only"]);
+    // Nor can the reading cluster delete the writer's backups.
+    let e = err(&mut b, "DROP SNAPSHOT nightly ON shared");
+    assert_mentions(&e, &["read only", "DROP SNAPSHOT"]);
     restore(
         &mut b,
         &format!(

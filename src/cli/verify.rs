@@ -22,20 +22,61 @@ pub struct VerifyArgs<'a> {
     pub timestamp: Option<&'a str>,
     /// Presence and sizes only.
     pub quick: bool,
+    /// With an `s3://` location: the repository's PROPERTIES (`KEY=VALUE`,
+    /// CREATE REPOSITORY's names), the keys from the environment.
+    pub properties: &'a [String],
 }
 
 /// Verifies and prints one row per backup; exit status 2 when any is damaged.
 pub fn run(a: &VerifyArgs<'_>) -> Result<u8> {
+    let props = a
+        .properties
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => bail!(
+                "--property '{kv}': give KEY=VALUE, e.g. aws.s3.endpoint=http://127.0.0.1:9000"
+            ),
+        })
+        .collect::<Result<Vec<(String, String)>>>()?;
+    if props
+        .iter()
+        .any(|(k, _)| k == tabletsnap_transfer::backend::s3::PROP_SECRET_KEY)
+    {
+        bail!(
+            "--property {}: not on the command line (other users see it in the process list); set AWS_SECRET_ACCESS_KEY instead",
+            tabletsnap_transfer::backend::s3::PROP_SECRET_KEY
+        );
+    }
+    if !props.is_empty() && !a.location.is_some_and(tabletsnap::repo::is_s3) {
+        bail!("--property gives an s3:// --location its settings; it does not apply here");
+    }
     let location = match (a.home, a.location) {
-        (_, Some(l)) => tabletsnap::repo::parse_location(l)?,
+        (_, Some(l)) => {
+            let location = tabletsnap::repo::parse_location(l)?;
+            if tabletsnap::repo::is_s3(&location) {
+                tabletsnap::repo::register_s3(a.repo, &location, &props, None)?;
+            }
+            location
+        }
         (Some(home), None) => {
+            if !tabletsnap::meta_store::MetaStore::path(home).exists()
+                && !tabletsnap::catalog::Catalog::path(home).exists()
+            {
+                bail!(
+                    "{} is not a cluster home (it holds no metadata store); give the home a cluster was opened with, or --location",
+                    home.display()
+                );
+            }
             let cat = tabletsnap::catalog::Catalog::load(home).with_context(|| {
                 format!(
                     "reading the catalog of {} (while a server holds it, pass --location instead)",
                     home.display()
                 )
             })?;
-            cat.repo(a.repo)?.location.clone()
+            let def = cat.repo(a.repo)?;
+            tabletsnap::repo::register_catalog_repositories(home, [def])?;
+            def.location.clone()
         }
         (None, None) => {
             bail!("give --home (a cluster home) or --location (the repository's location)")

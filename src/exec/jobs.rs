@@ -24,6 +24,15 @@ use crate::sql::{BackupProps, RestoreProps, ResultSet};
 pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Output> {
     let location = crate::repo::parse_location(&cr.location)?;
     super::snapshots::retention_count(&cr.properties)?;
+    if !crate::repo::is_s3(&location) {
+        // S3's properties are checked by its settings below.
+        if let Some((k, _)) = cr.properties.iter().find(|(k, _)| k != "retention_count") {
+            bail!(
+                "unknown property \"{k}\" for repository '{}' at {location}: a file:// or mem:// repository takes only \"retention_count\"",
+                cr.name
+            );
+        }
+    }
     if let Some(name) = cr.broker.as_ref().and_then(|b| b.name.as_ref()) {
         crate::broker::check(name, &location)?;
     }

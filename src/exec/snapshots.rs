@@ -39,6 +39,9 @@ fn open(s: &Session, name: &str) -> Result<Repository> {
 /// The snapshots `r` names that have an `info` (committed or damaged); an
 /// error naming the label (and timestamp) when there are none.
 pub fn resolve(repo: &Repository, r: &SnapshotRef) -> Result<Vec<SnapshotId>> {
+    if let Some(ts) = &r.timestamp {
+        tabletsnap_transfer::names::validate_timestamp(ts)?;
+    }
     let ids: Vec<SnapshotId> = crate::repo::with_retries(|| repo.list_snapshots_with_status())?
         .into_iter()
         .map(|(id, _)| id)
@@ -62,6 +65,12 @@ pub fn resolve(repo: &Repository, r: &SnapshotRef) -> Result<Vec<SnapshotId>> {
 /// runs one GC pass (two-phase: packs are deleted only by a pass a grace
 /// period after they were found unreferenced).
 pub(super) fn drop_snapshot(s: &Session, r: &SnapshotRef) -> Result<Output> {
+    if s.cluster.catalog().repo(&r.repo)?.read_only {
+        bail!(
+            "repository '{}' is read only: DROP SNAPSHOT cannot delete from it (drop snapshots on the cluster that writes the repository)",
+            r.repo
+        );
+    }
     let repo = open(s, &r.repo)?;
     let ids = resolve(&repo, r)?;
     for h in s.cluster.jobs().all() {

@@ -82,7 +82,7 @@ pub enum Error {
         /// The offending value (control characters escaped).
         value: String,
         /// Why it is refused and what is allowed.
-        reason: &'static str,
+        reason: std::borrow::Cow<'static, str>,
     },
     /// A stored object is malformed (bad magic, truncated, bad counts).
     #[error("corrupt {what}: {reason}")]

@@ -8,11 +8,15 @@ pub const MAX_NAME_LEN: usize = 128;
 /// Deepest accepted relative file path: `file` or `dir/file`.
 pub const MAX_PATH_DEPTH: usize = 2;
 
-fn invalid(kind: &'static str, value: &str, reason: &'static str) -> Error {
+fn invalid(
+    kind: &'static str,
+    value: &str,
+    reason: impl Into<std::borrow::Cow<'static, str>>,
+) -> Error {
     Error::InvalidName {
         kind,
         value: printable(value),
-        reason,
+        reason: reason.into(),
     }
 }
 
@@ -65,7 +69,32 @@ pub fn validate_timestamp(ts: &str) -> Result<()> {
             "must look like 2026-11-26-13-14-46 (YYYY-MM-DD-HH-MM-SS)",
         ));
     }
-    Ok(())
+    // Two to four ASCII digits each: no overflow.
+    let num = |r: std::ops::Range<usize>| {
+        ts[r]
+            .bytes()
+            .fold(0u32, |n, c| n * 10 + u32::from(c - b'0'))
+    };
+    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    let (hour, minute, second) = (num(11..13), num(14..16), num(17..19));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    };
+    let problem = if days == 0 {
+        format!("month {month} does not exist")
+    } else if day == 0 || day > days {
+        format!("{year}-{month:02} has no day {day}")
+    } else if hour > 23 || minute > 59 || second > 59 {
+        format!("{hour:02}:{minute:02}:{second:02} is not a time of day")
+    } else {
+        return Ok(());
+    };
+    Err(invalid("timestamp", ts, problem))
 }
 
 /// Checks a file or directory path relative to a tablet directory: `/`-separated,
@@ -146,9 +175,28 @@ mod tests {
             "2026-11-26-13-14-4x",
             "2026/11/26-13-14-46",
             "../1-11-26-13-14-46",
+            "2026-02-30-10-00-00",
+            "2026-13-01-10-00-00",
+            "2026-00-10-10-00-00",
+            "2026-04-31-10-00-00",
+            "2026-11-00-10-00-00",
+            "2025-02-29-10-00-00",
+            "2026-11-26-24-00-00",
+            "2026-11-26-13-60-00",
+            "2026-11-26-13-14-60",
         ] {
             assert!(validate_timestamp(bad).is_err(), "{bad:?} accepted");
         }
+        for good in [
+            "2024-02-29-23-59-59",
+            "2000-02-29-00-00-00",
+            "2026-12-31-00-00-00",
+        ] {
+            assert!(validate_timestamp(good).is_ok(), "{good:?} refused");
+        }
+        let e = validate_timestamp("2026-02-30-10-00-00").unwrap_err();
+        assert!(e.to_string().contains("no day 30"), "{e}");
+        assert!(validate_timestamp("1900-02-29-00-00-00").is_err());
     }
 
     #[test]

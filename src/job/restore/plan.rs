@@ -239,7 +239,15 @@ pub fn make_plan(
             }
         }
         let replication_num = match &existing {
-            Some(t) => t.replication_num,
+            Some(t) => {
+                if let Some(asked) = job.replication_num.filter(|n| *n != t.replication_num) {
+                    bail!(
+                        "table '{target}' exists with replication_num {}: a restore over it keeps its replicas, so \"replication_num\" = \"{asked}\" cannot apply; leave the property out, or restore AS a new table",
+                        t.replication_num
+                    );
+                }
+                t.replication_num
+            }
             None => job.replication_num.unwrap_or(b.replication_num),
         };
         if u32::from(replication_num) > backends {

@@ -42,6 +42,8 @@ pub const KNOWN_PROPERTIES: &[&str] = &[
 
 /// S3's smallest part (every part but the last).
 pub const MIN_PART_SIZE: u64 = 5 << 20;
+/// S3's largest part, and its largest single PUT: 5 GiB.
+pub const MAX_PART_SIZE: u64 = 5 << 30;
 
 /// Where and how to reach one S3 repository location.
 #[derive(Debug, Clone)]
@@ -138,17 +140,38 @@ impl S3Config {
         let num = |k: &str, default: u64| -> Result<u64> {
             match get(k) {
                 None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .map_err(|_| invalid(k, format!("'{v}' is not a whole number"))),
+                Some(v) => v.trim().parse::<u64>().map_err(|e| {
+                    let why = match e.kind() {
+                        std::num::IntErrorKind::PosOverflow => "is far too large",
+                        _ => "is not a whole number",
+                    };
+                    invalid(k, format!("'{v}' {why}"))
+                }),
             }
         };
-        let timeout_ms = num(PROP_REQUEST_TIMEOUT_MS, 300_000)?.max(1);
+        let timeout_ms = num(PROP_REQUEST_TIMEOUT_MS, 300_000)?;
+        if !(1_000..=86_400_000).contains(&timeout_ms) {
+            return Err(invalid(
+                PROP_REQUEST_TIMEOUT_MS,
+                format!("must be from 1000 (1 s) to 86400000 (a day), not {timeout_ms}"),
+            ));
+        }
         let part_size = num(PROP_PART_SIZE, 16 << 20)?;
-        if part_size < MIN_PART_SIZE {
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
             return Err(invalid(
                 PROP_PART_SIZE,
-                format!("must be at least {MIN_PART_SIZE} (S3's smallest part)"),
+                format!(
+                    "must be from {MIN_PART_SIZE} to {MAX_PART_SIZE} (S3's smallest and largest part), not {part_size}"
+                ),
+            ));
+        }
+        let multipart_threshold = num(PROP_MULTIPART_THRESHOLD, 64 << 20)?;
+        if multipart_threshold > MAX_PART_SIZE {
+            return Err(invalid(
+                PROP_MULTIPART_THRESHOLD,
+                format!(
+                    "must be at most {MAX_PART_SIZE} (S3's largest single PUT), not {multipart_threshold}"
+                ),
             ));
         }
         let requests_in_flight = num(PROP_REQUESTS_IN_FLIGHT, 8)?;
@@ -171,7 +194,7 @@ impl S3Config {
             request_timeout: Duration::from_millis(timeout_ms),
             // A whole pack (64 MiB by default) goes in one PUT; larger
             // objects in parts put in parallel.
-            multipart_threshold: num(PROP_MULTIPART_THRESHOLD, 64 << 20)?,
+            multipart_threshold,
             part_size,
             part_parallelism: 4,
             requests_in_flight: requests_in_flight as usize,
@@ -192,7 +215,7 @@ pub fn parse_location(location: &str) -> Result<(String, String)> {
     let bad = |reason: &'static str| Error::InvalidName {
         kind: "S3 location",
         value: crate::error::printable(location),
-        reason,
+        reason: reason.into(),
     };
     let rest = location
         .strip_prefix("s3://")
@@ -289,6 +312,30 @@ mod tests {
         assert!(!format!("{c:?}").contains("very-secret"));
         let e = S3Config::from_properties("s3://bkt", &props(&[("aws.s3.secretkey", "x")]));
         assert!(format!("{:?}", e.err()).contains("unknown S3 property"));
+    }
+
+    #[test]
+    fn timeouts_and_sizes_are_bounded() {
+        let with = |k: &str, v: &str| {
+            S3Config::from_properties(
+                "s3://bkt/p",
+                &props(&[(PROP_ACCESS_KEY, "ak"), (PROP_SECRET_KEY, "sk"), (k, v)]),
+            )
+        };
+        let ok = with(PROP_REQUEST_TIMEOUT_MS, "2000").expect("2 s");
+        assert_eq!(ok.request_timeout, Duration::from_secs(2));
+        for (k, bad, needle) in [
+            (PROP_REQUEST_TIMEOUT_MS, "0", "from 1000"),
+            (PROP_REQUEST_TIMEOUT_MS, "999", "from 1000"),
+            (PROP_REQUEST_TIMEOUT_MS, "86400001", "a day"),
+            (PROP_PART_SIZE, "4194304", "smallest"),
+            (PROP_PART_SIZE, "6000000000", "largest"),
+            (PROP_PART_SIZE, "99999999999999999999999", "far too large"),
+            (PROP_MULTIPART_THRESHOLD, "6000000000", "largest single PUT"),
+        ] {
+            let e = with(k, bad).expect_err(bad).to_string();
+            assert!(e.contains(k) && e.contains(needle), "{k}={bad}: {e}");
+        }
     }
 
     #[test]
