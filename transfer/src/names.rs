@@ -194,7 +194,7 @@ mod tests {
         ] {
             assert!(validate_timestamp(good).is_ok(), "{good:?} refused");
         }
-        let e = validate_timestamp("2026-02-30-10-00-00").unwrap_err();
+        let e = validate_timestamp("2026-02-30-10-00-00").expect_err("Feb 30");
         assert!(e.to_string().contains("no day 30"), "{e}");
         assert!(validate_timestamp("1900-02-29-00-00-00").is_err());
     }
