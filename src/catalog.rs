@@ -417,7 +417,7 @@ impl Catalog {
 }
 
 /// The 1049 error for an unknown database.
-fn unknown_db(name: &str) -> anyhow::Error {
+pub(crate) fn unknown_db(name: &str) -> anyhow::Error {
     crate::errcode::coded(
         crate::errcode::ErrorCode::BadDb,
         format!("unknown database '{name}' (SHOW DATABASES lists them)"),
@@ -425,7 +425,7 @@ fn unknown_db(name: &str) -> anyhow::Error {
 }
 
 /// The 1146 error for an unknown table.
-fn unknown_table(db: &str, name: &str) -> anyhow::Error {
+pub(crate) fn unknown_table(db: &str, name: &str) -> anyhow::Error {
     crate::errcode::coded(
         crate::errcode::ErrorCode::NoSuchTable,
         format!("unknown table '{db}.{name}' (SHOW TABLES FROM {db} lists them)"),

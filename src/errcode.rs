@@ -24,6 +24,9 @@ pub enum ErrorCode {
     DbExists,
     /// 1050 (42S01): CREATE TABLE of a name that exists.
     TableExists,
+    /// 1396 (HY000): CREATE USER of a user that exists, DROP USER of one
+    /// that does not.
+    UserOp,
     /// 1105 (HY000): anything else.
     Unknown,
 }
@@ -39,6 +42,7 @@ impl ErrorCode {
             ErrorCode::NoSuchTable => 1146,
             ErrorCode::DbExists => 1007,
             ErrorCode::TableExists => 1050,
+            ErrorCode::UserOp => 1396,
             ErrorCode::Unknown => 1105,
         }
     }
@@ -50,7 +54,7 @@ impl ErrorCode {
             ErrorCode::SpecificAccessDenied | ErrorCode::Syntax | ErrorCode::BadDb => "42000",
             ErrorCode::NoSuchTable => "42S02",
             ErrorCode::TableExists => "42S01",
-            ErrorCode::DbExists | ErrorCode::Unknown => "HY000",
+            ErrorCode::DbExists | ErrorCode::UserOp | ErrorCode::Unknown => "HY000",
         }
     }
 
@@ -64,6 +68,7 @@ impl ErrorCode {
             ErrorCode::NoSuchTable,
             ErrorCode::DbExists,
             ErrorCode::TableExists,
+            ErrorCode::UserOp,
         ]
         .into_iter()
         .find(|c| c.code() == code)

@@ -55,6 +55,7 @@ fn fails(home: &Path, args: &[&str], stmts: &str) -> String {
             "ERROR 1227 (42000): ",
             "ERROR 1007 (HY000): ",
             "ERROR 1050 (42S01): ",
+            "ERROR 1396 (HY000): ",
         ]
         .iter()
         .any(|p| lines[0].starts_with(p)),
@@ -179,6 +180,13 @@ fn errors_are_one_line_and_exit_non_zero() {
     );
     assert!(e.starts_with("ERROR 1050 (42S01): "), "{e}");
     assert!(e.contains("d.t"), "{e}");
+    // And for names that do not exist, DROP too.
+    let e = fails(&home, &[], "DROP TABLE d.nosuch");
+    assert!(e.starts_with("ERROR 1146 (42S02): "), "{e}");
+    assert!(e.contains("d.nosuch"), "{e}");
+    let e = fails(&home, &[], "DROP DATABASE nosuch");
+    assert!(e.starts_with("ERROR 1049 (42000): "), "{e}");
+    assert!(e.contains("nosuch"), "{e}");
     let e = fails(
         &home,
         &["--batch"],
@@ -189,6 +197,9 @@ fn errors_are_one_line_and_exit_non_zero() {
     assert!(e.starts_with("ERROR 1045 (28000): "), "{e}");
     assert!(e.contains("nobody"), "{e}");
     ok(&home, &[], "CREATE USER bob");
+    let e = fails(&home, &[], "CREATE USER bob");
+    assert!(e.starts_with("ERROR 1396 (HY000): "), "{e}");
+    assert!(e.contains("'bob'") && e.contains("exists"), "{e}");
     let e = fails(
         &home,
         &["--user", "bob"],

@@ -71,6 +71,10 @@ fn databases_tables_and_reads() {
     assert_eq!(column(&parts, "PartitionName"), vec!["p1", "p2", "p3"]);
     assert_eq!(column(&parts, "VisibleVersion"), vec!["2", "1", "2"]);
     assert_eq!(column(&parts, "RowCount"), vec!["10", "0", "10"]);
+    // Zero rows load nothing: no empty version anywhere.
+    sql(&mut s, "INSERT INTO t GENERATE 0 ROWS");
+    let parts = rows(&mut s, "SHOW PARTITIONS FROM t");
+    assert_eq!(column(&parts, "VisibleVersion"), vec!["2", "1", "2"]);
     let tablets = rows(&mut s, "SHOW TABLET FROM t");
     assert_eq!(
         tablets.columns,

@@ -61,7 +61,7 @@ pub(super) fn drop_database(s: &Session, name: &str, if_exists: bool) -> Result<
         .update_catalog(|c| match c.databases.remove(name) {
             Some(db) => Ok(Some(db)),
             None if if_exists => Ok(None),
-            None => bail!("unknown database '{name}' (SHOW DATABASES lists them)"),
+            None => Err(crate::catalog::unknown_db(name)),
         })?;
     if let Some(db) = removed {
         for t in db.tables.values() {
@@ -308,7 +308,7 @@ pub(super) fn drop_table(s: &Session, q: &QualifiedName, if_exists: bool) -> Res
         let d = c.db_mut(&db)?;
         match d.tables.get(&name) {
             None if if_exists => Ok(None),
-            None => bail!("unknown table '{db}.{name}' (SHOW TABLES FROM {db} lists them)"),
+            None => Err(crate::catalog::unknown_table(&db, &name)),
             Some(t) if t.restoring_job.is_some() => bail!(
                 "table '{db}.{name}' is being restored by job {}; CANCEL RESTORE FROM {db} first",
                 t.restoring_job.unwrap_or_default()
@@ -531,6 +531,11 @@ pub(super) fn insert_generate(s: &Session, ig: &InsertGenerate) -> Result<Output
         .ok()
         .filter(|n| *n <= 10_000_000)
         .context("GENERATE takes at most 10,000,000 rows")?;
+    if n == 0 {
+        // Nothing to load: no version is published (an empty version in
+        // every tablet would only make the next backup bigger).
+        return ok(0);
+    }
     let seed = ig.seed.unwrap_or_else(|| {
         table
             .partitions

@@ -16,12 +16,12 @@ pub(super) fn create_user(s: &Session, name: &str, password: Option<&str>) -> Re
     // user whose password was meant to be set but is empty.
     let mut passwords = Passwords::load(s.cluster.home())?;
     if s.cluster.catalog().users.contains_key(name) {
-        bail!("user '{name}' already exists");
+        return Err(user_op(format!("user '{name}' already exists")));
     }
     passwords.set(name, &Password::new(password.unwrap_or_default()))?;
     s.cluster.update_catalog(|c| {
         if c.users.contains_key(name) {
-            bail!("user '{name}' already exists");
+            return Err(user_op(format!("user '{name}' already exists")));
         }
         c.users
             .insert(name.to_string(), crate::catalog::User { admin: false });
@@ -46,8 +46,15 @@ pub(super) fn drop_user(s: &Session, name: &str, if_exists: bool) -> Result<Outp
         .cluster
         .update_catalog(|c| Ok(c.users.remove(name).is_some()))?;
     if !existed && !if_exists {
-        bail!("unknown user '{name}' (DROP USER IF EXISTS ignores a missing user)");
+        return Err(user_op(format!(
+            "unknown user '{name}' (DROP USER IF EXISTS ignores a missing user)"
+        )));
     }
     Passwords::load(s.cluster.home())?.remove(name)?;
     Ok(Output::Message(OK.into()))
+}
+
+/// MySQL's 1396 for a user statement that names a user wrongly.
+fn user_op(message: String) -> anyhow::Error {
+    crate::errcode::coded(crate::errcode::ErrorCode::UserOp, message)
 }

@@ -128,6 +128,7 @@ fn error_kind(code: ErrorCode) -> ErrorKind {
         ErrorCode::NoSuchTable => ErrorKind::ER_NO_SUCH_TABLE,
         ErrorCode::DbExists => ErrorKind::ER_DB_CREATE_EXISTS,
         ErrorCode::TableExists => ErrorKind::ER_TABLE_EXISTS_ERROR,
+        ErrorCode::UserOp => ErrorKind::ER_CANNOT_USER,
         ErrorCode::Unknown => ErrorKind::ER_UNKNOWN_ERROR,
     }
 }
