@@ -52,7 +52,11 @@ pub fn register_s3(
     s3_registry()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(location, Arc::new(backend));
+        .insert(location.clone(), Arc::new(backend));
+    s3_unusable()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&location);
     Ok(())
 }
 
@@ -66,10 +70,24 @@ pub fn register_catalog_repositories<'a>(
     let secrets = crate::secrets::load(home)?;
     for r in repos {
         if is_s3(&r.location) {
-            let _ = register_s3(&r.name, &r.location, &r.properties, secrets.get(&r.name));
+            if let Err(e) = register_s3(&r.name, &r.location, &r.properties, secrets.get(&r.name)) {
+                // Kept to say why when the repository is used.
+                if let Ok(location) = parse_location(&r.location) {
+                    s3_unusable()
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(location, format!("{e}"));
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Why S3 locations of the catalog could not be set up in this process.
+fn s3_unusable() -> &'static Mutex<HashMap<String, String>> {
+    static R: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// Serves `location` from `backend` in this process (fault injection, tests).
@@ -151,11 +169,22 @@ fn location_backend(location: &str, mode: Mode) -> Result<Arc<dyn Backend>> {
             .get(&location)
             .cloned()
             .ok_or_else(|| {
-                anyhow!(
-                    "location {location} has no S3 settings in this process: give \
-                     CREATE REPOSITORY the PROPERTIES \"aws.s3.endpoint\", \"aws.s3.access_key\" \
-                     and \"aws.s3.secret_key\" (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-                )
+                let why = s3_unusable()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&location)
+                    .cloned();
+                // Settings do not appear by trying again: permanent.
+                anyhow::Error::new(tabletsnap_transfer::Error::Config(match why {
+                    Some(why) => format!(
+                        "{why} (a repository created with its keys in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY needs them in every process that uses it)"
+                    ),
+                    None => format!(
+                        "location {location} has no S3 settings in this process: give \
+                         CREATE REPOSITORY the PROPERTIES \"aws.s3.endpoint\", \"aws.s3.access_key\" \
+                         and \"aws.s3.secret_key\" (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                    ),
+                }))
             })?;
         if mode == Mode::Create {
             // Refuse a dead endpoint, a missing bucket or bad keys now,

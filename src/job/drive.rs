@@ -209,9 +209,12 @@ fn release_freed_heap() {
 }
 
 /// Whether a step error cannot go away by trying again: the repository's
-/// data is missing, damaged or of a newer format. Such a job fails at once
+/// data is missing, damaged or of a newer format, or its settings are
+/// incomplete in this process (no credentials). Such a job fails at once
 /// instead of retrying (the transfer layer already re-read what might have
-/// been corrupted in transit).
+/// been corrupted in transit). A store's refusal (403, 400) is retried a
+/// bounded number of times: a bucket policy or a key can be fixed while the
+/// job backs off (tests/task_errors_are_retried.rs).
 pub(crate) fn is_permanent(e: &anyhow::Error) -> bool {
     use tabletsnap_transfer::Error as E;
     e.chain().any(|c| {
@@ -227,6 +230,8 @@ pub(crate) fn is_permanent(e: &anyhow::Error) -> bool {
                     | E::SnapshotNotFound { .. }
                     | E::InvalidKey { .. }
                     | E::InvalidName { .. }
+                    | E::Config(_)
+                    | E::SymlinkRefused { .. }
             )
         ) || matches!(
             // A backup that cannot extend a replica stays so.
@@ -300,4 +305,36 @@ pub(crate) fn per_backend_each<T: Send, I: Sync>(
             })
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_permanent;
+    use tabletsnap_transfer::Error as E;
+
+    #[test]
+    fn missing_settings_are_permanent_and_refusals_and_outages_are_retried() {
+        let wrapped = |e: E| anyhow::Error::new(e).context("BACKUP step UPLOADING");
+        let denied = E::Backend {
+            op: "put",
+            key: "k".into(),
+            transient: false,
+            message: "access denied to repository 'r'".into(),
+        };
+        assert!(!is_permanent(&wrapped(denied)));
+        assert!(is_permanent(&wrapped(E::Config("no credentials".into()))));
+        assert!(is_permanent(&wrapped(E::SymlinkRefused {
+            key: "k".into(),
+            path: "/r/x".into(),
+            root: "/r".into(),
+        })));
+        let slow = E::Backend {
+            op: "put",
+            key: "k".into(),
+            transient: true,
+            message: "503 SlowDown".into(),
+        };
+        assert!(!is_permanent(&wrapped(slow)));
+        assert!(!is_permanent(&anyhow::anyhow!("backend 2 is unreachable")));
+    }
 }
