@@ -431,6 +431,40 @@ fn a_stopped_cluster_starts_again_with_its_data_and_in_process_homes_are_refused
     let mut s = open(&home);
     sql(&mut s, "USE d");
     assert_eq!(checksum(&mut s, "t"), sum);
+    drop(s);
+
+    // One node killed: a fresh process does not show it alive, and
+    // `cluster start` restarts that one only, where it was.
+    let (pid1, pid2) = (node_pid(&home, 1), node_pid(&home, 2));
+    procs::kill(pid2, true);
+    wait_exit(&home, 2);
+    let mut s = open(&home);
+    assert_eq!(backends_column(&mut s, "Alive"), vec!["true", "false"]);
+    drop(s);
+    let out = std::process::Command::new(exe())
+        .args(["cluster", "start", "--home"])
+        .arg(&home)
+        .output()
+        .expect("cluster start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(node_pid(&home, 1), pid1, "the running node was left alone");
+    assert_ne!(node_pid(&home, 2), pid2);
+    let mut s = open(&home);
+    assert_eq!(backends_column(&mut s, "Alive"), vec!["true", "true"]);
+    sql(&mut s, "USE d");
+    assert_eq!(checksum(&mut s, "t"), sum);
+    drop(s);
+    let out = std::process::Command::new(exe())
+        .args(["cluster", "start", "--home"])
+        .arg(&home)
+        .output()
+        .expect("cluster start");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runs already"));
 
     let inproc = tmp.path().join("inproc");
     drop(open(&inproc));

@@ -104,7 +104,13 @@ pub(super) fn show_backends(s: &Session) -> Result<Output> {
             .find(|b| crate::backend::BackendTasks::id(b.as_ref()) == id)
         {
             Some(b) => {
-                let h = b.health();
+                let mut h = b.health();
+                if h.last_heartbeat_ms.is_none() && h.misses == 0 {
+                    // Not asked yet in this process (a fresh `sql`): ask now
+                    // rather than show a node nobody heard from as alive.
+                    b.beat();
+                    h = b.health();
+                }
                 let (host, port) = b.addr().rsplit_once(':').unwrap_or((b.addr(), ""));
                 [
                     id.to_string(),

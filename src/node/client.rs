@@ -176,7 +176,8 @@ impl RpcBackend {
             Err(e) => {
                 h.misses = h.misses.saturating_add(1);
                 h.err = format!("{e:#}");
-                if h.misses >= DEAD_AFTER_MISSES {
+                // A node never heard from is not taken for alive.
+                if h.misses >= DEAD_AFTER_MISSES || h.last_heartbeat_ms.is_none() {
                     h.alive = false;
                 }
             }

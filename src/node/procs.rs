@@ -147,11 +147,7 @@ pub fn start(home: &Path, n: u32, exe: &Path) -> Result<NodeList> {
     let existing = load(home)?;
     if let Some(list) = &existing {
         if list.nodes.iter().any(|p| pid_alive(p.pid)) {
-            bail!(
-                "home {} already has running nodes (`tabletsnap cluster stop --home {}` first)",
-                home.display(),
-                home.display()
-            );
+            return start_dead(home, list, exe);
         }
     } else if crate::meta_store::MetaStore::path(home).exists() {
         bail!(
@@ -201,6 +197,36 @@ pub fn start(home: &Path, n: u32, exe: &Path) -> Result<NodeList> {
     }
     list.nodes.sort_by_key(|p| p.id);
     save(home, &list)?;
+    Ok(list)
+}
+
+/// While some nodes of `home` run: starts the ones it started that do not
+/// (a crashed or killed node) on their recorded addresses, which the
+/// coordinator knows them by.
+fn start_dead(home: &Path, list: &NodeList, exe: &Path) -> Result<NodeList> {
+    let dead: Vec<(u32, String)> = list
+        .nodes
+        .iter()
+        .filter(|p| !p.dir.as_os_str().is_empty() && !pid_alive(p.pid))
+        .map(|p| (p.id, p.addr.clone()))
+        .collect();
+    if dead.is_empty() {
+        bail!(
+            "every node of home {} runs already (`tabletsnap cluster status --home {}` lists them)",
+            home.display(),
+            home.display()
+        );
+    }
+    let mut list = list.clone();
+    for (id, addr) in dead {
+        let p = spawn_node(exe, home, id, &addr)
+            .with_context(|| format!("restarting node {id} on {addr}"))?;
+        if let Some(slot) = list.nodes.iter_mut().find(|x| x.id == id) {
+            *slot = p;
+        }
+        // Saved per node: one that started is recorded even if the next fails.
+        save(home, &list)?;
+    }
     Ok(list)
 }
 
