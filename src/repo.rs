@@ -225,7 +225,9 @@ fn location_backend(location: &str, mode: Mode) -> Result<Arc<dyn Backend>> {
 /// anything: a missing location or repository is an error that says so.
 pub fn open_repository(name: &str, location: &str) -> Result<Repository> {
     let backend = location_backend(location, Mode::Open)
-        .map_err(|e| anyhow!("repository '{name}': {e:#}"))?;
+        // Context, not a new message: the chain keeps its types (a job
+        // tells a permanent error by them) and is said once.
+        .with_context(|| format!("repository '{name}'"))?;
     match with_retries(|| Repository::open(Arc::clone(&backend), name)) {
         Ok(repo) => Ok(repo),
         Err(tabletsnap_transfer::Error::RepositoryNotFound { .. }) => bail!(
@@ -244,7 +246,9 @@ pub fn open_repository(name: &str, location: &str) -> Result<Repository> {
 pub fn create_repository(name: &str, location: &str) -> Result<Repository> {
     tabletsnap_transfer::names::validate_component("repository name", name)?;
     let backend = location_backend(location, Mode::Create)
-        .map_err(|e| anyhow!("repository '{name}': {e:#}"))?;
+        // Context, not a new message: the chain keeps its types (a job
+        // tells a permanent error by them) and is said once.
+        .with_context(|| format!("repository '{name}'"))?;
     with_retries(|| Repository::open_or_create(Arc::clone(&backend), name))
         .with_context(|| format!("creating repository '{name}' at {location}"))
 }

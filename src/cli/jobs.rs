@@ -74,8 +74,7 @@ pub fn wait(jobs: &[Arc<JobHandle>], bars: bool) -> u8 {
                 } else {
                     view.suspend(|| {
                         eprintln!(
-                            "job {} ({}) left running; it resumes when the home is next opened",
-                            j.id,
+                            "{} left running; it resumes when the home is next opened",
                             describe(j)
                         )
                     });

@@ -71,8 +71,8 @@ impl S3 {
             UrlStyle::VirtualHost
         };
         let bad_endpoint = |reason: String| {
-            Error::InvalidInput(format!(
-                "S3 endpoint '{}' for {}: {reason}",
+            Error::Config(format!(
+                "\"aws.s3.endpoint\" '{}' for {}: {reason}",
                 cfg.endpoint, cfg.user
             ))
         };
