@@ -39,6 +39,15 @@ fn start(home: &Path, n: u32) -> Nodes {
     Nodes(home.to_path_buf())
 }
 
+/// `tabletsnap cluster <cmd> --home home`, as it ran.
+fn cluster(cmd: &str, home: &Path) -> std::process::Output {
+    std::process::Command::new(exe())
+        .args(["cluster", cmd, "--home"])
+        .arg(home)
+        .output()
+        .unwrap_or_else(|e| panic!("running cluster {cmd}: {e}"))
+}
+
 fn node_pid(home: &Path, id: u32) -> u32 {
     procs::load(home)
         .expect("nodes file")
@@ -421,11 +430,7 @@ fn a_stopped_cluster_starts_again_with_its_data_and_in_process_homes_are_refused
         make_db_and_table(&mut s, "d", "t", 2);
         checksum(&mut s, "t")
     };
-    let stop = std::process::Command::new(exe())
-        .args(["cluster", "stop", "--home"])
-        .arg(&home)
-        .output()
-        .expect("cluster stop");
+    let stop = cluster("stop", &home);
     assert_eq!(String::from_utf8_lossy(&stop.stdout), "stopped 2 node(s)\n");
     let _again = start(&home, 2);
     let mut s = open(&home);
@@ -441,11 +446,7 @@ fn a_stopped_cluster_starts_again_with_its_data_and_in_process_homes_are_refused
     let mut s = open(&home);
     assert_eq!(backends_column(&mut s, "Alive"), vec!["true", "false"]);
     drop(s);
-    let out = std::process::Command::new(exe())
-        .args(["cluster", "start", "--home"])
-        .arg(&home)
-        .output()
-        .expect("cluster start");
+    let out = cluster("start", &home);
     assert!(
         out.status.success(),
         "{}",
@@ -458,21 +459,13 @@ fn a_stopped_cluster_starts_again_with_its_data_and_in_process_homes_are_refused
     sql(&mut s, "USE d");
     assert_eq!(checksum(&mut s, "t"), sum);
     drop(s);
-    let out = std::process::Command::new(exe())
-        .args(["cluster", "start", "--home"])
-        .arg(&home)
-        .output()
-        .expect("cluster start");
+    let out = cluster("start", &home);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("runs already"));
 
     let inproc = tmp.path().join("inproc");
     drop(open(&inproc));
-    let out = std::process::Command::new(exe())
-        .args(["cluster", "start", "--home"])
-        .arg(&inproc)
-        .output()
-        .expect("cluster start");
+    let out = cluster("start", &inproc);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in process"), "{err}");

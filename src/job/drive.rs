@@ -315,12 +315,14 @@ mod tests {
     #[test]
     fn missing_settings_are_permanent_and_refusals_and_outages_are_retried() {
         let wrapped = |e: E| anyhow::Error::new(e).context("BACKUP step UPLOADING");
-        let denied = E::Backend {
+        let store = |transient: bool, message: &str| E::Backend {
             op: "put",
             key: "k".into(),
-            transient: false,
-            message: "access denied to repository 'r'".into(),
+            transient,
+            message: message.into(),
         };
+        let denied = store(false, "access denied to repository 'r'");
+        let slow = store(true, "503 SlowDown");
         assert!(!is_permanent(&wrapped(denied)));
         assert!(is_permanent(&wrapped(E::Config("no credentials".into()))));
         assert!(is_permanent(&wrapped(E::SymlinkRefused {
@@ -328,12 +330,6 @@ mod tests {
             path: "/r/x".into(),
             root: "/r".into(),
         })));
-        let slow = E::Backend {
-            op: "put",
-            key: "k".into(),
-            transient: true,
-            message: "503 SlowDown".into(),
-        };
         assert!(!is_permanent(&wrapped(slow)));
         assert!(!is_permanent(&anyhow::anyhow!("backend 2 is unreachable")));
     }

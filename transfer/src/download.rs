@@ -661,18 +661,24 @@ fn fetch_verified(
     }
 }
 
-/// Fetches one run of single-piece files (sorted by offset), verifies every
-/// piece, then writes each file under a temp name and renames it into place.
-fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>) -> Result<u64> {
-    let Some(&first) = run.first() else {
-        return Ok(0);
-    };
-    let start = ctx.piece(first).offset;
+/// Where a run of pieces (sorted by offset) starts and ends in its pack;
+/// `None` for an empty run.
+fn run_span(ctx: &Ctx<'_>, run: &[PieceRef]) -> Option<(u64, u64)> {
+    let start = ctx.piece(*run.first()?).offset;
     let end = run
         .iter()
         .map(|&r| ctx.piece(r).offset + ctx.piece(r).len)
         .max()
         .unwrap_or(start);
+    Some((start, end))
+}
+
+/// Fetches one run of single-piece files (sorted by offset), verifies every
+/// piece, then writes each file under a temp name and renames it into place.
+fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>) -> Result<u64> {
+    let Some((start, end)) = run_span(ctx, run) else {
+        return Ok(0);
+    };
     let range = |r: PieceRef| {
         let p = ctx.piece(r);
         let at = (p.offset - start) as usize;
@@ -709,15 +715,9 @@ fn stream_small_run(
     window: &mut Vec<u8>,
 ) -> Result<u64> {
     let t = ctx.opts;
-    let Some(&first) = run.first() else {
+    let Some((start, end)) = run_span(ctx, run) else {
         return Ok(0);
     };
-    let start = ctx.piece(first).offset;
-    let end = run
-        .iter()
-        .map(|&r| ctx.piece(r).offset + ctx.piece(r).len)
-        .max()
-        .unwrap_or(start);
     let largest = run.iter().map(|&r| ctx.piece(r).len).max().unwrap_or(0);
     let cap = usize::try_from(MAX_RUN.max(largest)).map_err(|_| Error::Corrupt {
         what: format!("pack '{key}'"),
