@@ -24,11 +24,19 @@ use crate::sql::{BackupProps, RestoreProps, ResultSet};
 pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Output> {
     let location = crate::repo::parse_location(&cr.location)?;
     super::snapshots::retention_count(&cr.properties)?;
-    if !crate::repo::is_s3(&location) {
-        // S3's properties are checked by its settings below.
-        if let Some((k, _)) = cr.properties.iter().find(|(k, _)| k != "retention_count") {
+    let s3 = crate::repo::is_s3(&location);
+    if !s3 {
+        // S3's properties are checked by its settings below. A broker's
+        // credentials (StarRocks's "username", "password") are taken and
+        // dropped: a local filesystem needs none, and a password is never
+        // stored.
+        if let Some((k, _)) = cr
+            .properties
+            .iter()
+            .find(|(k, _)| !["retention_count", "username", "password"].contains(&k.as_str()))
+        {
             bail!(
-                "unknown property \"{k}\" for repository '{}' at {location}: a file:// or mem:// repository takes only \"retention_count\"",
+                "unknown property \"{k}\" for repository '{}' at {location}: a file:// or mem:// repository takes only \"retention_count\" (and ignores a broker's \"username\" and \"password\")",
                 cr.name
             );
         }
@@ -51,6 +59,14 @@ pub(super) fn create_repository(s: &Session, cr: &CreateRepository) -> Result<Ou
         .iter()
         .cloned()
         .partition(|(k, _)| !k.eq_ignore_ascii_case(secret_prop));
+    let properties: Vec<(String, String)> = if s3 {
+        properties
+    } else {
+        properties
+            .into_iter()
+            .filter(|(k, _)| k == "retention_count")
+            .collect()
+    };
     let secret = secret
         .last()
         .map(|(_, v)| tabletsnap_transfer::Secret::new(v.clone()));
