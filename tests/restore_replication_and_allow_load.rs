@@ -44,6 +44,11 @@ fn one_replica_restores_to_three_backends() {
         vec!["1", "1", "1"],
         "without replication_num a restore keeps the backup's"
     );
+    // SHOW RESTORE says what each job used, asked for or not.
+    assert_eq!(
+        column(&rows(&mut b, "SHOW RESTORE FROM d"), "ReplicationNum"),
+        vec!["3", "1"]
+    );
     let parts = rows(&mut b, "SHOW PARTITIONS FROM t");
     let versions: BTreeMap<String, String> = column(&parts, "PartitionName")
         .into_iter()

@@ -554,8 +554,7 @@ pub(super) fn show_restore(s: &Session, db: Option<&String>) -> Result<Output> {
                 j.db.clone(),
                 j.state.name().to_string(),
                 j.allow_load.to_string(),
-                j.replication_num
-                    .map_or_else(|| "default".into(), |n| n.to_string()),
+                restore_replication(&j),
                 j.objs_text(),
                 fmt_time(Some(j.create_time_ms)),
                 fmt_time(j.meta_prepared_ms),
@@ -714,4 +713,27 @@ struct StatsAsk {
     ids: Vec<u64>,
     at: Vec<u64>,
     partition: Vec<(usize, usize)>,
+}
+
+/// SHOW RESTORE's ReplicationNum: the property as given, else what the plan
+/// chose per table (the backup's, or an existing table's), else "default"
+/// before the plan is made.
+fn restore_replication(j: &crate::job::RestoreJob) -> String {
+    if let Some(n) = j.replication_num {
+        return n.to_string();
+    }
+    let mut nums: Vec<u16> = j
+        .plan
+        .iter()
+        .flat_map(|p| p.iter().map(|t| t.replication_num))
+        .collect();
+    if nums.is_empty() {
+        return "default".into();
+    }
+    nums.sort_unstable();
+    nums.dedup();
+    nums.iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
