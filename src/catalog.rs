@@ -67,7 +67,8 @@ pub struct RestoredFrom {
     pub lineage: u64,
 }
 
-fn is_zero(v: &u64) -> bool {
+/// For `skip_serializing_if`: a 0 that older records lack.
+pub(crate) fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 

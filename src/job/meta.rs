@@ -35,12 +35,8 @@ pub struct BackupPartition {
     /// The partition's lineage (`Partition::lineage`) at `version`: a
     /// catch-up restore appends this backup's versions only to data of the
     /// same lineage. 0 in metas written before lineages existed.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::catalog::is_zero")]
     pub lineage: u64,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
 }
 
 /// One backed-up table.

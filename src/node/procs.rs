@@ -204,11 +204,10 @@ pub fn start(home: &Path, n: u32, exe: &Path) -> Result<NodeList> {
 /// (a crashed or killed node) on their recorded addresses, which the
 /// coordinator knows them by.
 fn start_dead(home: &Path, list: &NodeList, exe: &Path) -> Result<NodeList> {
-    let dead: Vec<(u32, String)> = list
+    let dead: Vec<&NodeProc> = list
         .nodes
         .iter()
         .filter(|p| !p.dir.as_os_str().is_empty() && !pid_alive(p.pid))
-        .map(|p| (p.id, p.addr.clone()))
         .collect();
     if dead.is_empty() {
         bail!(
@@ -217,17 +216,13 @@ fn start_dead(home: &Path, list: &NodeList, exe: &Path) -> Result<NodeList> {
             home.display()
         );
     }
-    let mut list = list.clone();
-    for (id, addr) in dead {
-        let p = spawn_node(exe, home, id, &addr)
-            .with_context(|| format!("restarting node {id} on {addr}"))?;
-        if let Some(slot) = list.nodes.iter_mut().find(|x| x.id == id) {
-            *slot = p;
-        }
-        // Saved per node: one that started is recorded even if the next fails.
-        save(home, &list)?;
+    // Each restart records its node: one that started stays recorded even
+    // if the next fails.
+    for p in dead {
+        restart(home, p.id, exe)
+            .with_context(|| format!("restarting node {} on {}", p.id, p.addr))?;
     }
-    Ok(list)
+    load(home)?.context("the home's node list disappeared")
 }
 
 /// Restarts node `id` of `home` on its recorded address (after a crash).

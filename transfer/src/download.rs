@@ -17,10 +17,11 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, temp_path_for};
 use crate::info::SnapshotId;
 use crate::manifest::{FileEntry, Manifest, Piece};
-use crate::options::{pool, TransferOptions};
+use crate::options::TransferOptions;
 use crate::progress::ProgressTracker;
 use crate::rate::RateLimiter;
 use crate::repository::Repository;
+use crate::runs::{self, MAX_RUN};
 
 /// Maps a tablet id from the manifest to the directory to restore it into.
 /// The directory should be empty (it is created if missing); files already
@@ -278,10 +279,7 @@ pub fn download_manifest_ref(
             tablet_id: tab.tablet_id,
         })?);
     }
-    // A remote store's requests mostly wait on the network and the server:
-    // keep as many in flight as it asks for, not just one per core.
-    let in_flight = repo.backend().requests_in_flight();
-    let pool = pool(t.threads.max(in_flight.unwrap_or(0)))?;
+    let (pool, remote) = runs::reading_pool(t.threads, repo.backend().as_ref())?;
     let fresh = pool.install(|| {
         manifest
             .tablets
@@ -356,7 +354,7 @@ pub fn download_manifest_ref(
         dirs: &dirs,
         targets,
         in_place: opts.in_place,
-        remote: in_flight.is_some(),
+        remote,
         backend: repo.backend().as_ref(),
         repo,
         opts: t,
@@ -553,13 +551,6 @@ fn already_present(path: &Path, f: &FileEntry) -> Result<bool> {
     Ok(crc32fast::hash(&data) == f.crc32)
 }
 
-/// Pieces of single-piece files at most this far apart in a pack are fetched
-/// in one read (the gap is read and dropped): fewer requests for a few bytes.
-const MAX_GAP: u64 = 1 << 20;
-/// One read of single-piece files spans at most this much (or one piece, if
-/// larger), which bounds each worker's buffer.
-const MAX_RUN: u64 = 16 << 20;
-
 /// Fetches, verifies and writes the pieces of one pack that `refs` names.
 /// Returns files completed and bytes written.
 fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u64)> {
@@ -582,18 +573,17 @@ fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u6
             crate::pack_buffers::pool()
         };
         let mut buf = buffers.take(&ctx.opts.cancel)?;
+        // A remote store: one streamed read per contiguous run.
+        let max_run = if ctx.remote { u64::MAX } else { MAX_RUN };
         let mut rest = &small[..];
         while !rest.is_empty() {
-            if ctx.remote {
-                // A remote store: one streamed read per contiguous run.
-                let (run, tail) = rest.split_at(run_len(ctx, rest, u64::MAX));
-                files += stream_small_run(ctx, &key, run, &mut buf)?;
-                rest = tail;
+            let (run, tail) = rest.split_at(run_len(ctx, rest, max_run));
+            files += if ctx.remote {
+                stream_small_run(ctx, &key, run, &mut buf)?
             } else {
-                let (run, tail) = rest.split_at(run_len(ctx, rest, MAX_RUN));
-                files += write_small_run(ctx, &key, run, &mut buf)?;
-                rest = tail;
-            }
+                write_small_run(ctx, &key, run, &mut buf)?
+            };
+            rest = tail;
         }
     }
     if !chunks.is_empty() {
@@ -612,26 +602,14 @@ fn download_pack(ctx: &Ctx<'_>, pack: u32, refs: &[PieceRef]) -> Result<(u64, u6
     Ok((files, bytes))
 }
 
-/// How many of `refs` (sorted by offset) to fetch in one read: neighbours no
-/// more than [`MAX_GAP`] apart, spanning at most `max_run` bytes (or one
-/// piece, if larger).
+/// How many of `refs` (sorted by offset) to fetch in one read
+/// ([`runs::run_len`]).
 fn run_len(ctx: &Ctx<'_>, refs: &[PieceRef], max_run: u64) -> usize {
-    let Some(&first) = refs.first() else {
-        return 0;
-    };
-    let start = ctx.piece(first).offset;
-    let mut end = start + ctx.piece(first).len;
-    let mut n = 1;
-    for &r in &refs[1..] {
-        let p = ctx.piece(r);
-        let new_end = end.max(p.offset + p.len);
-        if p.offset > end.saturating_add(MAX_GAP) || new_end - start > max_run {
-            break;
-        }
-        end = new_end;
-        n += 1;
-    }
-    n
+    runs::run_len(
+        refs.iter()
+            .map(|&r| (ctx.piece(r).offset, ctx.piece(r).len)),
+        max_run,
+    )
 }
 
 /// Reads `len` bytes at `offset` of `key` into `buf` and checks them with
@@ -701,7 +679,7 @@ fn write_small_run(ctx: &Ctx<'_>, key: &str, run: &[PieceRef], buf: &mut Vec<u8>
 }
 
 /// Streams one run of single-piece files (sorted by offset, neighbours at
-/// most [`MAX_GAP`] apart, any length) with one read of the pack, through a
+/// most [`runs::MAX_GAP`] apart, any length) with one read of the pack, through a
 /// window of [`MAX_RUN`] bytes (or the run's largest piece): each time the
 /// window fills, the files it holds whole are verified and written, and the
 /// bytes of the file under way move to its front. A read cut short resumes
@@ -725,11 +703,7 @@ fn stream_small_run(
     })?;
     window.clear();
     window.reserve(cap);
-    let mut w = Window {
-        start,
-        done: 0,
-        files: 0,
-    };
+    let mut w = Window { start, done: 0 };
     // The next pack offset to receive: read by the retry to resume.
     let at = std::cell::Cell::new(start);
     let mut sink = |mut slice: &[u8]| -> Result<()> {
@@ -764,25 +738,26 @@ fn stream_small_run(
     })?;
     w.write_whole(ctx, key, run, window)?;
     if at.get() != end || w.done < run.len() {
-        return Err(Error::Corrupt {
-            what: format!("pack '{key}'"),
-            reason: format!(
-                "a ranged read of {start}..{end} ended at {} without an error",
-                at.get()
-            ),
-        });
+        return Err(ended_early(key, start, end, at.get()));
     }
-    Ok(w.files)
+    Ok(w.done as u64)
+}
+
+/// A store ended a ranged read of `start..end` of `key` at `at` without an
+/// error: the pieces it did not hand over must not count as written.
+fn ended_early(key: &str, start: u64, end: u64, at: u64) -> Error {
+    Error::Corrupt {
+        what: format!("pack '{key}'"),
+        reason: format!("a ranged read of {start}..{end} ended at {at} without an error"),
+    }
 }
 
 /// Where a streamed run of single-piece files stands ([`stream_small_run`]).
 struct Window {
     /// The pack offset of the window's first byte.
     start: u64,
-    /// Pieces of the run written so far (a prefix).
+    /// Pieces of the run written so far (a prefix): one file each.
     done: usize,
-    /// Files written.
-    files: u64,
 }
 
 impl Window {
@@ -818,7 +793,6 @@ impl Window {
             write_small_run(ctx, key, &[r], &mut Vec::new())?;
         }
         self.done += ready.len();
-        self.files += ready.len() as u64;
         let next = match run.get(self.done) {
             Some(&r) => ctx.piece(r).offset.clamp(self.start, win_end),
             None => win_end,
@@ -892,7 +866,7 @@ struct RunCursor {
 }
 
 /// Streams a run of pieces of multi-piece files (sorted by offset, at most
-/// [`MAX_GAP`] apart) with one read of the pack, writing each piece into
+/// [`runs::MAX_GAP`] apart) with one read of the pack, writing each piece into
 /// its file as it arrives with its crc computed in the same pass. A dropped
 /// read resumes where it stopped (the retry policy's attempts); a piece whose
 /// crc does not match is fetched once more on its own, in case it was
@@ -1052,13 +1026,7 @@ fn stream_run(
     // A store that ends a read early without an error must not leave a
     // piece counted as verified that never ended.
     if cur.piece < run.len() || at.get() != end {
-        return Err(Error::Corrupt {
-            what: format!("pack '{key}'"),
-            reason: format!(
-                "a ranged read of {start}..{end} ended at {} without an error",
-                at.get()
-            ),
-        });
+        return Err(ended_early(key, start, end, at.get()));
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ mod repository;
 mod retry;
 pub mod reuse;
 mod rng;
+mod runs;
 mod secret;
 mod source;
 mod upload;

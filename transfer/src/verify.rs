@@ -18,8 +18,9 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::info::SnapshotId;
 use crate::manifest::Manifest;
-use crate::options::{pool, TransferOptions};
+use crate::options::TransferOptions;
 use crate::repository::{Repository, VERIFIED_READS};
+use crate::runs::{self, MAX_RUN};
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]
@@ -76,12 +77,6 @@ struct Ref {
     crc32: u32,
 }
 
-/// Neighbours at most this far apart are read in one get.
-const MAX_GAP: u64 = 1 << 20;
-/// One local read spans at most this much (or one piece, if larger); a
-/// remote store's runs are not capped.
-const MAX_RUN: u64 = 16 << 20;
-
 thread_local! {
     static VERIFY_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -108,17 +103,9 @@ pub fn verify_manifest(
     let t = &opts.transfer;
     manifest.validate()?;
     let backend = repo.backend().as_ref();
-    // A remote store's requests mostly wait: keep as many in flight as it
-    // asks for, each one streamed read of a whole contiguous run. Local
-    // reads are split into runs of at most MAX_RUN so that one large pack
-    // is read by every core.
-    let in_flight = backend.requests_in_flight();
-    let pool = pool(t.threads.max(in_flight.unwrap_or(0)))?;
-    let max_run = if in_flight.is_some() {
-        u64::MAX
-    } else {
-        MAX_RUN
-    };
+    // A remote store's runs are whole: one streamed read each.
+    let (pool, remote) = runs::reading_pool(t.threads, backend)?;
+    let max_run = if remote { u64::MAX } else { MAX_RUN };
     let keys: Vec<String> = manifest.packs.iter().map(|p| repo.key(p)).collect();
     let sizes: Vec<Result<Option<u64>>> = pool.install(|| {
         keys.par_iter()
@@ -209,7 +196,7 @@ pub fn verify_manifest(
             }
             let mut rest = &refs[..];
             while !rest.is_empty() {
-                let n = run_len(rest, max_run);
+                let n = runs::run_len(rest.iter().map(|r| (r.offset, r.len)), max_run);
                 let (run, tail) = rest.split_at(n);
                 runs.push((i, run));
                 rest = tail;
@@ -295,25 +282,6 @@ pub fn verify_manifest(
         })
         .collect();
     Ok(report)
-}
-
-/// How many of `refs` (sorted by offset) to read in one get.
-fn run_len(refs: &[Ref], max_run: u64) -> usize {
-    let Some(first) = refs.first() else {
-        return 0;
-    };
-    let start = first.offset;
-    let mut end = start.saturating_add(first.len);
-    let mut n = 1;
-    for r in &refs[1..] {
-        let new_end = end.max(r.offset.saturating_add(r.len));
-        if r.offset > end.saturating_add(MAX_GAP) || new_end - start > max_run {
-            break;
-        }
-        end = new_end;
-        n += 1;
-    }
-    n
 }
 
 /// Reads one run and returns each piece's crc, or why the read failed. A
